@@ -1,0 +1,10 @@
+//! Sentinel's dataflows: the telemetry data model, detector logic as plain structs, and the
+//! timely/differential operators that run them. Knows nothing about Kafka or files: sources
+//! arrive as [`operators::ingest::RecordReader`]s and sinks as [`operators::sink::RecordSink`]s.
+#![warn(missing_docs)]
+
+pub mod detect;
+pub mod hash;
+pub mod model;
+pub mod time;
+pub mod window;

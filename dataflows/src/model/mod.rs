@@ -1,0 +1,15 @@
+//! The telemetry data model: what applications send, what Sentinel emits, and what it rejects.
+
+pub mod anomaly;
+pub mod dead_letter;
+pub mod decode;
+pub mod event;
+pub mod metric_event;
+
+pub use anomaly::{
+    AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity,
+};
+pub use dead_letter::{DeadLetter, Position, Reason};
+pub use decode::{decode_event, DecodeLimits, Rejection};
+pub use event::{EventData, EventType, TelemetryEvent};
+pub use metric_event::{EntityKeys, KeyField, MetricEvent};
