@@ -1,1 +1,6 @@
+//! Byte transports for Sentinel. Sources yield raw records with their position; sinks take
+//! serialized records. Nothing here knows what a telemetry event is.
+#![warn(missing_docs)]
 
+pub mod file;
+pub mod stdio;

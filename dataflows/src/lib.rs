@@ -8,3 +8,4 @@ pub mod hash;
 pub mod model;
 pub mod time;
 pub mod window;
+pub mod operators;

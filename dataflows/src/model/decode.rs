@@ -276,6 +276,7 @@ fn validate(ev: &TelemetryEvent<'_>, limits: &DecodeLimits) -> Result<MetricEven
         latency_ms: latency_ms.map_or(f32::NAN, |l| l as f32),
         cost,
         keys,
+        read_ns: 0,
     })
 }
 

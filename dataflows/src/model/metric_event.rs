@@ -90,6 +90,8 @@ pub struct MetricEvent {
     pub cost: f64,
     /// Entity names.
     pub keys: EntityKeys,
+    /// When the source read the record ([`crate::operators::stats::monotonic_ns`]); for latency figures.
+    pub read_ns: u64,
 }
 
 impl MetricEvent {

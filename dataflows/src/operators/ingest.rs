@@ -1,0 +1,222 @@
+//! The source operator: reads raw records, decodes and validates them, assigns event time, and
+//! splits off dead letters. Its capability is the source's watermark.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{Scope, Stream};
+
+use super::stats::{monotonic_ns, JobStats};
+use crate::model::{decode_event, DeadLetter, DecodeLimits, MetricEvent, Position, Reason};
+
+/// One raw record from a source, borrowed from the reader's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRecord<'a> {
+    /// The record's bytes, possibly cut short by the reader (see `original_len`).
+    pub bytes: &'a [u8],
+    /// Length before any cut; larger than `bytes.len()` for oversized records.
+    pub original_len: usize,
+    /// 1-based line number, for files.
+    pub line: Option<u64>,
+    /// Partition, for partitioned sources.
+    pub partition: Option<i32>,
+    /// Offset within the partition.
+    pub offset: Option<i64>,
+}
+
+/// What a reader has left after a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// More records are ready; call again soon.
+    More,
+    /// Nothing ready now; call again after about this long (or when woken).
+    Idle(Duration),
+    /// The source is finished.
+    Done,
+}
+
+/// A source of raw records, owned by one worker. Implemented outside this crate for files and Kafka.
+pub trait RecordReader {
+    /// Name for positions, e.g. `file:trace.jsonl`.
+    fn name(&self) -> &str;
+    /// Passes up to `budget` records to `each`, stopping early if it returns `false`
+    /// (that record counts as consumed). Must not block.
+    fn read(&mut self, budget: usize, each: &mut dyn FnMut(RawRecord<'_>) -> bool) -> ReadStatus;
+}
+
+/// Source behaviour.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// How far behind the newest event time the watermark trails.
+    pub lateness_ms: u64,
+    /// Decoding bounds.
+    pub limits: DecodeLimits,
+    /// Bytes of the original record kept in a dead letter.
+    pub dead_letter_keep: usize,
+    /// Records per activation, so one source cannot starve the worker's other operators.
+    pub batch_records: usize,
+    /// Replay pacing: `Some(1.0)` replays at recorded speed, `Some(10.0)` ten times faster, `None` as fast as possible.
+    pub speed: Option<f64>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { lateness_ms: 5_000, limits: DecodeLimits::default(), dead_letter_keep: 4096, batch_records: 4096, speed: None }
+    }
+}
+
+struct Pacer {
+    speed: f64,
+    origin: Option<(u64, Instant)>,
+}
+
+impl Pacer {
+    /// How long until an event at `ts` is due, or `None` when it is due now.
+    fn wait(&mut self, ts: u64) -> Option<Duration> {
+        let (t0, w0) = *self.origin.get_or_insert((ts, Instant::now()));
+        let due = w0 + Duration::from_secs_f64(ts.saturating_sub(t0) as f64 / 1000.0 / self.speed);
+        due.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+}
+
+/// Builds the source: valid events at their watermark, and dead letters.
+///
+/// Events are sent at the source's watermark (max event time seen − lateness) and carry their own
+/// event time, so a batch needs one capability, not one per event. An event older than the
+/// watermark is late: it is dead-lettered with reason `late`, never dropped.
+pub fn ingest<'scope>(
+    scope: Scope<'scope, u64>,
+    mut reader: Box<dyn RecordReader>,
+    cfg: IngestConfig,
+    stats: Arc<JobStats>,
+) -> (Stream<'scope, u64, Vec<MetricEvent>>, Stream<'scope, u64, Vec<DeadLetter>>) {
+    let mut builder = OperatorBuilder::new(format!("Ingest({})", reader.name()), scope);
+    let info = builder.operator_info();
+    let (events_out, events) = builder.new_output::<Vec<MetricEvent>>();
+    let (dead_out, dead) = builder.new_output::<Vec<DeadLetter>>();
+    let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<MetricEvent>>>::from(events_out);
+    let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let activator = Rc::new(scope.activator_for(info.address));
+    let source_name: Arc<str> = reader.name().into();
+    let worker_index = scope.worker().index();
+
+    builder.build(move |mut caps| {
+        let mut dead_cap = caps.pop();
+        let mut event_cap = caps.pop();
+        let mut state = IngestState {
+            max_ts: 0,
+            pacer: cfg.speed.filter(|s| *s > 0.0).map(|speed| Pacer { speed, origin: None }),
+            batch: Vec::with_capacity(cfg.batch_records),
+            dead: Vec::new(),
+            source_name,
+            cfg,
+            stats,
+        };
+        let mut held: Option<(Vec<u8>, RawRecord<'static>)> = None;
+        move |_frontiers| {
+            let (Some(ecap), Some(dcap)) = (event_cap.as_mut(), dead_cap.as_mut()) else { return };
+            let watermark = *ecap.time();
+            let mut records = 0u64;
+            // A record that was not due at the last activation goes first.
+            let mut status = ReadStatus::More;
+            if let Some((bytes, meta)) = held.take() {
+                if let Some(wait) = state.handle(RawRecord { bytes: &bytes, ..meta }, watermark) {
+                    held = Some((bytes, meta));
+                    status = ReadStatus::Idle(wait);
+                }
+            }
+            if held.is_none() {
+                let mut not_due = None;
+                status = reader.read(state.cfg.batch_records, &mut |rec| {
+                    records += 1;
+                    not_due = state.handle(rec, watermark);
+                    if not_due.is_some() {
+                        held = Some((rec.bytes.to_vec(), RawRecord { bytes: &[], ..rec }));
+                    }
+                    not_due.is_none()
+                });
+                if let Some(wait) = not_due {
+                    status = ReadStatus::Idle(wait);
+                }
+            }
+            state.stats.records_in.fetch_add(records, Relaxed);
+            state.stats.events_decoded.fetch_add(state.batch.len() as u64, Relaxed);
+            if !state.batch.is_empty() {
+                events_out.activate().session(&*ecap).give_container(&mut state.batch);
+                state.batch.clear();
+            }
+            if !state.dead.is_empty() {
+                dead_out.activate().session(&*dcap).give_container(&mut state.dead);
+                state.dead.clear();
+            }
+            match status {
+                ReadStatus::Done if held.is_none() => {
+                    event_cap = None;
+                    dead_cap = None;
+                    state.stats.set_watermark(worker_index, u64::MAX);
+                    return;
+                }
+                ReadStatus::More => activator.activate(),
+                ReadStatus::Idle(after) => activator.activate_after(after),
+                ReadStatus::Done => activator.activate(),
+            }
+            let next = state.max_ts.saturating_sub(state.cfg.lateness_ms);
+            if next > *ecap.time() {
+                ecap.downgrade(&next);
+                dcap.downgrade(&next);
+                state.stats.set_watermark(worker_index, next);
+            }
+        }
+    });
+    (events, dead)
+}
+
+struct IngestState {
+    max_ts: u64,
+    pacer: Option<Pacer>,
+    batch: Vec<MetricEvent>,
+    dead: Vec<DeadLetter>,
+    source_name: Arc<str>,
+    cfg: IngestConfig,
+    stats: Arc<JobStats>,
+}
+
+impl IngestState {
+    /// Decodes one record into the event or dead-letter batch. Returns how long to wait when
+    /// pacing says the record is not yet due (the caller keeps it).
+    fn handle(&mut self, rec: RawRecord<'_>, watermark: u64) -> Option<Duration> {
+        if rec.original_len > rec.bytes.len() {
+            let detail = format!("record is {} bytes, limit is {}", rec.original_len, self.cfg.limits.max_event_bytes);
+            self.reject(&rec, Reason::TooLarge, detail);
+            return None;
+        }
+        match decode_event(rec.bytes, &self.cfg.limits) {
+            Ok(decoded) => {
+                let mut ev = decoded.metric;
+                if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(ev.timestamp_ms)) {
+                    return Some(wait);
+                }
+                if ev.timestamp_ms < watermark {
+                    let detail = format!("event time {} ms is behind the watermark {} ms", ev.timestamp_ms, watermark);
+                    self.reject(&rec, Reason::Late, detail);
+                } else {
+                    self.max_ts = self.max_ts.max(ev.timestamp_ms);
+                    ev.read_ns = monotonic_ns();
+                    self.batch.push(ev);
+                }
+            }
+            Err(rejection) => self.reject(&rec, rejection.reason, rejection.detail),
+        }
+        None
+    }
+
+    fn reject(&mut self, rec: &RawRecord<'_>, reason: Reason, detail: String) {
+        self.stats.dead_letter(reason);
+        let position = Position { source: self.source_name.to_string(), line: rec.line, partition: rec.partition, offset: rec.offset };
+        self.dead.push(DeadLetter::new(reason, detail, position, rec.bytes, rec.original_len, self.cfg.dead_letter_keep));
+    }
+}

@@ -1,0 +1,18 @@
+//! Timely and differential operators, one per file. Each is a thin adapter around plain logic.
+
+pub mod distinct;
+pub mod ingest;
+pub mod pre_aggregate;
+pub mod route;
+pub mod sink;
+pub mod stats;
+pub mod statistical;
+pub mod window_merge;
+
+pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};
+pub use ingest::{ingest, IngestConfig, RawRecord, ReadStatus, RecordReader};
+pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};
+pub use sink::{JsonSink, RecordSink, SinkKey};
+pub use stats::JobStats;
+pub use statistical::DetectStatistical;
+pub use window_merge::WindowMerge;

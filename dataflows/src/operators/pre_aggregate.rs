@@ -1,0 +1,175 @@
+//! Local pre-aggregation: each worker folds its own events into per-key window totals and, when
+//! the watermark passes a window, ships one partial per key instead of every event.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use hashbrown::{HashMap, HashSet};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use super::distinct::{DistinctKind, DistinctPair};
+use super::stats::monotonic_ns;
+use crate::model::{KeyField, MetricEvent};
+use crate::window::{window_end, Dimension, WindowAccumulator};
+
+/// Which windows to keep, per width, and for which entity kinds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AggregationPlan {
+    /// `(width_ms, dimensions)` pairs; widths are distinct.
+    pub groups: Vec<(u64, Vec<Dimension>)>,
+    /// Count distinct users and models per application (for widths that group by application).
+    pub distinct_per_application: bool,
+    /// Sample event ids kept per key and window.
+    pub max_samples: usize,
+}
+
+impl AggregationPlan {
+    /// Adds `dimension` at `width_ms`, once.
+    pub fn require(&mut self, width_ms: u64, dimension: Dimension) {
+        match self.groups.iter_mut().find(|g| g.0 == width_ms) {
+            Some(g) if !g.1.contains(&dimension) => g.1.push(dimension),
+            Some(_) => {}
+            None => self.groups.push((width_ms, vec![dimension])),
+        }
+        self.groups.sort_by_key(|g| g.0);
+    }
+}
+
+/// One worker's totals for one key in one window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialAggregate {
+    /// Entity kind.
+    pub dimension: Dimension,
+    /// Entity id.
+    pub key: String,
+    /// Window width, ms.
+    pub width_ms: u64,
+    /// Window end, epoch ms.
+    pub window_end: u64,
+    /// Totals from this worker.
+    pub acc: WindowAccumulator,
+}
+
+struct Slot {
+    partial_cap: Capability<u64>,
+    pair_cap: Capability<u64>,
+    per_dimension: Vec<(Dimension, HashMap<Box<str>, WindowAccumulator>)>,
+    pairs: HashSet<(Box<str>, DistinctKind, Box<str>)>,
+}
+
+/// Extension trait for [`PreAggregate::pre_aggregate`].
+pub trait PreAggregate<'scope> {
+    /// Folds events into window partials (and distinct application pairs), emitted at each
+    /// window's end once the input frontier passes it. Records read→folded latency in `latency_ns`.
+    fn pre_aggregate(
+        self,
+        plan: AggregationPlan,
+        latency_ns: Rc<RefCell<Histogram<u64>>>,
+    ) -> (Stream<'scope, u64, Vec<PartialAggregate>>, Stream<'scope, u64, Vec<DistinctPair>>);
+}
+
+impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
+    fn pre_aggregate(
+        self,
+        plan: AggregationPlan,
+        latency_ns: Rc<RefCell<Histogram<u64>>>,
+    ) -> (Stream<'scope, u64, Vec<PartialAggregate>>, Stream<'scope, u64, Vec<DistinctPair>>) {
+        let mut builder = OperatorBuilder::new("PreAggregate".to_owned(), self.scope());
+        let mut input = builder.new_input(self, Pipeline);
+        let (partials_out, partials) = builder.new_output::<Vec<PartialAggregate>>();
+        let (pairs_out, pairs) = builder.new_output::<Vec<DistinctPair>>();
+        let mut partials_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartialAggregate>>>::from(partials_out);
+        let mut pairs_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DistinctPair>>>::from(pairs_out);
+
+        builder.build(move |_caps| {
+            let mut open: BTreeMap<(u64, u64), Slot> = BTreeMap::new();
+            move |frontiers| {
+                let mut hist = latency_ns.borrow_mut();
+                input.for_each_stamp(|cap, data| {
+                    let now = monotonic_ns();
+                    for batch in data {
+                        for ev in batch.drain(..) {
+                            let _ = hist.record(now.saturating_sub(ev.read_ns).max(1));
+                            for (width, dims) in &plan.groups {
+                                let end = window_end(ev.timestamp_ms, *width);
+                                let slot = open.entry((end, *width)).or_insert_with(|| Slot {
+                                    partial_cap: cap.delayed(&end, 0),
+                                    pair_cap: cap.delayed(&end, 1),
+                                    per_dimension: dims.iter().map(|d| (*d, HashMap::new())).collect(),
+                                    pairs: HashSet::new(),
+                                });
+                                fold(slot, &ev, &plan);
+                            }
+                        }
+                    }
+                });
+                let frontier = &frontiers[0];
+                while let Some((&(end, width), _)) = open.first_key_value() {
+                    if frontier.less_than(&end) {
+                        break;
+                    }
+                    let Some((_, slot)) = open.pop_first() else { break };
+                    let mut partials = partials_out.activate();
+                    let mut session = partials.session(&slot.partial_cap);
+                    for (dimension, keys) in slot.per_dimension {
+                        for (key, acc) in keys {
+                            session.give(PartialAggregate { dimension, key: key.into(), width_ms: width, window_end: end, acc });
+                        }
+                    }
+                    drop(session);
+                    if !slot.pairs.is_empty() {
+                        let mut pairs = pairs_out.activate();
+                        let mut session = pairs.session(&slot.pair_cap);
+                        for (app, kind, value) in slot.pairs {
+                            session.give(DistinctPair { app: app.into(), kind, value: value.into(), width_ms: width, window_end: end });
+                        }
+                    }
+                }
+            }
+        });
+        (partials, pairs)
+    }
+}
+
+#[inline]
+fn fold(slot: &mut Slot, ev: &MetricEvent, plan: &AggregationPlan) {
+    for (dimension, keys) in slot.per_dimension.iter_mut() {
+        let Some(key) = dimension.key_of(ev) else { continue };
+        match keys.get_mut(key) {
+            Some(acc) => acc.add(ev, plan.max_samples),
+            None => keys.entry(key.into()).or_default().add(ev, plan.max_samples),
+        }
+        if *dimension == Dimension::Application && plan.distinct_per_application {
+            for (kind, field) in [(DistinctKind::User, KeyField::User), (DistinctKind::Model, KeyField::Model)] {
+                let value = ev.keys.get(field);
+                if !value.is_empty() && !slot.pairs.contains(&PairRef(key, kind, value)) {
+                    slot.pairs.insert((key.into(), kind, value.into()));
+                }
+            }
+        }
+    }
+}
+
+/// Borrowed lookup into the pair set, so a pair already seen costs no allocation.
+struct PairRef<'a>(&'a str, DistinctKind, &'a str);
+
+impl std::hash::Hash for PairRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Must match the derived hash of `(Box<str>, DistinctKind, Box<str>)`.
+        (self.0, self.1, self.2).hash(state)
+    }
+}
+
+impl hashbrown::Equivalent<(Box<str>, DistinctKind, Box<str>)> for PairRef<'_> {
+    fn equivalent(&self, key: &(Box<str>, DistinctKind, Box<str>)) -> bool {
+        *key.0 == *self.0 && key.1 == self.1 && *key.2 == *self.2
+    }
+}

@@ -1,0 +1,81 @@
+//! Counters shared by the workers of one process, read by the progress line and the run summary.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use crate::model::Reason;
+
+/// Process-wide counters. Workers add to them; nothing on the hot path takes a lock.
+#[derive(Debug, Default)]
+pub struct JobStats {
+    /// Records read by the sources.
+    pub records_in: AtomicU64,
+    /// Records decoded into events.
+    pub events_decoded: AtomicU64,
+    dead_letters: [AtomicU64; Reason::ALL.len()],
+    /// Anomalies emitted.
+    pub anomalies: AtomicU64,
+    per_detector: Mutex<Vec<(String, u64)>>,
+    watermarks: Mutex<Vec<u64>>,
+}
+
+impl JobStats {
+    /// Counters for `workers` local workers.
+    pub fn new(workers: usize) -> Self {
+        let stats = JobStats::default();
+        *stats.watermarks.lock().unwrap_or_else(|e| e.into_inner()) = vec![0; workers];
+        stats
+    }
+
+    /// Counts one dead letter.
+    pub fn dead_letter(&self, reason: Reason) {
+        self.dead_letters[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Dead letters for one reason.
+    pub fn dead_letters(&self, reason: Reason) -> u64 {
+        self.dead_letters[reason as usize].load(Relaxed)
+    }
+
+    /// All dead letters.
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Adds anomalies of one detector (called once per batch, not per record).
+    pub fn add_anomalies(&self, detector: &str, n: u64) {
+        self.anomalies.fetch_add(n, Relaxed);
+        let mut per = self.per_detector.lock().unwrap_or_else(|e| e.into_inner());
+        match per.iter_mut().find(|(d, _)| d == detector) {
+            Some(entry) => entry.1 += n,
+            None => per.push((detector.to_owned(), n)),
+        }
+    }
+
+    /// Anomalies per detector id, sorted by id.
+    pub fn anomalies_per_detector(&self) -> Vec<(String, u64)> {
+        let mut per = self.per_detector.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        per.sort();
+        per
+    }
+
+    /// Records the event-time watermark of a worker's source (`worker` is the global index).
+    pub fn set_watermark(&self, worker: usize, ms: u64) {
+        let mut marks = self.watermarks.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = marks.len().max(1);
+        if let Some(w) = marks.get_mut(worker % slots) {
+            *w = ms;
+        }
+    }
+
+    /// The least watermark over local sources still running (`u64::MAX` once all are done).
+    pub fn watermark(&self) -> u64 {
+        self.watermarks.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().min().unwrap_or(0)
+    }
+}
+
+/// Nanoseconds on a process-wide monotonic clock; comparable across the workers of one process.
+pub fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
