@@ -9,3 +9,4 @@ pub mod model;
 pub mod time;
 pub mod window;
 pub mod operators;
+pub mod synth;

@@ -1,0 +1,10 @@
+//! A deterministic generator of realistic multi-tenant LLM traffic with labeled, injected anomalies.
+
+mod catalog;
+mod generator;
+mod labels;
+mod rng;
+
+pub use generator::{ArrivalSample, TraceConfig, TraceGenerator};
+pub use labels::{Label, LabelCategory};
+pub use rng::Rng;
