@@ -1,1 +1,40 @@
-fn main() {}
+//! `sentinel`: a streaming guard and anomaly detector for LLM traffic, on timely dataflow.
+
+mod commands;
+mod config;
+mod io;
+mod job;
+mod summary;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = match args.split_first() {
+        Some((c, rest)) if !c.starts_with('-') => (c.as_str(), rest.to_vec()),
+        _ => ("help", args.clone()),
+    };
+    let result = match command {
+        "run" => commands::run::main(rest),
+        "gen-trace" => commands::gen_trace::main(rest),
+        "check-config" => commands::check_config::main(rest),
+        "help" | "--help" => {
+            print!("{}", commands::USAGE);
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{}", commands::USAGE)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

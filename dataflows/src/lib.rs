@@ -6,7 +6,7 @@
 pub mod detect;
 pub mod hash;
 pub mod model;
-pub mod time;
-pub mod window;
 pub mod operators;
 pub mod synth;
+pub mod time;
+pub mod window;

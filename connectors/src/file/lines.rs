@@ -30,7 +30,16 @@ impl<R: Read> LineSplitter<R> {
     /// A splitter over `src`, whose first byte sits at `offset` in the stream.
     pub fn new(src: R, offset: u64, max_line: usize) -> Self {
         let cap = (1 << 20).max(max_line.saturating_add(1).min(64 << 20));
-        LineSplitter { src, buf: vec![0; cap], start: 0, end: 0, eof: false, offset, max_line, scratch: Vec::new() }
+        LineSplitter {
+            src,
+            buf: vec![0; cap],
+            start: 0,
+            end: 0,
+            eof: false,
+            offset,
+            max_line,
+            scratch: Vec::new(),
+        }
     }
 
     /// Byte offset of the next unread byte.
@@ -71,9 +80,17 @@ impl<R: Read> LineSplitter<R> {
                 self.offset += nl as u64 + 1;
                 let line = trim_cr(&self.buf[s..e]);
                 if line.len() > self.max_line {
-                    return Ok(Some(Line { bytes: &line[..self.max_line], original_len: line.len(), offset }));
+                    return Ok(Some(Line {
+                        bytes: &line[..self.max_line],
+                        original_len: line.len(),
+                        offset,
+                    }));
                 }
-                return Ok(Some(Line { bytes: line, original_len: line.len(), offset }));
+                return Ok(Some(Line {
+                    bytes: line,
+                    original_len: line.len(),
+                    offset,
+                }));
             }
             let pending = self.end - self.start;
             if pending > self.max_line {
@@ -87,7 +104,11 @@ impl<R: Read> LineSplitter<R> {
                 let offset = self.offset;
                 self.start = e;
                 self.offset += pending as u64;
-                return Ok(Some(Line { bytes: trim_cr(&self.buf[s..e]), original_len: pending, offset }));
+                return Ok(Some(Line {
+                    bytes: trim_cr(&self.buf[s..e]),
+                    original_len: pending,
+                    offset,
+                }));
             }
             self.fill()?;
         }
@@ -97,7 +118,8 @@ impl<R: Read> LineSplitter<R> {
     fn skip_oversized(&mut self) -> io::Result<Line<'_>> {
         let offset = self.offset;
         self.scratch.clear();
-        self.scratch.extend_from_slice(&self.buf[self.start..self.start + self.max_line]);
+        self.scratch
+            .extend_from_slice(&self.buf[self.start..self.start + self.max_line]);
         let mut len = 0usize;
         loop {
             let window = &self.buf[self.start..self.end];
@@ -115,7 +137,11 @@ impl<R: Read> LineSplitter<R> {
             }
             self.fill()?;
         }
-        Ok(Line { bytes: &self.scratch, original_len: len, offset })
+        Ok(Line {
+            bytes: &self.scratch,
+            original_len: len,
+            offset,
+        })
     }
 }
 
@@ -139,7 +165,15 @@ mod tests {
     #[test]
     fn splits_lines_with_offsets_and_a_final_partial_line() {
         let got = lines(b"ab\r\ncd\n\nlast", 100);
-        assert_eq!(got, vec![(b"ab".to_vec(), 2, 0), (b"cd".to_vec(), 2, 4), (vec![], 0, 7), (b"last".to_vec(), 4, 8)]);
+        assert_eq!(
+            got,
+            vec![
+                (b"ab".to_vec(), 2, 0),
+                (b"cd".to_vec(), 2, 4),
+                (vec![], 0, 7),
+                (b"last".to_vec(), 4, 8)
+            ]
+        );
     }
 
     #[test]

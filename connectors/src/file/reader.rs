@@ -23,9 +23,17 @@ pub enum ShardStatus {
 
 enum Mode {
     /// Plain file: blocks `shard, shard + shards, ...`; a line belongs to the block holding its first byte.
-    Blocks { file: File, len: u64, next_block: u64, current: Option<(LineSplitter<io::Take<File>>, u64)> },
+    Blocks {
+        file: File,
+        len: u64,
+        next_block: u64,
+        current: Option<(LineSplitter<io::Take<File>>, u64)>,
+    },
     /// Gzip: every shard decompresses the stream and keeps lines `shard, shard + shards, ...`.
-    Gzip { lines: LineSplitter<MultiGzDecoder<BufReader<File>>>, line_no: u64 },
+    Gzip {
+        lines: LineSplitter<MultiGzDecoder<BufReader<File>>>,
+        line_no: u64,
+    },
     Finished,
 }
 
@@ -55,12 +63,26 @@ impl FileShardReader {
         let file = File::open(path)?;
         let gzip = path.extension().is_some_and(|e| e == "gz");
         let mode = if gzip {
-            Mode::Gzip { lines: LineSplitter::new(MultiGzDecoder::new(BufReader::new(file)), 0, max_line), line_no: 0 }
+            Mode::Gzip {
+                lines: LineSplitter::new(MultiGzDecoder::new(BufReader::new(file)), 0, max_line),
+                line_no: 0,
+            }
         } else {
             let len = file.metadata()?.len();
-            Mode::Blocks { file, len, next_block: shard as u64, current: None }
+            Mode::Blocks {
+                file,
+                len,
+                next_block: shard as u64,
+                current: None,
+            }
         };
-        Ok(FileShardReader { path: path.to_owned(), shard: shard as u64, shards: shards.max(1) as u64, max_line, mode })
+        Ok(FileShardReader {
+            path: path.to_owned(),
+            shard: shard as u64,
+            shards: shards.max(1) as u64,
+            max_line,
+            mode,
+        })
     }
 
     /// The file's path.
@@ -94,7 +116,12 @@ impl FileShardReader {
                         break;
                     }
                 }
-                Mode::Blocks { file, len, next_block, current } => {
+                Mode::Blocks {
+                    file,
+                    len,
+                    next_block,
+                    current,
+                } => {
                     if current.is_none() {
                         let start = *next_block * BLOCK_BYTES;
                         if start >= *len {
@@ -104,7 +131,9 @@ impl FileShardReader {
                         *next_block += self.shards;
                         *current = Some(open_block(file, start, *len, self.max_line)?);
                     }
-                    let Some((lines, block_end)) = current.as_mut() else { continue };
+                    let Some((lines, block_end)) = current.as_mut() else {
+                        continue;
+                    };
                     let line = match lines.next_line()? {
                         Some(l) if l.offset < *block_end => l,
                         _ => {
@@ -127,7 +156,12 @@ impl FileShardReader {
 }
 
 /// Positions a splitter at the first line that starts inside the block at `start`.
-fn open_block(file: &File, start: u64, len: u64, max_line: usize) -> io::Result<(LineSplitter<io::Take<File>>, u64)> {
+fn open_block(
+    file: &File,
+    start: u64,
+    len: u64,
+    max_line: usize,
+) -> io::Result<(LineSplitter<io::Take<File>>, u64)> {
     let mut handle = file.try_clone()?;
     let block_end = (start + BLOCK_BYTES).min(len);
     // Begin one byte early: if that byte is a newline, a line starts exactly at `start`.
@@ -153,11 +187,12 @@ mod tests {
         let mut all = Vec::new();
         for shard in 0..shards {
             let mut r = FileShardReader::open(path, shard, shards, 1 << 16).unwrap();
-            while r.read(1000, &mut |l, _, _, _| {
-                all.push(l.to_vec());
-                true
-            })
-            .unwrap()
+            while r
+                .read(1000, &mut |l, _, _, _| {
+                    all.push(l.to_vec());
+                    true
+                })
+                .unwrap()
                 == ShardStatus::More
             {}
         }
@@ -172,7 +207,10 @@ mod tests {
         let mut expected = Vec::new();
         let mut f = File::create(&path).unwrap();
         for i in 0..200_000u32 {
-            let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "y".repeat((i % 37) as usize));
+            let line = format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}",
+                "y".repeat((i % 37) as usize)
+            );
             writeln!(f, "{line}").unwrap();
             expected.push(line.into_bytes());
         }
@@ -188,7 +226,10 @@ mod tests {
     fn gzip_shards_by_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl.gz");
-        let mut gz = flate2::write::GzEncoder::new(File::create(&path).unwrap(), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(
+            File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
         for i in 0..1000 {
             writeln!(gz, "line {i}").unwrap();
         }

@@ -15,8 +15,14 @@ impl FileWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-        Ok(FileWriter { out: BufWriter::with_capacity(1 << 16, file) })
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(FileWriter {
+            out: BufWriter::with_capacity(1 << 16, file),
+        })
     }
 
     /// Appends `record` and a newline.

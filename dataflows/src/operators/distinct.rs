@@ -68,12 +68,14 @@ impl<'scope> DistinctCounts<'scope> for Stream<'scope, u64, Vec<DistinctPair>> {
         .count_total()
         .inner
         .filter(|(_, _time, diff)| *diff > 0)
-        .map(|(((app, kind, width_ms, window_end), count), _time, _diff)| DistinctCount {
-            app,
-            kind,
-            width_ms,
-            window_end,
-            count: count.max(0) as u64,
-        })
+        .map(
+            |(((app, kind, width_ms, window_end), count), _time, _diff)| DistinctCount {
+                app,
+                kind,
+                width_ms,
+                window_end,
+                count: count.max(0) as u64,
+            },
+        )
     }
 }

@@ -65,7 +65,13 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { lateness_ms: 5_000, limits: DecodeLimits::default(), dead_letter_keep: 4096, batch_records: 4096, speed: None }
+        IngestConfig {
+            lateness_ms: 5_000,
+            limits: DecodeLimits::default(),
+            dead_letter_keep: 4096,
+            batch_records: 4096,
+            speed: None,
+        }
     }
 }
 
@@ -79,7 +85,8 @@ impl Pacer {
     fn wait(&mut self, ts: u64) -> Option<Duration> {
         let (t0, w0) = *self.origin.get_or_insert((ts, Instant::now()));
         let due = w0 + Duration::from_secs_f64(ts.saturating_sub(t0) as f64 / 1000.0 / self.speed);
-        due.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+        due.checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
     }
 }
 
@@ -93,13 +100,22 @@ pub fn ingest<'scope>(
     mut reader: Box<dyn RecordReader>,
     cfg: IngestConfig,
     stats: Arc<JobStats>,
-) -> (Stream<'scope, u64, Vec<MetricEvent>>, Stream<'scope, u64, Vec<DeadLetter>>) {
+) -> (
+    Stream<'scope, u64, Vec<MetricEvent>>,
+    Stream<'scope, u64, Vec<DeadLetter>>,
+) {
     let mut builder = OperatorBuilder::new(format!("Ingest({})", reader.name()), scope);
     let info = builder.operator_info();
     let (events_out, events) = builder.new_output::<Vec<MetricEvent>>();
     let (dead_out, dead) = builder.new_output::<Vec<DeadLetter>>();
-    let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<MetricEvent>>>::from(events_out);
-    let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let mut events_out = OutputBuilder::<
+        _,
+        timely::container::CapacityContainerBuilder<Vec<MetricEvent>>,
+    >::from(events_out);
+    let mut dead_out = OutputBuilder::<
+        _,
+        timely::container::CapacityContainerBuilder<Vec<DeadLetter>>,
+    >::from(dead_out);
     let activator = Rc::new(scope.activator_for(info.address));
     let source_name: Arc<str> = reader.name().into();
     let worker_index = scope.worker().index();
@@ -109,7 +125,10 @@ pub fn ingest<'scope>(
         let mut event_cap = caps.pop();
         let mut state = IngestState {
             max_ts: 0,
-            pacer: cfg.speed.filter(|s| *s > 0.0).map(|speed| Pacer { speed, origin: None }),
+            pacer: cfg.speed.filter(|s| *s > 0.0).map(|speed| Pacer {
+                speed,
+                origin: None,
+            }),
             batch: Vec::with_capacity(cfg.batch_records),
             dead: Vec::new(),
             source_name,
@@ -118,13 +137,21 @@ pub fn ingest<'scope>(
         };
         let mut held: Option<(Vec<u8>, RawRecord<'static>)> = None;
         move |_frontiers| {
-            let (Some(ecap), Some(dcap)) = (event_cap.as_mut(), dead_cap.as_mut()) else { return };
+            let (Some(ecap), Some(dcap)) = (event_cap.as_mut(), dead_cap.as_mut()) else {
+                return;
+            };
             let watermark = *ecap.time();
             let mut records = 0u64;
             // A record that was not due at the last activation goes first.
             let mut status = ReadStatus::More;
             if let Some((bytes, meta)) = held.take() {
-                if let Some(wait) = state.handle(RawRecord { bytes: &bytes, ..meta }, watermark) {
+                if let Some(wait) = state.handle(
+                    RawRecord {
+                        bytes: &bytes,
+                        ..meta
+                    },
+                    watermark,
+                ) {
                     held = Some((bytes, meta));
                     status = ReadStatus::Idle(wait);
                 }
@@ -144,13 +171,22 @@ pub fn ingest<'scope>(
                 }
             }
             state.stats.records_in.fetch_add(records, Relaxed);
-            state.stats.events_decoded.fetch_add(state.batch.len() as u64, Relaxed);
+            state
+                .stats
+                .events_decoded
+                .fetch_add(state.batch.len() as u64, Relaxed);
             if !state.batch.is_empty() {
-                events_out.activate().session(&*ecap).give_container(&mut state.batch);
+                events_out
+                    .activate()
+                    .session(&*ecap)
+                    .give_container(&mut state.batch);
                 state.batch.clear();
             }
             if !state.dead.is_empty() {
-                dead_out.activate().session(&*dcap).give_container(&mut state.dead);
+                dead_out
+                    .activate()
+                    .session(&*dcap)
+                    .give_container(&mut state.dead);
                 state.dead.clear();
             }
             match status {
@@ -190,7 +226,10 @@ impl IngestState {
     /// pacing says the record is not yet due (the caller keeps it).
     fn handle(&mut self, rec: RawRecord<'_>, watermark: u64) -> Option<Duration> {
         if rec.original_len > rec.bytes.len() {
-            let detail = format!("record is {} bytes, limit is {}", rec.original_len, self.cfg.limits.max_event_bytes);
+            let detail = format!(
+                "record is {} bytes, limit is {}",
+                rec.original_len, self.cfg.limits.max_event_bytes
+            );
             self.reject(&rec, Reason::TooLarge, detail);
             return None;
         }
@@ -201,7 +240,10 @@ impl IngestState {
                     return Some(wait);
                 }
                 if ev.timestamp_ms < watermark {
-                    let detail = format!("event time {} ms is behind the watermark {} ms", ev.timestamp_ms, watermark);
+                    let detail = format!(
+                        "event time {} ms is behind the watermark {} ms",
+                        ev.timestamp_ms, watermark
+                    );
                     self.reject(&rec, Reason::Late, detail);
                 } else {
                     self.max_ts = self.max_ts.max(ev.timestamp_ms);
@@ -216,7 +258,19 @@ impl IngestState {
 
     fn reject(&mut self, rec: &RawRecord<'_>, reason: Reason, detail: String) {
         self.stats.dead_letter(reason);
-        let position = Position { source: self.source_name.to_string(), line: rec.line, partition: rec.partition, offset: rec.offset };
-        self.dead.push(DeadLetter::new(reason, detail, position, rec.bytes, rec.original_len, self.cfg.dead_letter_keep));
+        let position = Position {
+            source: self.source_name.to_string(),
+            line: rec.line,
+            partition: rec.partition,
+            offset: rec.offset,
+        };
+        self.dead.push(DeadLetter::new(
+            reason,
+            detail,
+            position,
+            rec.bytes,
+            rec.original_len,
+            self.cfg.dead_letter_keep,
+        ));
     }
 }

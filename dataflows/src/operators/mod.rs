@@ -5,14 +5,14 @@ pub mod ingest;
 pub mod pre_aggregate;
 pub mod route;
 pub mod sink;
-pub mod stats;
 pub mod statistical;
+pub mod stats;
 pub mod window_merge;
 
 pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};
 pub use ingest::{ingest, IngestConfig, RawRecord, ReadStatus, RecordReader};
 pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};
 pub use sink::{JsonSink, RecordSink, SinkKey};
-pub use stats::JobStats;
 pub use statistical::DetectStatistical;
+pub use stats::JobStats;
 pub use window_merge::WindowMerge;

@@ -73,7 +73,10 @@ pub trait PreAggregate<'scope> {
         self,
         plan: AggregationPlan,
         latency_ns: Rc<RefCell<Histogram<u64>>>,
-    ) -> (Stream<'scope, u64, Vec<PartialAggregate>>, Stream<'scope, u64, Vec<DistinctPair>>);
+    ) -> (
+        Stream<'scope, u64, Vec<PartialAggregate>>,
+        Stream<'scope, u64, Vec<DistinctPair>>,
+    );
 }
 
 impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
@@ -81,13 +84,18 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
         self,
         plan: AggregationPlan,
         latency_ns: Rc<RefCell<Histogram<u64>>>,
-    ) -> (Stream<'scope, u64, Vec<PartialAggregate>>, Stream<'scope, u64, Vec<DistinctPair>>) {
+    ) -> (
+        Stream<'scope, u64, Vec<PartialAggregate>>,
+        Stream<'scope, u64, Vec<DistinctPair>>,
+    ) {
         let mut builder = OperatorBuilder::new("PreAggregate".to_owned(), self.scope());
         let mut input = builder.new_input(self, Pipeline);
         let (partials_out, partials) = builder.new_output::<Vec<PartialAggregate>>();
         let (pairs_out, pairs) = builder.new_output::<Vec<DistinctPair>>();
-        let mut partials_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartialAggregate>>>::from(partials_out);
-        let mut pairs_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DistinctPair>>>::from(pairs_out);
+        let mut partials_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<PartialAggregate>>>::from(partials_out);
+        let mut pairs_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<DistinctPair>>>::from(pairs_out);
 
         builder.build(move |_caps| {
             let mut open: BTreeMap<(u64, u64), Slot> = BTreeMap::new();
@@ -103,7 +111,10 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                                 let slot = open.entry((end, *width)).or_insert_with(|| Slot {
                                     partial_cap: cap.delayed(&end, 0),
                                     pair_cap: cap.delayed(&end, 1),
-                                    per_dimension: dims.iter().map(|d| (*d, HashMap::new())).collect(),
+                                    per_dimension: dims
+                                        .iter()
+                                        .map(|d| (*d, HashMap::new()))
+                                        .collect(),
                                     pairs: HashSet::new(),
                                 });
                                 fold(slot, &ev, &plan);
@@ -116,12 +127,20 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                     if frontier.less_than(&end) {
                         break;
                     }
-                    let Some((_, slot)) = open.pop_first() else { break };
+                    let Some((_, slot)) = open.pop_first() else {
+                        break;
+                    };
                     let mut partials = partials_out.activate();
                     let mut session = partials.session(&slot.partial_cap);
                     for (dimension, keys) in slot.per_dimension {
                         for (key, acc) in keys {
-                            session.give(PartialAggregate { dimension, key: key.into(), width_ms: width, window_end: end, acc });
+                            session.give(PartialAggregate {
+                                dimension,
+                                key: key.into(),
+                                width_ms: width,
+                                window_end: end,
+                                acc,
+                            });
                         }
                     }
                     drop(session);
@@ -129,7 +148,13 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                         let mut pairs = pairs_out.activate();
                         let mut session = pairs.session(&slot.pair_cap);
                         for (app, kind, value) in slot.pairs {
-                            session.give(DistinctPair { app: app.into(), kind, value: value.into(), width_ms: width, window_end: end });
+                            session.give(DistinctPair {
+                                app: app.into(),
+                                kind,
+                                value: value.into(),
+                                width_ms: width,
+                                window_end: end,
+                            });
                         }
                     }
                 }
@@ -142,13 +167,21 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
 #[inline]
 fn fold(slot: &mut Slot, ev: &MetricEvent, plan: &AggregationPlan) {
     for (dimension, keys) in slot.per_dimension.iter_mut() {
-        let Some(key) = dimension.key_of(ev) else { continue };
+        let Some(key) = dimension.key_of(ev) else {
+            continue;
+        };
         match keys.get_mut(key) {
             Some(acc) => acc.add(ev, plan.max_samples),
-            None => keys.entry(key.into()).or_default().add(ev, plan.max_samples),
+            None => keys
+                .entry(key.into())
+                .or_default()
+                .add(ev, plan.max_samples),
         }
         if *dimension == Dimension::Application && plan.distinct_per_application {
-            for (kind, field) in [(DistinctKind::User, KeyField::User), (DistinctKind::Model, KeyField::Model)] {
+            for (kind, field) in [
+                (DistinctKind::User, KeyField::User),
+                (DistinctKind::Model, KeyField::Model),
+            ] {
                 let value = ev.keys.get(field);
                 if !value.is_empty() && !slot.pairs.contains(&PairRef(key, kind, value)) {
                     slot.pairs.insert((key.into(), kind, value.into()));

@@ -52,8 +52,13 @@ pub trait JsonSink<T> {
 }
 
 impl<'scope, T: SinkKey + Clone + 'static> JsonSink<T> for Stream<'scope, u64, Vec<T>> {
-    fn sink_json<S, F, O>(self, name: &str, mut sink: Box<dyn RecordSink>, to_json: F, mut observe: O)
-    where
+    fn sink_json<S, F, O>(
+        self,
+        name: &str,
+        mut sink: Box<dyn RecordSink>,
+        to_json: F,
+        mut observe: O,
+    ) where
         S: Serialize,
         F: Fn(&T) -> S + 'static,
         O: FnMut(&T) + 'static,
@@ -69,7 +74,9 @@ impl<'scope, T: SinkKey + Clone + 'static> JsonSink<T> for Stream<'scope, u64, V
                         buffer.clear();
                         match serde_json::to_writer(&mut buffer, &to_json(&record)) {
                             Ok(()) => sink.write(record.sink_key(), &buffer),
-                            Err(e) => tracing::error!(error = %e, "could not serialize an output record"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "could not serialize an output record")
+                            }
                         }
                         wrote = true;
                     }

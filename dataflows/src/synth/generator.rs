@@ -5,7 +5,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 
-use super::catalog::{AppProfile, ModelProfile, APPS, INJECTIONS, MODELS, PII_SNIPPETS, TOOLS, WORDS};
+use super::catalog::{
+    AppProfile, ModelProfile, APPS, INJECTIONS, MODELS, PII_SNIPPETS, TOOLS, WORDS,
+};
 use super::labels::{Label, LabelCategory};
 use super::rng::{cdf, Rng};
 use crate::time::format_rfc3339_ms;
@@ -120,8 +122,14 @@ impl TraceGenerator {
     /// A generator for `cfg`.
     pub fn new(cfg: TraceConfig) -> Self {
         let app_cdf = cdf(APPS.iter().map(|a| a.share));
-        let model_cdfs = APPS.iter().map(|a| cdf(a.models.iter().map(|m| m.1))).collect();
-        let user_cdfs = APPS.iter().map(|a| cdf((1..=a.users).map(|k| 1.0 / (k as f64).powf(1.1)))).collect();
+        let model_cdfs = APPS
+            .iter()
+            .map(|a| cdf(a.models.iter().map(|m| m.1)))
+            .collect();
+        let user_cdfs = APPS
+            .iter()
+            .map(|a| cdf((1..=a.users).map(|k| 1.0 / (k as f64).powf(1.1))))
+            .collect();
         let mut g = TraceGenerator {
             base: Rng::new(cfg.seed),
             inject_rng: Rng::new(cfg.seed.wrapping_add(0xA11CE)),
@@ -170,7 +178,9 @@ impl TraceGenerator {
         let start = self.cfg.start_ms;
         let duration = self.duration_ms();
         let warmup = (duration as f64 * 0.4) as u64;
-        let round_len = (6 * 3_600_000).min(duration.saturating_sub(warmup)).max(60 * MINUTE);
+        let round_len = (6 * 3_600_000)
+            .min(duration.saturating_sub(warmup))
+            .max(60 * MINUTE);
         let rounds = ((duration.saturating_sub(warmup)) / round_len).max(1);
         let slot = round_len / 7;
         let mut plans = Vec::new();
@@ -185,18 +195,66 @@ impl TraceGenerator {
             let model = APPS[pick_app(r)].models[0].0;
             let flood_user = format!("{}-u{}", APPS[0].name, 1 + r.below(15));
             let switch_user = format!("{}-u{}", APPS[3].name, 100 + r.below(500));
-            plans.push((round, Effect::CostSpike { app: cost_app }, at(0), 4 * MINUTE));
-            plans.push((round, Effect::TokenSpike { app: token_app }, at(1), 4 * MINUTE));
-            plans.push((round, Effect::LatencyRegression { model }, at(2), 10 * MINUTE));
-            plans.push((round, Effect::ErrorBurst { app: error_app }, at(3), 8 * MINUTE));
-            self.extra_call_plans(round, at(4), &flood_user, &switch_user, at(5), base, round_len);
+            plans.push((
+                round,
+                Effect::CostSpike { app: cost_app },
+                at(0),
+                4 * MINUTE,
+            ));
+            plans.push((
+                round,
+                Effect::TokenSpike { app: token_app },
+                at(1),
+                4 * MINUTE,
+            ));
+            plans.push((
+                round,
+                Effect::LatencyRegression { model },
+                at(2),
+                10 * MINUTE,
+            ));
+            plans.push((
+                round,
+                Effect::ErrorBurst { app: error_app },
+                at(3),
+                8 * MINUTE,
+            ));
+            self.extra_call_plans(
+                round,
+                at(4),
+                &flood_user,
+                &switch_user,
+                at(5),
+                base,
+                round_len,
+            );
         }
         for (round, effect, start, len) in plans {
             let (kind, entity_type, entity, metrics): (&str, &str, &str, &[&str]) = match effect {
-                Effect::CostSpike { app } => ("cost_spike", "application", APPS[app].name, &["cost_per_minute", "cost_per_hour"]),
-                Effect::TokenSpike { app } => ("token_rate_spike", "application", APPS[app].name, &["tokens_per_minute"]),
-                Effect::LatencyRegression { model } => ("latency_regression", "model", MODELS[model].name, &["latency_p95", "latency_p99"]),
-                Effect::ErrorBurst { app } => ("error_burst", "application", APPS[app].name, &["error_rate"]),
+                Effect::CostSpike { app } => (
+                    "cost_spike",
+                    "application",
+                    APPS[app].name,
+                    &["cost_per_minute", "cost_per_hour"],
+                ),
+                Effect::TokenSpike { app } => (
+                    "token_rate_spike",
+                    "application",
+                    APPS[app].name,
+                    &["tokens_per_minute"],
+                ),
+                Effect::LatencyRegression { model } => (
+                    "latency_regression",
+                    "model",
+                    MODELS[model].name,
+                    &["latency_p95", "latency_p99"],
+                ),
+                Effect::ErrorBurst { app } => (
+                    "error_burst",
+                    "application",
+                    APPS[app].name,
+                    &["error_rate"],
+                ),
             };
             self.labels.push(Label {
                 id: format!("r{round}-{kind}"),
@@ -209,15 +267,29 @@ impl TraceGenerator {
                 metrics: metrics.iter().map(|m| m.to_string()).collect(),
                 event_ids: Vec::new(),
             });
-            self.injections.push(Injection { effect, start, end: start + len });
+            self.injections.push(Injection {
+                effect,
+                start,
+                end: start + len,
+            });
         }
         self.extra_calls.sort_by_key(|c| c.t);
-        self.labels.sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
+        self.labels
+            .sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
     }
 
     /// Calls that exist only in the injected trace: a request flood, model switching, tool loops
     /// and dangerous content.
-    fn extra_call_plans(&mut self, round: u64, flood_at: u64, flood_user: &str, switch_user: &str, switch_at: u64, base: u64, span: u64) {
+    fn extra_call_plans(
+        &mut self,
+        round: u64,
+        flood_at: u64,
+        flood_user: &str,
+        switch_user: &str,
+        switch_at: u64,
+        base: u64,
+        span: u64,
+    ) {
         let mut extra = Vec::new();
         // Request flood: 240 calls a minute for three minutes from one existing user.
         let flood_len = 3 * MINUTE;
@@ -228,7 +300,17 @@ impl TraceGenerator {
             c.id = format!("r{round}-flood-{i}");
             extra.push(c);
         }
-        self.label(round, "request_flood", LabelCategory::Statistical, flood_at, flood_at + flood_len, "user", flood_user, &["requests_per_minute"], Vec::new());
+        self.label(
+            round,
+            "request_flood",
+            LabelCategory::Statistical,
+            flood_at,
+            flood_at + flood_len,
+            "user",
+            flood_user,
+            &["requests_per_minute"],
+            Vec::new(),
+        );
         // Model switching: one user cycles through every model within three minutes.
         let mut ids = Vec::new();
         for i in 0..36u64 {
@@ -240,15 +322,43 @@ impl TraceGenerator {
             ids.push(format!("{}-r", c.id));
             extra.push(c);
         }
-        self.label(round, "model_switching", LabelCategory::Behavioral, switch_at, switch_at + 36 * 5_000, "user", switch_user, &[], ids);
+        self.label(
+            round,
+            "model_switching",
+            LabelCategory::Behavioral,
+            switch_at,
+            switch_at + 36 * 5_000,
+            "user",
+            switch_user,
+            &[],
+            ids,
+        );
         // An agent stuck in a loop: the same tool with the same arguments, twelve times.
         let loop_at = base + span * 6 / 7;
         let mut c = self.draw_call_with(loop_at, 5, true);
         c.id = format!("r{round}-toolloop");
-        c.tools = (0..12).map(|k| (loop_at + 500 + k * 1_500, "web_search", "{\"query\":\"status of ticket 4411\"}".to_owned())).collect();
+        c.tools = (0..12)
+            .map(|k| {
+                (
+                    loop_at + 500 + k * 1_500,
+                    "web_search",
+                    "{\"query\":\"status of ticket 4411\"}".to_owned(),
+                )
+            })
+            .collect();
         let session = session_of(&c.user, c.t);
         let ids = (0..12).map(|k| format!("{}-t{k}", c.id)).collect();
-        self.label(round, "tool_loop", LabelCategory::Behavioral, loop_at, loop_at + 20_000, "session", &session, &[], ids);
+        self.label(
+            round,
+            "tool_loop",
+            LabelCategory::Behavioral,
+            loop_at,
+            loop_at + 20_000,
+            "session",
+            &session,
+            &[],
+            ids,
+        );
         extra.push(c);
         // Content cases spread over the round.
         for i in 0..6u64 {
@@ -256,8 +366,19 @@ impl TraceGenerator {
             let app = self.inject_rng.below(APPS.len() as u64) as usize;
             let mut c = self.draw_call_with(t, app, false);
             c.id = format!("r{round}-inject-{i}");
-            c.prompt = Some(INJECTIONS[(round as usize + i as usize) % INJECTIONS.len()].to_owned());
-            self.label(round, "prompt_injection", LabelCategory::Content, t, t + 1, "event", &format!("{}-q", c.id), &[], vec![format!("{}-q", c.id)]);
+            c.prompt =
+                Some(INJECTIONS[(round as usize + i as usize) % INJECTIONS.len()].to_owned());
+            self.label(
+                round,
+                "prompt_injection",
+                LabelCategory::Content,
+                t,
+                t + 1,
+                "event",
+                &format!("{}-q", c.id),
+                &[],
+                vec![format!("{}-q", c.id)],
+            );
             extra.push(c);
             let t = t + 7 * MINUTE;
             let mut c = self.draw_call_with(t, app, false);
@@ -265,12 +386,32 @@ impl TraceGenerator {
             if i % 2 == 0 {
                 c.id = format!("r{round}-pii-prompt-{i}");
                 c.prompt = Some(format!("Please update my account, {snippet}, thanks."));
-                self.label(round, "pii_prompt", LabelCategory::Content, t, t + 1, "event", &format!("{}-q", c.id), &[], vec![format!("{}-q", c.id)]);
+                self.label(
+                    round,
+                    "pii_prompt",
+                    LabelCategory::Content,
+                    t,
+                    t + 1,
+                    "event",
+                    &format!("{}-q", c.id),
+                    &[],
+                    vec![format!("{}-q", c.id)],
+                );
             } else {
                 c.id = format!("r{round}-pii-response-{i}");
                 c.prompt = Some("What contact details do you have on file for me?".to_owned());
                 c.response = Some(format!("Sure. On file: {snippet}."));
-                self.label(round, "pii_response", LabelCategory::Content, t, t + 1, "event", &format!("{}-r", c.id), &[], vec![format!("{}-r", c.id)]);
+                self.label(
+                    round,
+                    "pii_response",
+                    LabelCategory::Content,
+                    t,
+                    t + 1,
+                    "event",
+                    &format!("{}-r", c.id),
+                    &[],
+                    vec![format!("{}-r", c.id)],
+                );
             }
             extra.push(c);
         }
@@ -278,9 +419,28 @@ impl TraceGenerator {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn label(&mut self, round: u64, kind: &str, category: LabelCategory, start: u64, end: u64, entity_type: &str, entity: &str, metrics: &[&str], event_ids: Vec<String>) {
-        let n = self.labels.iter().filter(|l| l.kind == kind && l.id.starts_with(&format!("r{round}-"))).count();
-        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+    fn label(
+        &mut self,
+        round: u64,
+        kind: &str,
+        category: LabelCategory,
+        start: u64,
+        end: u64,
+        entity_type: &str,
+        entity: &str,
+        metrics: &[&str],
+        event_ids: Vec<String>,
+    ) {
+        let n = self
+            .labels
+            .iter()
+            .filter(|l| l.kind == kind && l.id.starts_with(&format!("r{round}-")))
+            .count();
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         self.labels.push(Label {
             id: format!("r{round}-{kind}{suffix}"),
             kind: kind.into(),
@@ -297,7 +457,15 @@ impl TraceGenerator {
     /// Draws an injected call's parameters from the injection stream.
     fn draw_call_with(&mut self, t: u64, app: usize, agent: bool) -> Call {
         let mut rng = Rng::new(self.inject_rng.next_u64());
-        let mut c = draw_call(&mut rng, t, app, &self.model_cdfs[app], &self.user_cdfs[app], None, self.cfg.prompt_bytes);
+        let mut c = draw_call(
+            &mut rng,
+            t,
+            app,
+            &self.model_cdfs[app],
+            &self.user_cdfs[app],
+            None,
+            self.cfg.prompt_bytes,
+        );
         if !agent {
             c.tools.clear();
         }
@@ -306,7 +474,12 @@ impl TraceGenerator {
 
     fn next_base_call(&mut self) -> Call {
         let t = self.next_call_t;
-        let sample = self.cfg.arrivals.as_ref().filter(|a| !a.is_empty()).map(|a| a[self.arrival_index % a.len()]);
+        let sample = self
+            .cfg
+            .arrivals
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .map(|a| a[self.arrival_index % a.len()]);
         self.arrival_index += 1;
         let gap_ms = match sample {
             Some(s) => s.gap_ms,
@@ -314,14 +487,30 @@ impl TraceGenerator {
         };
         self.next_call_t += gap_ms.max(0.0);
         let app = self.base.pick(&self.app_cdf);
-        let mut c = draw_call(&mut self.base, t as u64, app, &self.model_cdfs[app], &self.user_cdfs[app], sample, self.cfg.prompt_bytes);
+        let mut c = draw_call(
+            &mut self.base,
+            t as u64,
+            app,
+            &self.model_cdfs[app],
+            &self.user_cdfs[app],
+            sample,
+            self.cfg.prompt_bytes,
+        );
         c.id = format!("c{:x}", self.calls);
         self.calls += 1;
-        for inj in self.injections.iter().filter(|i| (i.start..i.end).contains(&c.t)) {
+        for inj in self
+            .injections
+            .iter()
+            .filter(|i| (i.start..i.end).contains(&c.t))
+        {
             match inj.effect {
-                Effect::TokenSpike { app } if app == c.app => c.completion_tokens = c.completion_tokens.saturating_mul(6),
+                Effect::TokenSpike { app } if app == c.app => {
+                    c.completion_tokens = c.completion_tokens.saturating_mul(6)
+                }
                 Effect::LatencyRegression { model } if model == c.model => c.latency_ms *= 4.0,
-                Effect::ErrorBurst { app } if app == c.app => c.error |= self.inject_rng.chance(0.4),
+                Effect::ErrorBurst { app } if app == c.app => {
+                    c.error |= self.inject_rng.chance(0.4)
+                }
                 _ => {}
             }
         }
@@ -329,10 +518,10 @@ impl TraceGenerator {
     }
 
     fn cost_multiplier(&self, c: &Call) -> f64 {
-        let spiking = self
-            .injections
-            .iter()
-            .any(|i| matches!(i.effect, Effect::CostSpike { app } if app == c.app) && (i.start..i.end).contains(&c.t));
+        let spiking = self.injections.iter().any(|i| {
+            matches!(i.effect, Effect::CostSpike { app } if app == c.app)
+                && (i.start..i.end).contains(&c.t)
+        });
         if spiking {
             8.0
         } else {
@@ -369,8 +558,11 @@ impl Iterator for TraceGenerator {
             let call = self.next_base_call();
             // Extra calls up to the new horizon, so nothing earlier can be scheduled after a pop.
             let horizon = self.next_call_t as u64;
-            while self.extra_next < self.extra_calls.len() && self.extra_calls[self.extra_next].t <= horizon {
-                let extra = std::mem::replace(&mut self.extra_calls[self.extra_next], placeholder());
+            while self.extra_next < self.extra_calls.len()
+                && self.extra_calls[self.extra_next].t <= horizon
+            {
+                let extra =
+                    std::mem::replace(&mut self.extra_calls[self.extra_next], placeholder());
                 self.extra_next += 1;
                 self.schedule(extra);
             }
@@ -401,7 +593,15 @@ fn session_of(user: &str, t: u64) -> String {
     format!("{user}-s{}", t / (30 * MINUTE))
 }
 
-fn draw_call(rng: &mut Rng, t: u64, app: usize, model_cdf: &[f64], user_cdf: &[f64], sample: Option<ArrivalSample>, prompt_bytes: usize) -> Call {
+fn draw_call(
+    rng: &mut Rng,
+    t: u64,
+    app: usize,
+    model_cdf: &[f64],
+    user_cdf: &[f64],
+    sample: Option<ArrivalSample>,
+    prompt_bytes: usize,
+) -> Call {
     let profile: &AppProfile = &APPS[app];
     let model = profile.models[rng.pick(model_cdf)].0;
     let m: &ModelProfile = &MODELS[model];
@@ -410,11 +610,14 @@ fn draw_call(rng: &mut Rng, t: u64, app: usize, model_cdf: &[f64], user_cdf: &[f
     let (prompt_tokens, completion_tokens) = match sample {
         Some(s) => (s.prompt_tokens, s.completion_tokens),
         None => (
-            rng.lognormal(profile.prompt_tokens, 0.8).clamp(1.0, 120_000.0) as u32,
-            rng.lognormal(profile.completion_tokens, 0.7).clamp(1.0, 16_000.0) as u32,
+            rng.lognormal(profile.prompt_tokens, 0.8)
+                .clamp(1.0, 120_000.0) as u32,
+            rng.lognormal(profile.completion_tokens, 0.7)
+                .clamp(1.0, 16_000.0) as u32,
         ),
     };
-    let latency_ms = (m.base_latency_ms + m.per_token_ms * f64::from(completion_tokens)) * rng.lognormal(1.0, 0.25);
+    let latency_ms = (m.base_latency_ms + m.per_token_ms * f64::from(completion_tokens))
+        * rng.lognormal(1.0, 0.25);
     let error = rng.chance(m.error_rate);
     let prompt = (prompt_bytes > 0).then(|| text(rng, prompt_bytes));
     let response = (prompt_bytes > 0).then(|| text(rng, prompt_bytes / 4));
@@ -422,10 +625,28 @@ fn draw_call(rng: &mut Rng, t: u64, app: usize, model_cdf: &[f64], user_cdf: &[f
     if profile.agent && rng.chance(0.5) {
         for k in 0..1 + rng.below(3) {
             let tool = TOOLS[rng.below(TOOLS.len() as u64) as usize];
-            tools.push((t + latency_ms as u64 + 200 * (k + 1), tool, format!("{{\"q\":\"item {}\"}}", rng.below(1000))));
+            tools.push((
+                t + latency_ms as u64 + 200 * (k + 1),
+                tool,
+                format!("{{\"q\":\"item {}\"}}", rng.below(1000)),
+            ));
         }
     }
-    Call { t, app, tenant, model, user, prompt_tokens, completion_tokens, latency_ms, error, prompt, response, tools, id: String::new() }
+    Call {
+        t,
+        app,
+        tenant,
+        model,
+        user,
+        prompt_tokens,
+        completion_tokens,
+        latency_ms,
+        error,
+        prompt,
+        response,
+        tools,
+        id: String::new(),
+    }
 }
 
 fn text(rng: &mut Rng, bytes: usize) -> String {
@@ -461,7 +682,11 @@ fn render(c: &Call, cost_multiplier: f64) -> Vec<(u64, String)> {
         );
     };
     let tail = |out: &mut String| {
-        let _ = write!(out, ",\"metadata\":{{\"user_id\":\"{}\",\"session_id\":\"{session}\"}}}}", c.user);
+        let _ = write!(
+            out,
+            ",\"metadata\":{{\"user_id\":\"{}\",\"session_id\":\"{session}\"}}}}",
+            c.user
+        );
     };
     let mut events = Vec::with_capacity(2 + c.tools.len());
     let mut req = String::with_capacity(320 + c.prompt.as_ref().map_or(0, |p| p.len()));
@@ -486,7 +711,10 @@ fn render(c: &Call, cost_multiplier: f64) -> Vec<(u64, String)> {
         );
     } else {
         head(&mut res, &format!("{}-r", c.id), done, "llm.response");
-        let cost = (f64::from(c.prompt_tokens) * m.price_in + f64::from(c.completion_tokens) * m.price_out) / 1000.0 * cost_multiplier;
+        let cost = (f64::from(c.prompt_tokens) * m.price_in
+            + f64::from(c.completion_tokens) * m.price_out)
+            / 1000.0
+            * cost_multiplier;
         let _ = write!(res, "\"data\":{{\"model\":\"{}\"", m.name);
         if let Some(r) = &c.response {
             res.push_str(",\"response\":");
@@ -508,7 +736,11 @@ fn render(c: &Call, cost_multiplier: f64) -> Vec<(u64, String)> {
     for (k, (ts, tool, args)) in c.tools.iter().enumerate() {
         let mut ev = String::with_capacity(360);
         head(&mut ev, &format!("{}-t{k}", c.id), *ts, "agent.tool_call");
-        let _ = write!(ev, "\"data\":{{\"model\":\"{}\",\"tool\":{{\"name\":\"{tool}\",\"args\":{args}}}}}", m.name);
+        let _ = write!(
+            ev,
+            "\"data\":{{\"model\":\"{}\",\"tool\":{{\"name\":\"{tool}\",\"args\":{args}}}}}",
+            m.name
+        );
         tail(&mut ev);
         events.push((*ts, ev));
     }
@@ -522,27 +754,40 @@ mod tests {
 
     #[test]
     fn every_event_decodes_and_time_never_goes_back() {
-        let cfg = TraceConfig { events: 20_000, prompt_bytes: 200, ..TraceConfig::default() };
+        let cfg = TraceConfig {
+            events: 20_000,
+            prompt_bytes: 200,
+            ..TraceConfig::default()
+        };
         let mut last = 0;
         for (ts, json) in TraceGenerator::new(cfg) {
             assert!(ts >= last);
             last = ts;
-            let ev = decode_event(json.as_bytes(), &DecodeLimits::default()).unwrap_or_else(|e| panic!("{e:?}: {json}"));
+            let ev = decode_event(json.as_bytes(), &DecodeLimits::default())
+                .unwrap_or_else(|e| panic!("{e:?}: {json}"));
             assert_eq!(ev.metric.timestamp_ms, ts);
         }
     }
 
     #[test]
     fn injection_changes_only_the_injected_cases() {
-        let cfg = TraceConfig { events: 200_000, ..TraceConfig::default() };
+        let cfg = TraceConfig {
+            events: 200_000,
+            ..TraceConfig::default()
+        };
         let g = TraceGenerator::new(cfg.clone());
         let labels = g.labels().to_vec();
         assert!(labels.iter().any(|l| l.kind == "cost_spike"));
         assert!(labels.iter().any(|l| l.kind == "pii_response"));
-        let clean = TraceGenerator::new(TraceConfig { inject: false, ..cfg.clone() });
+        let clean = TraceGenerator::new(TraceConfig {
+            inject: false,
+            ..cfg.clone()
+        });
         assert!(clean.labels().is_empty());
         let first_label = labels.iter().map(|l| l.start_ms).min().unwrap();
-        let a: Vec<_> = TraceGenerator::new(cfg.clone()).take_while(|e| e.0 < first_label).collect();
+        let a: Vec<_> = TraceGenerator::new(cfg.clone())
+            .take_while(|e| e.0 < first_label)
+            .collect();
         let b: Vec<_> = clean.take_while(|e| e.0 < first_label).collect();
         assert_eq!(a, b, "traffic before the first injection must be identical");
     }

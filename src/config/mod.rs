@@ -1,0 +1,442 @@
+//! The job's YAML configuration, in the integration seed's shape, validated at start.
+//!
+//! Every error names the key path and the line, unknown keys are errors, and `${NAME}` is
+//! replaced by the environment variable `NAME` (for secrets) before parsing.
+
+mod env;
+mod values;
+
+use std::path::Path;
+
+use sentinel_dataflows::detect::{BaselineConfig, SeverityBands, StatisticalConfig};
+use sentinel_dataflows::operators::AggregationPlan;
+use sentinel_dataflows::window::Dimension;
+use serde::Deserialize;
+
+pub use values::{DimensionName, DirectionName, DurationValue, MetricName, StrategyName};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// Job-wide settings.
+    #[serde(default)]
+    pub job: JobConfig,
+    /// Window widths for which aggregates are written (when `outputs.aggregates` is on).
+    #[serde(default)]
+    pub windows: Vec<DurationValue>,
+    /// Where events come from.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+    /// Where results go.
+    #[serde(default)]
+    pub outputs: OutputsConfig,
+    /// Detectors, in the seed's shape.
+    #[serde(default)]
+    pub detectors: Vec<DetectorConfig>,
+}
+
+/// Job-wide settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// How far the watermark trails the newest event time.
+    #[serde(default = "defaults::lateness")]
+    pub allowed_lateness: DurationValue,
+    /// Records a source handles per activation.
+    #[serde(default = "defaults::batch_records")]
+    pub batch_records: usize,
+    /// Largest accepted record.
+    #[serde(default = "defaults::max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// Bytes of the original record kept in a dead letter.
+    #[serde(default = "defaults::dead_letter_keep_bytes")]
+    pub dead_letter_keep_bytes: usize,
+    /// Sample event ids per anomaly.
+    #[serde(default = "defaults::sample_events")]
+    pub sample_events: usize,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            allowed_lateness: defaults::lateness(),
+            batch_records: defaults::batch_records(),
+            max_event_bytes: defaults::max_event_bytes(),
+            dead_letter_keep_bytes: defaults::dead_letter_keep_bytes(),
+            sample_events: defaults::sample_events(),
+        }
+    }
+}
+
+/// An input.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A JSONL trace file, plain or `.gz`.
+    File {
+        /// Path.
+        path: String,
+        /// Replay pacing: 1 = recorded speed; absent = as fast as possible.
+        #[serde(default)]
+        speed: Option<f64>,
+    },
+    /// The built-in generator.
+    Synthetic {
+        /// Events to generate.
+        #[serde(default = "defaults::synthetic_events")]
+        events: u64,
+        /// Seed.
+        #[serde(default = "defaults::seed")]
+        seed: u64,
+        /// Prompt bytes per request.
+        #[serde(default)]
+        prompt_bytes: usize,
+        /// Inject labeled anomalies.
+        #[serde(default = "defaults::yes")]
+        inject: bool,
+    },
+}
+
+/// Where each output stream goes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// `stdout`, or `file:DIR` (one `<stream>.jsonl` per stream).
+    #[serde(default = "defaults::stdout")]
+    pub target: String,
+    /// Also write closed-window aggregates (`aggregates.jsonl`).
+    #[serde(default)]
+    pub aggregates: bool,
+    /// Write dead letters (to `deadletter.jsonl`, or stderr with `stdout`).
+    #[serde(default = "defaults::yes")]
+    pub dead_letters: bool,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig {
+            target: defaults::stdout(),
+            aggregates: false,
+            dead_letters: true,
+        }
+    }
+}
+
+/// One detector entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Stable id; part of every anomaly id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `statistical` (others arrive with later issues).
+    #[serde(rename = "type")]
+    pub detector_type: DetectorKind,
+    /// Off switch.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Type-specific settings.
+    pub config: StatisticalSettings,
+    /// Actions to take on an anomaly (planned by the action stage).
+    #[serde(default)]
+    pub actions: Vec<ActionConfig>,
+}
+
+/// Detector kinds this build runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    /// Windowed metric against a rolling baseline.
+    Statistical,
+}
+
+/// `config:` of a statistical detector.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticalSettings {
+    /// Metric, e.g. `cost_per_minute`.
+    pub metric: MetricName,
+    /// `zscore` (Welford), `ewma` or `mad`.
+    #[serde(default = "defaults::strategy")]
+    pub strategy: StrategyName,
+    /// Deviations (σ or scaled MAD) that count as anomalous.
+    pub threshold: f64,
+    /// Window width, e.g. `5m`.
+    pub window: DurationValue,
+    /// Entity kind: application, model, tenant or user.
+    #[serde(default = "defaults::group_by")]
+    pub group_by: DimensionName,
+    /// `up`, `down` or `both`.
+    #[serde(default = "defaults::direction")]
+    pub direction: DirectionName,
+    /// Windows of history before alerting.
+    #[serde(default = "defaults::min_history")]
+    pub min_history: u32,
+    /// Length of the rolling baseline, in windows.
+    #[serde(default = "defaults::baseline_windows")]
+    pub baseline_windows: u32,
+    /// EWMA smoothing factor.
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+    /// Spread floor as a fraction of the baseline.
+    #[serde(default = "defaults::min_std_ratio")]
+    pub min_std_ratio: f64,
+    /// Calls needed in a window before ratios and latencies are judged.
+    #[serde(default)]
+    pub min_calls: Option<u32>,
+    /// Score bands for severities.
+    #[serde(default)]
+    pub severity: Option<SeverityConfig>,
+    /// Forget keys idle this long.
+    #[serde(default)]
+    pub state_ttl: Option<DurationValue>,
+}
+
+/// Score thresholds of the severities.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityConfig {
+    /// Score for `warning`.
+    pub warning: f64,
+    /// Score for `critical`.
+    pub critical: f64,
+}
+
+/// One action entry (shield, alert, incident, webhook).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    /// Action kind.
+    #[serde(rename = "type")]
+    pub action_type: String,
+    /// Action settings.
+    #[serde(default)]
+    pub config: serde_yaml_ng::Mapping,
+}
+
+mod defaults {
+    use super::values::*;
+    pub fn lateness() -> DurationValue {
+        DurationValue(5_000)
+    }
+    pub fn batch_records() -> usize {
+        4096
+    }
+    pub fn max_event_bytes() -> usize {
+        1 << 20
+    }
+    pub fn dead_letter_keep_bytes() -> usize {
+        4096
+    }
+    pub fn sample_events() -> usize {
+        3
+    }
+    pub fn synthetic_events() -> u64 {
+        320_000
+    }
+    pub fn seed() -> u64 {
+        42
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn stdout() -> String {
+        "stdout".into()
+    }
+    pub fn strategy() -> StrategyName {
+        StrategyName(sentinel_dataflows::detect::Strategy::Zscore)
+    }
+    pub fn group_by() -> DimensionName {
+        DimensionName(sentinel_dataflows::window::Dimension::Application)
+    }
+    pub fn direction() -> DirectionName {
+        DirectionName(sentinel_dataflows::detect::Direction::Up)
+    }
+    pub fn min_history() -> u32 {
+        10
+    }
+    pub fn baseline_windows() -> u32 {
+        60
+    }
+    pub fn alpha() -> f64 {
+        0.1
+    }
+    pub fn min_std_ratio() -> f64 {
+        0.1
+    }
+}
+
+/// A configuration error with the key path and line.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The built-in configuration: `sentinel run` with no `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../examples/sentinel.yaml");
+
+impl SentinelConfig {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses and validates YAML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let expanded = env::expand(text).map_err(ConfigError)?;
+        let de = serde_yaml_ng::Deserializer::from_str(&expanded);
+        let cfg: SentinelConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError(format!("key `{path}`: {}", e.inner()))
+        })?;
+        cfg.validate(&expanded)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        let mut ids = std::collections::HashSet::new();
+        for (i, d) in self.detectors.iter().enumerate() {
+            let at = |key: &str| format!("key `detectors[{i}].{key}`{}", line_of(text, &d.id));
+            if d.id.trim().is_empty() {
+                return Err(ConfigError(format!("{}: id must not be empty", at("id"))));
+            }
+            if !ids.insert(d.id.as_str()) {
+                return Err(ConfigError(format!(
+                    "{}: duplicate detector id `{}`",
+                    at("id"),
+                    d.id
+                )));
+            }
+            let c = &d.config;
+            if !(c.threshold.is_finite() && c.threshold > 0.0) {
+                return Err(ConfigError(format!(
+                    "{}: must be a positive number",
+                    at("config.threshold")
+                )));
+            }
+            if c.window.0 == 0 {
+                return Err(ConfigError(format!(
+                    "{}: must be positive",
+                    at("config.window")
+                )));
+            }
+            if !(c.alpha > 0.0 && c.alpha <= 1.0) {
+                return Err(ConfigError(format!(
+                    "{}: must be in (0, 1]",
+                    at("config.alpha")
+                )));
+            }
+            if c.baseline_windows == 0 {
+                return Err(ConfigError(format!(
+                    "{}: must be at least 1",
+                    at("config.baseline_windows")
+                )));
+            }
+            if let Some(s) = &c.severity {
+                if !(0.0..=1.0).contains(&s.warning)
+                    || !(0.0..=1.0).contains(&s.critical)
+                    || s.warning > s.critical
+                {
+                    return Err(ConfigError(format!(
+                        "{}: need 0 <= warning <= critical <= 1",
+                        at("config.severity")
+                    )));
+                }
+            }
+        }
+        if self.windows.iter().any(|w| w.0 == 0) {
+            return Err(ConfigError("key `windows`: widths must be positive".into()));
+        }
+        let target = &self.outputs.target;
+        if target != "stdout" && !target.starts_with("file:") {
+            return Err(ConfigError(format!(
+                "key `outputs.target`{}: expected `stdout` or `file:DIR`, got `{target}`",
+                line_of(text, target)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The enabled statistical detectors, resolved.
+    pub fn statistical_detectors(&self) -> Vec<StatisticalConfig> {
+        self.detectors
+            .iter()
+            .filter(|d| d.enabled && d.detector_type == DetectorKind::Statistical)
+            .map(|d| {
+                let c = &d.config;
+                let metric = c.metric.0;
+                StatisticalConfig {
+                    id: d.id.clone(),
+                    name: d.name.clone().unwrap_or_else(|| d.id.clone()),
+                    metric,
+                    group_by: c.group_by.0,
+                    window_ms: c.window.0,
+                    baseline: BaselineConfig {
+                        strategy: c.strategy.0,
+                        threshold: c.threshold,
+                        direction: c.direction.0,
+                        min_history: c.min_history,
+                        baseline_windows: c.baseline_windows,
+                        alpha: c.alpha,
+                        min_std_ratio: c.min_std_ratio,
+                        min_std: 1e-9,
+                        count_unit: None,
+                    },
+                    min_calls: c.min_calls.unwrap_or_else(|| metric.default_min_calls()),
+                    severity: c
+                        .severity
+                        .as_ref()
+                        .map_or_else(SeverityBands::default, |s| SeverityBands {
+                            warning: s.warning,
+                            critical: s.critical,
+                        }),
+                    state_ttl_ms: c
+                        .state_ttl
+                        .map_or((c.window.0 * 120).max(3_600_000), |t| t.0),
+                }
+            })
+            .collect()
+    }
+
+    /// Which windows to aggregate: every detector's, plus `windows` for the aggregates output.
+    pub fn aggregation_plan(&self) -> AggregationPlan {
+        let mut plan = AggregationPlan {
+            groups: Vec::new(),
+            distinct_per_application: true,
+            max_samples: self.job.sample_events,
+        };
+        for d in self.statistical_detectors() {
+            plan.require(d.window_ms, d.group_by);
+            plan.require(d.window_ms, Dimension::Application);
+        }
+        if self.outputs.aggregates {
+            for w in &self.windows {
+                for dim in Dimension::ALL {
+                    plan.require(w.0, dim);
+                }
+            }
+        }
+        plan
+    }
+}
+
+/// ` (line N)` for the first line mentioning `needle`, for errors found after parsing.
+fn line_of(text: &str, needle: &str) -> String {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or_else(String::new, |n| format!(" (line {})", n + 1))
+}
+
+#[cfg(test)]
+mod tests;

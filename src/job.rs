@@ -1,0 +1,154 @@
+//! Assembles the dataflow on every worker and runs it to completion.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use sentinel_dataflows::detect::StatisticalConfig;
+use sentinel_dataflows::operators::{
+    ingest, AggregationPlan, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink,
+    PreAggregate, RecordReader, RecordSink, WindowMerge,
+};
+use sentinel_dataflows::synth::TraceConfig;
+use timely::dataflow::operators::Exchange;
+
+use crate::io::{FileSource, OutputTarget, SyntheticSource};
+
+/// Where events come from.
+#[derive(Clone, Debug)]
+pub enum InputSpec {
+    /// A JSONL trace file (plain or gzip), shared among workers.
+    File(PathBuf),
+    /// The built-in generator.
+    Synthetic(TraceConfig),
+}
+
+/// Everything a worker needs to build its dataflow.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    /// Input.
+    pub input: InputSpec,
+    /// Output.
+    pub output: OutputTarget,
+    /// Source behaviour.
+    pub ingest: IngestConfig,
+    /// Windows to keep.
+    pub plan: AggregationPlan,
+    /// Statistical detectors.
+    pub detectors: Vec<StatisticalConfig>,
+    /// Write closed-window aggregates.
+    pub write_aggregates: bool,
+    /// Write dead letters.
+    pub write_dead_letters: bool,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Counters.
+    pub stats: Arc<JobStats>,
+    /// Read→folded latency of every event, ns, merged over this process's workers.
+    pub latency_ns: Histogram<u64>,
+    /// Wall time.
+    pub elapsed: std::time::Duration,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs the job under `config` (threads, processes) until every source is exhausted.
+pub fn run(
+    config: timely::Config,
+    stats: Arc<JobStats>,
+    spec: JobSpec,
+) -> Result<RunOutcome, String> {
+    let started = Instant::now();
+    let worker_stats = Arc::clone(&stats);
+    let spec = Arc::new(spec);
+    let guards = timely::execute(config, move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let reader: Box<dyn RecordReader> = match &spec.input {
+            InputSpec::File(path) => {
+                match FileSource::open(path, index, peers, spec.ingest.limits.max_event_bytes) {
+                    Ok(r) => Box::new(r),
+                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                }
+            }
+            InputSpec::Synthetic(cfg) => Box::new(SyntheticSource::new(cfg.clone(), index, peers)),
+        };
+        // Every worker builds the same dataflow; outputs are routed to worker 0, which alone
+        // holds real sinks, so each stream lands in one ordered file.
+        let open = |name: &str| -> Result<Box<dyn RecordSink>, String> {
+            if index == 0 {
+                spec.output
+                    .open(name)
+                    .map_err(|e| format!("cannot open output {name}: {e}"))
+            } else {
+                Ok(Box::new(Discard))
+            }
+        };
+        let anomaly_sink = open("anomalies")?;
+        let dead_sink = if spec.write_dead_letters {
+            Some(open("deadletter")?)
+        } else {
+            None
+        };
+        let aggregate_sink = if spec.write_aggregates {
+            Some(open("aggregates")?)
+        } else {
+            None
+        };
+        let latency = Rc::new(RefCell::new(new_histogram()));
+        let stats = Arc::clone(&worker_stats);
+        let spec = Arc::clone(&spec);
+        worker.dataflow::<u64, _, _>(|scope| {
+            let (events, dead) = ingest(scope, reader, spec.ingest.clone(), Arc::clone(&stats));
+            let (partials, pairs) = events.pre_aggregate(spec.plan.clone(), Rc::clone(&latency));
+            let windows = partials.merge_windows(pairs.distinct_counts(), spec.plan.max_samples);
+            let anomalies = windows.clone().detect_statistical(spec.detectors.clone());
+            let counter = Arc::clone(&stats);
+            anomalies.exchange(|_| 0).sink_json(
+                "AnomalySink",
+                anomaly_sink,
+                |a| a.clone(),
+                move |a| counter.add_anomalies(&a.detector_id, 1),
+            );
+            if let Some(sink) = dead_sink {
+                dead.exchange(|_| 0)
+                    .sink_json("DeadLetterSink", sink, |d| d.clone(), |_| {});
+            }
+            if let Some(sink) = aggregate_sink {
+                windows
+                    .exchange(|_| 0)
+                    .sink_json("AggregateSink", sink, |w| w.record(), |_| {});
+            }
+        });
+        while worker.step_or_park(None) {}
+        let histogram = latency.borrow().clone();
+        Ok(histogram)
+    })?;
+    let mut latency_ns = new_histogram();
+    for result in guards.join() {
+        let histogram = result.map_err(|e| format!("worker failed: {e}"))??;
+        latency_ns
+            .add(&histogram)
+            .map_err(|e| format!("merging latency histograms: {e}"))?;
+    }
+    Ok(RunOutcome {
+        stats,
+        latency_ns,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A sink that keeps nothing (dead letters are still counted by the source).
+struct Discard;
+
+impl RecordSink for Discard {
+    fn write(&mut self, _key: &str, _payload: &[u8]) {}
+    fn flush(&mut self) {}
+}

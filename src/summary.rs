@@ -1,0 +1,149 @@
+//! The end-of-run summary and the live progress line.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sentinel_dataflows::model::Reason;
+use sentinel_dataflows::operators::JobStats;
+use sentinel_dataflows::time::format_rfc3339_ms;
+use serde::Serialize;
+
+use crate::job::RunOutcome;
+
+/// Machine-readable run summary (`--summary FILE`).
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Records read.
+    pub records_in: u64,
+    /// Records decoded into events.
+    pub events_decoded: u64,
+    /// Dead letters, all reasons (late included).
+    pub dead_lettered: u64,
+    /// Late events (also in `dead_lettered`).
+    pub late: u64,
+    /// Dead letters per reason.
+    pub dead_letters_by_reason: Vec<(String, u64)>,
+    /// Anomalies per detector id.
+    pub anomalies_by_detector: Vec<(String, u64)>,
+    /// All anomalies.
+    pub anomalies: u64,
+    /// Wall time, seconds.
+    pub elapsed_secs: f64,
+    /// Records read per second of wall time.
+    pub events_per_sec: f64,
+    /// Read→folded latency percentiles, µs.
+    pub latency_p50_us: f64,
+    /// 99th percentile, µs.
+    pub latency_p99_us: f64,
+    /// True when every record read is accounted for (decoded + dead-lettered).
+    pub balanced: bool,
+}
+
+impl Summary {
+    /// Builds the summary of a finished run.
+    pub fn of(run: &RunOutcome) -> Self {
+        let s = &run.stats;
+        let records_in = s.records_in.load(Relaxed);
+        let decoded = s.events_decoded.load(Relaxed);
+        let dead = s.dead_letters_total();
+        let secs = run.elapsed.as_secs_f64().max(1e-9);
+        let empty = run.latency_ns.is_empty();
+        Summary {
+            records_in,
+            events_decoded: decoded,
+            dead_lettered: dead,
+            late: s.dead_letters(Reason::Late),
+            dead_letters_by_reason: Reason::ALL
+                .iter()
+                .map(|r| (r.as_str().to_owned(), s.dead_letters(*r)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            anomalies_by_detector: s.anomalies_per_detector(),
+            anomalies: s.anomalies.load(Relaxed),
+            elapsed_secs: secs,
+            events_per_sec: records_in as f64 / secs,
+            latency_p50_us: if empty {
+                0.0
+            } else {
+                run.latency_ns.value_at_quantile(0.5) as f64 / 1000.0
+            },
+            latency_p99_us: if empty {
+                0.0
+            } else {
+                run.latency_ns.value_at_quantile(0.99) as f64 / 1000.0
+            },
+            balanced: records_in == decoded + dead,
+        }
+    }
+
+    /// The human-readable form, for stderr.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "── sentinel run summary ──\n  events in        {}\n  decoded          {}\n  dead-lettered    {} (late {})\n",
+            self.records_in, self.events_decoded, self.dead_lettered, self.late
+        );
+        for (reason, n) in &self.dead_letters_by_reason {
+            out.push_str(&format!("    {reason:<22}{n}\n"));
+        }
+        out.push_str(&format!("  anomalies        {}\n", self.anomalies));
+        for (detector, n) in &self.anomalies_by_detector {
+            out.push_str(&format!("    {detector:<22}{n}\n"));
+        }
+        out.push_str(&format!(
+            "  throughput       {:.0} events/s over {:.2} s\n  latency          p50 {:.1} µs, p99 {:.1} µs (read → folded into window state)\n  balanced         {}\n",
+            self.events_per_sec, self.elapsed_secs, self.latency_p50_us, self.latency_p99_us, self.balanced
+        ));
+        out
+    }
+}
+
+/// A live progress line on stderr, redrawn twice a second while the job runs.
+pub struct Progress {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts the line, unless stderr is not a terminal or `enabled` is false.
+    pub fn start(stats: Arc<JobStats>, enabled: bool) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Progress { done, thread: None };
+        }
+        let flag = Arc::clone(&done);
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            while !flag.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let n = stats.records_in.load(Relaxed);
+                let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                let wm = stats.watermark();
+                let wm = if wm == 0 || wm == u64::MAX {
+                    "-".to_owned()
+                } else {
+                    format_rfc3339_ms(wm)
+                };
+                eprint!(
+                    "\r\x1b[2K{n} events  {rate:.0}/s  watermark {wm}  anomalies {}  dead-lettered {}",
+                    stats.anomalies.load(Relaxed),
+                    stats.dead_letters_total()
+                );
+            }
+            eprint!("\r\x1b[2K");
+        });
+        Progress {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and clears the line.
+    pub fn finish(mut self) {
+        self.done.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
