@@ -106,7 +106,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         other => other,
     };
     if let Some(s) = number("speed")? {
-        if !(s > 0.0) {
+        if !s.is_finite() || s <= 0.0 {
             return Err("--speed must be positive".into());
         }
         speed = Some(s);

@@ -4,6 +4,7 @@
 //! replaced by the environment variable `NAME` (for secrets) before parsing.
 
 mod env;
+mod locate;
 mod values;
 
 use std::path::Path;
@@ -187,6 +188,9 @@ pub struct StatisticalSettings {
     /// Calls needed in a window before ratios and latencies are judged.
     #[serde(default)]
     pub min_calls: Option<u32>,
+    /// Smallest absolute change from the baseline that may alert (in the metric's unit).
+    #[serde(default)]
+    pub min_delta: f64,
     /// Score bands for severities.
     #[serde(default)]
     pub severity: Option<SeverityConfig>,
@@ -298,7 +302,17 @@ impl SentinelConfig {
         let de = serde_yaml_ng::Deserializer::from_str(&expanded);
         let cfg: SentinelConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            ConfigError(format!("key `{path}`: {}", e.inner()))
+            // The parser reports where the enclosing mapping starts; point at the key itself.
+            let message = e.inner().to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            match locate::line_of_path(&expanded, &path) {
+                Some(line) => ConfigError(format!("key `{path}` (line {line}): {message}")),
+                None => ConfigError(format!("key `{path}`: {}", e.inner())),
+            }
         })?;
         cfg.validate(&expanded)?;
         Ok(cfg)
@@ -307,7 +321,12 @@ impl SentinelConfig {
     fn validate(&self, text: &str) -> Result<(), ConfigError> {
         let mut ids = std::collections::HashSet::new();
         for (i, d) in self.detectors.iter().enumerate() {
-            let at = |key: &str| format!("key `detectors[{i}].{key}`{}", line_of(text, &d.id));
+            let at = |key: &str| {
+                let path = format!("detectors[{i}].{key}");
+                let line = locate::line_of_path(text, &path)
+                    .map_or_else(String::new, |l| format!(" (line {l})"));
+                format!("key `{path}`{line}")
+            };
             if d.id.trim().is_empty() {
                 return Err(ConfigError(format!("{}: id must not be empty", at("id"))));
             }
@@ -392,6 +411,7 @@ impl SentinelConfig {
                         min_std_ratio: c.min_std_ratio,
                         min_std: 1e-9,
                         count_unit: None,
+                        min_delta: c.min_delta,
                     },
                     min_calls: c.min_calls.unwrap_or_else(|| metric.default_min_calls()),
                     severity: c

@@ -5,5 +5,5 @@ mod reader;
 mod writer;
 
 pub use lines::{Line, LineSplitter};
-pub use reader::{FileShardReader, ShardStatus};
+pub use reader::{FileShardReader, LineCallback, ShardStatus};
 pub use writer::FileWriter;

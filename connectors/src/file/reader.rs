@@ -12,6 +12,9 @@ use super::lines::LineSplitter;
 /// shard moves through the file's timeline at about the same pace.
 pub const BLOCK_BYTES: u64 = 1 << 20;
 
+/// Receives `(bytes, original_len, line_number, byte_offset)` for each line; returns `false` to stop.
+pub type LineCallback<'a> = dyn FnMut(&[u8], usize, Option<u64>, Option<u64>) -> bool + 'a;
+
 /// What a read left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShardStatus {
@@ -93,11 +96,7 @@ impl FileShardReader {
     /// Passes up to `budget` lines to `each(bytes, original_len, line_number, byte_offset)`;
     /// stops early when it returns `false`. Line numbers are known for gzip files only, byte
     /// offsets for plain files only. Blank lines are skipped.
-    pub fn read(
-        &mut self,
-        budget: usize,
-        each: &mut dyn FnMut(&[u8], usize, Option<u64>, Option<u64>) -> bool,
-    ) -> io::Result<ShardStatus> {
+    pub fn read(&mut self, budget: usize, each: &mut LineCallback<'_>) -> io::Result<ShardStatus> {
         let mut taken = 0;
         while taken < budget {
             match &mut self.mode {

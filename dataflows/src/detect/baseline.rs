@@ -72,6 +72,9 @@ pub struct BaselineConfig {
     /// Counting noise: for event-count rates, the spread is at least that of a Poisson count with
     /// the baseline's mean, where one event contributes `count_unit` to the value.
     pub count_unit: Option<f64>,
+    /// Smallest absolute difference from the baseline that can count as anomalous, so that a
+    /// statistically clear but practically tiny change (0.5% to 1.5% errors) does not page anyone.
+    pub min_delta: f64,
 }
 
 impl Default for BaselineConfig {
@@ -86,6 +89,7 @@ impl Default for BaselineConfig {
             min_std_ratio: 0.05,
             min_std: 1e-9,
             count_unit: None,
+            min_delta: 0.0,
         }
     }
 }
@@ -173,7 +177,15 @@ impl Baseline {
     }
 
     /// Compares `value` with the history, without changing it. `None` until `min_history` windows.
-    pub fn deviation(&self, cfg: &BaselineConfig, value: f64) -> Option<Deviation> {
+    /// `sample_size` is the number of trials behind a proportion (calls behind an error rate): the
+    /// spread is then at least the binomial sampling error, so a window of 30 calls with one
+    /// failure is not judged like a window of 3,000.
+    pub fn deviation(
+        &self,
+        cfg: &BaselineConfig,
+        value: f64,
+        sample_size: Option<f64>,
+    ) -> Option<Deviation> {
         if self.len() < cfg.min_history.max(1) {
             return None;
         }
@@ -183,12 +195,18 @@ impl Baseline {
             // Var of a rate c·N with N ~ Poisson(mean/c) is c·mean; at least one event's worth.
             spread = spread.max((unit * center.max(unit)).sqrt());
         }
+        if let Some(n) = sample_size.filter(|n| *n > 0.0) {
+            let p = center.clamp(1.0 / n, 1.0 - 1.0 / n.max(2.0));
+            spread = spread.max((p * (1.0 - p) / n).sqrt());
+        }
         let z = (value - center) / spread;
-        let beyond = match cfg.direction {
-            Direction::Up => z > cfg.threshold,
-            Direction::Down => z < -cfg.threshold,
-            Direction::Both => z.abs() > cfg.threshold,
-        };
+        let big_enough = (value - center).abs() >= cfg.min_delta;
+        let beyond = big_enough
+            && match cfg.direction {
+                Direction::Up => z > cfg.threshold,
+                Direction::Down => z < -cfg.threshold,
+                Direction::Both => z.abs() > cfg.threshold,
+            };
         Some(Deviation {
             center,
             spread,
@@ -223,8 +241,13 @@ impl Baseline {
 
     /// Judges `value`, then learns from it. An anomalous value is clipped to the threshold before
     /// it enters the history, so one spike cannot hide the next, yet a lasting shift is learned.
-    pub fn observe(&mut self, cfg: &BaselineConfig, value: f64) -> Option<Deviation> {
-        let dev = self.deviation(cfg, value);
+    pub fn observe(
+        &mut self,
+        cfg: &BaselineConfig,
+        value: f64,
+        sample_size: Option<f64>,
+    ) -> Option<Deviation> {
+        let dev = self.deviation(cfg, value, sample_size);
         let learn = match dev {
             Some(d) if d.anomalous => d.center + d.z.signum() * cfg.threshold * d.spread,
             _ => value,
@@ -300,13 +323,13 @@ mod tests {
             let c = cfg(s);
             let mut b = Baseline::new(s);
             for i in 0..40 {
-                let d = b.observe(&c, noisy(i));
+                let d = b.observe(&c, noisy(i), None);
                 assert!(
                     !d.is_some_and(|d| d.anomalous),
                     "{s:?} flagged noise at {i}"
                 );
             }
-            let d = b.observe(&c, 300.0).unwrap();
+            let d = b.observe(&c, 300.0, None).unwrap();
             assert!(d.anomalous && d.z > 4.0, "{s:?} missed the spike: {d:?}");
         }
     }
@@ -315,15 +338,15 @@ mod tests {
     fn waits_for_history_and_respects_direction() {
         let mut c = cfg(Strategy::Zscore);
         let mut b = Baseline::new(Strategy::Zscore);
-        assert!(b.observe(&c, noisy(99)).is_none());
+        assert!(b.observe(&c, noisy(99), None).is_none());
         for i in 0..10 {
-            b.observe(&c, noisy(i));
+            b.observe(&c, noisy(i), None);
         }
-        assert!(!b.deviation(&c, 0.0).unwrap().anomalous);
+        assert!(!b.deviation(&c, 0.0, None).unwrap().anomalous);
         c.direction = Direction::Down;
-        assert!(b.deviation(&c, 0.0).unwrap().anomalous);
+        assert!(b.deviation(&c, 0.0, None).unwrap().anomalous);
         c.direction = Direction::Both;
-        assert!(b.deviation(&c, 500.0).unwrap().anomalous);
+        assert!(b.deviation(&c, 500.0, None).unwrap().anomalous);
     }
 
     #[test]
@@ -333,7 +356,22 @@ mod tests {
         for i in 0..30 {
             b.update(&c, if i % 10 == 0 { 10_000.0 } else { noisy(i) });
         }
-        assert!(b.deviation(&c, 200.0).unwrap().anomalous);
+        assert!(b.deviation(&c, 200.0, None).unwrap().anomalous);
+    }
+
+    #[test]
+    fn small_samples_and_small_changes_stay_quiet() {
+        let mut c = cfg(Strategy::Zscore);
+        let mut b = Baseline::new(Strategy::Zscore);
+        for i in 0..30 {
+            b.update(&c, 0.005 + f64::from(i % 3) * 0.001);
+        }
+        // One failure in 29 calls is 3.4%, but 29 calls cannot tell that from 0.6%.
+        assert!(b.deviation(&c, 1.0 / 29.0, None).unwrap().anomalous);
+        assert!(!b.deviation(&c, 1.0 / 29.0, Some(29.0)).unwrap().anomalous);
+        assert!(b.deviation(&c, 12.0 / 29.0, Some(29.0)).unwrap().anomalous);
+        c.min_delta = 0.5;
+        assert!(!b.deviation(&c, 12.0 / 29.0, Some(29.0)).unwrap().anomalous);
     }
 
     #[test]
@@ -346,7 +384,7 @@ mod tests {
         for i in 0..20 {
             b.update(&c, if i % 5 == 0 { 1.0 } else { 0.0 });
         }
-        assert!(!b.deviation(&c, 3.0).unwrap().anomalous);
-        assert!(b.deviation(&c, 40.0).unwrap().anomalous);
+        assert!(!b.deviation(&c, 3.0, None).unwrap().anomalous);
+        assert!(b.deviation(&c, 40.0, None).unwrap().anomalous);
     }
 }

@@ -159,7 +159,8 @@ impl StatisticalDetector {
             }
         }
         state.last_window_end = agg.window_end;
-        let deviation = state.baseline.observe(&cfg.baseline, value?)?;
+        let trials = (cfg.metric == Metric::ErrorRate).then_some(f64::from(agg.acc.calls));
+        let deviation = state.baseline.observe(&cfg.baseline, value?, trials)?;
         let anomaly = deviation
             .anomalous
             .then(|| build_anomaly(cfg, agg, &deviation));

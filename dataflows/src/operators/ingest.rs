@@ -239,6 +239,9 @@ impl IngestState {
                 if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(ev.timestamp_ms)) {
                     return Some(wait);
                 }
+                // Late against the source's own running watermark, not the last one sent, so the
+                // verdict does not depend on where batch boundaries fall.
+                let watermark = watermark.max(self.max_ts.saturating_sub(self.cfg.lateness_ms));
                 if ev.timestamp_ms < watermark {
                     let detail = format!(
                         "event time {} ms is behind the watermark {} ms",

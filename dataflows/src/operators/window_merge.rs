@@ -24,6 +24,10 @@ pub trait WindowMerge<'scope> {
 }
 
 type SlotKey = (u64, u64); // (window_end, width_ms)
+type Slot = (
+    Capability<u64>,
+    HashMap<(Dimension, String), WindowAggregate>,
+);
 
 impl<'scope> WindowMerge<'scope> for Stream<'scope, u64, Vec<PartialAggregate>> {
     fn merge_windows(
@@ -40,13 +44,7 @@ impl<'scope> WindowMerge<'scope> for Stream<'scope, u64, Vec<PartialAggregate>> 
             by_app,
             "WindowMerge",
             move |_cap, _info| {
-                let mut open: BTreeMap<
-                    SlotKey,
-                    (
-                        Capability<u64>,
-                        HashMap<(Dimension, String), WindowAggregate>,
-                    ),
-                > = BTreeMap::new();
+                let mut open: BTreeMap<SlotKey, Slot> = BTreeMap::new();
                 move |(partials, partials_frontier), (counts, counts_frontier), output| {
                     partials.for_each_stamp(|cap, data| {
                         for batch in data {

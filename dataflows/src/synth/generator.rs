@@ -280,6 +280,7 @@ impl TraceGenerator {
 
     /// Calls that exist only in the injected trace: a request flood, model switching, tool loops
     /// and dangerous content.
+    #[allow(clippy::too_many_arguments)]
     fn extra_call_plans(
         &mut self,
         round: u64,
