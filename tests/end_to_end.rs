@@ -149,7 +149,7 @@ fn bad_input_is_dead_lettered_and_counts_balance() {
     };
     let mut lines: Vec<Vec<u8>> = (0..50).map(|i| good(i, 10 + i / 10).into_bytes()).collect();
     let bad: Vec<(Vec<u8>, &str)> = vec![
-        (good(100, 20)[..60].as_bytes().to_vec(), "malformed_json"),
+        (good(100, 20).as_bytes()[..60].to_vec(), "malformed_json"),
         (
             good(101, 20)
                 .replace("\"prompt_tokens\":5", "\"prompt_tokens\":\"five\"")
