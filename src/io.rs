@@ -16,12 +16,7 @@ pub struct FileSource {
 
 impl FileSource {
     /// Opens worker `index` of `peers`'s share of `path`.
-    pub fn open(
-        path: &Path,
-        index: usize,
-        peers: usize,
-        max_record: usize,
-    ) -> std::io::Result<Self> {
+    pub fn open(path: &Path, index: usize, peers: usize, max_record: usize) -> std::io::Result<Self> {
         Ok(FileSource {
             name: format!("file:{}", path.display()),
             reader: FileShardReader::open(path, index, peers, max_record)?,
@@ -35,17 +30,15 @@ impl RecordReader for FileSource {
     }
 
     fn read(&mut self, budget: usize, each: &mut dyn FnMut(RawRecord<'_>) -> bool) -> ReadStatus {
-        let result = self
-            .reader
-            .read(budget, &mut |bytes, original_len, line, offset| {
-                each(RawRecord {
-                    bytes,
-                    original_len,
-                    line,
-                    partition: None,
-                    offset: offset.map(|o| o as i64),
-                })
-            });
+        let result = self.reader.read(budget, &mut |bytes, original_len, line, offset| {
+            each(RawRecord {
+                bytes,
+                original_len,
+                line,
+                partition: None,
+                offset: offset.map(|o| o as i64),
+            })
+        });
         match result {
             Ok(ShardStatus::More) => ReadStatus::More,
             Ok(ShardStatus::Done) => ReadStatus::Done,
@@ -116,13 +109,16 @@ pub enum OutputTarget {
     Stdout,
     /// One `<stream>.jsonl` per stream in this directory.
     Dir(PathBuf),
+    /// Nowhere (benchmarks): records are still built and serialized, then dropped.
+    Discard,
 }
 
 impl OutputTarget {
-    /// Parses `stdout` or `file:DIR`.
+    /// Parses `stdout`, `file:DIR` or `none`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "stdout" => Some(OutputTarget::Stdout),
+            "none" => Some(OutputTarget::Discard),
             _ => s
                 .strip_prefix("file:")
                 .filter(|d| !d.is_empty())
@@ -135,11 +131,18 @@ impl OutputTarget {
         Ok(match self {
             OutputTarget::Stdout if name == "deadletter" => Box::new(StderrSink),
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
-            OutputTarget::Dir(dir) => Box::new(FileSink(FileWriter::create(
-                &dir.join(format!("{name}.jsonl")),
-            )?)),
+            OutputTarget::Dir(dir) => Box::new(FileSink(FileWriter::create(&dir.join(format!("{name}.jsonl")))?)),
+            OutputTarget::Discard => Box::new(Discard),
         })
     }
+}
+
+/// A sink that keeps nothing.
+pub struct Discard;
+
+impl RecordSink for Discard {
+    fn write(&mut self, _key: &str, _payload: &[u8]) {}
+    fn flush(&mut self) {}
 }
 
 struct StdoutSink(StdoutLines);

@@ -9,13 +9,13 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use sentinel_dataflows::detect::StatisticalConfig;
 use sentinel_dataflows::operators::{
-    ingest, AggregationPlan, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink,
-    PreAggregate, RecordReader, RecordSink, WindowMerge,
+    ingest, AggregationPlan, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, PreAggregate,
+    RecordReader, RecordSink, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::Exchange;
 
-use crate::io::{FileSource, OutputTarget, SyntheticSource};
+use crate::io::{Discard, FileSource, OutputTarget, SyntheticSource};
 
 /// Where events come from.
 #[derive(Clone, Debug)]
@@ -61,23 +61,17 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// Runs the job under `config` (threads, processes) until every source is exhausted.
-pub fn run(
-    config: timely::Config,
-    stats: Arc<JobStats>,
-    spec: JobSpec,
-) -> Result<RunOutcome, String> {
+pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Result<RunOutcome, String> {
     let started = Instant::now();
     let worker_stats = Arc::clone(&stats);
     let spec = Arc::new(spec);
     let guards = timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let reader: Box<dyn RecordReader> = match &spec.input {
-            InputSpec::File(path) => {
-                match FileSource::open(path, index, peers, spec.ingest.limits.max_event_bytes) {
-                    Ok(r) => Box::new(r),
-                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-                }
-            }
+            InputSpec::File(path) => match FileSource::open(path, index, peers, spec.ingest.limits.max_event_bytes) {
+                Ok(r) => Box::new(r),
+                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            },
             InputSpec::Synthetic(cfg) => Box::new(SyntheticSource::new(cfg.clone(), index, peers)),
         };
         // Every worker builds the same dataflow; outputs are routed to worker 0, which alone
@@ -143,12 +137,4 @@ pub fn run(
         latency_ns,
         elapsed: started.elapsed(),
     })
-}
-
-/// A sink that keeps nothing (dead letters are still counted by the source).
-struct Discard;
-
-impl RecordSink for Discard {
-    fn write(&mut self, _key: &str, _payload: &[u8]) {}
-    fn flush(&mut self) {}
 }

@@ -39,6 +39,8 @@ pub struct Summary {
     pub latency_p99_us: f64,
     /// True when every record read is accounted for (decoded + dead-lettered).
     pub balanced: bool,
+    /// Peak resident memory of this process (Linux `VmHWM`), bytes; 0 where unavailable.
+    pub peak_rss_bytes: u64,
 }
 
 impl Summary {
@@ -75,6 +77,7 @@ impl Summary {
                 run.latency_ns.value_at_quantile(0.99) as f64 / 1000.0
             },
             balanced: records_in == decoded + dead,
+            peak_rss_bytes: peak_rss_bytes(),
         }
     }
 
@@ -92,11 +95,28 @@ impl Summary {
             out.push_str(&format!("    {detector:<22}{n}\n"));
         }
         out.push_str(&format!(
-            "  throughput       {:.0} events/s over {:.2} s\n  latency          p50 {:.1} µs, p99 {:.1} µs (read → folded into window state)\n  balanced         {}\n",
-            self.events_per_sec, self.elapsed_secs, self.latency_p50_us, self.latency_p99_us, self.balanced
+            "  throughput       {:.0} events/s over {:.2} s\n  latency          p50 {:.1} µs, p99 {:.1} µs (read → folded into window state)\n  balanced         {}\n  peak memory      {:.1} MiB\n",
+            self.events_per_sec,
+            self.elapsed_secs,
+            self.latency_p50_us,
+            self.latency_p99_us,
+            self.balanced,
+            self.peak_rss_bytes as f64 / 1048576.0
         ));
         out
     }
+}
+
+/// Peak resident set size from `/proc/self/status`.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// A live progress line on stderr, redrawn twice a second while the job runs.

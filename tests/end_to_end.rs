@@ -33,10 +33,7 @@ fn gen_trace(dir: &Path, name: &str, seed: &str, clean: bool) -> (PathBuf, PathB
         seed,
         "--out",
     ];
-    let (t, l) = (
-        trace.to_str().unwrap().to_owned(),
-        labels.to_str().unwrap().to_owned(),
-    );
+    let (t, l) = (trace.to_str().unwrap().to_owned(), labels.to_str().unwrap().to_owned());
     args.extend([t.as_str(), "--labels", l.as_str()]);
     if clean {
         args.push("--clean");
@@ -72,10 +69,7 @@ fn run_job(trace: &Path, out: &Path, workers: &str) -> (Vec<Value>, Value) {
 }
 
 fn ids(anomalies: &[Value]) -> BTreeSet<String> {
-    anomalies
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect()
+    anomalies.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
 }
 
 fn window_ms(a: &Value, key: &str) -> u64 {
@@ -95,19 +89,10 @@ fn injected_anomalies_are_found_clean_traffic_is_quiet_and_workers_agree() {
     assert_eq!(summary["balanced"], true);
 
     let labels = read_jsonl(&labels);
-    let statistical: Vec<&Value> = labels
-        .iter()
-        .filter(|l| l["category"] == "statistical")
-        .collect();
-    assert!(
-        statistical.len() >= 5,
-        "the trace carries every statistical kind"
-    );
+    let statistical: Vec<&Value> = labels.iter().filter(|l| l["category"] == "statistical").collect();
+    assert!(statistical.len() >= 5, "the trace carries every statistical kind");
     for label in &statistical {
-        let (start, end) = (
-            label["start_ms"].as_u64().unwrap(),
-            label["end_ms"].as_u64().unwrap(),
-        );
+        let (start, end) = (label["start_ms"].as_u64().unwrap(), label["end_ms"].as_u64().unwrap());
         let found = anomalies.iter().any(|a| {
             a["affected_entity"]["type"] == label["entity_type"]
                 && a["affected_entity"]["id"] == label["entity_id"]
@@ -123,9 +108,9 @@ fn injected_anomalies_are_found_clean_traffic_is_quiet_and_workers_agree() {
     // Every anomaly must be explained by an injected case (allowing for windows that overlap it).
     for a in &anomalies {
         let (ws, we) = (window_ms(a, "window_start"), window_ms(a, "window_end"));
-        let explained = labels.iter().any(|l| {
-            we > l["start_ms"].as_u64().unwrap() && ws < l["end_ms"].as_u64().unwrap() + 60_000
-        });
+        let explained = labels
+            .iter()
+            .any(|l| we > l["start_ms"].as_u64().unwrap() && ws < l["end_ms"].as_u64().unwrap() + 60_000);
         assert!(explained, "unexplained anomaly: {}", a["title"]);
     }
 
@@ -157,9 +142,7 @@ fn bad_input_is_dead_lettered_and_counts_balance() {
             "invalid_field",
         ),
         (
-            good(102, 20)
-                .replace("\"cost\":0.01", "\"cost\":NaN")
-                .into_bytes(),
+            good(102, 20).replace("\"cost\":0.01", "\"cost\":NaN").into_bytes(),
             "malformed_json",
         ),
         (
@@ -169,11 +152,7 @@ fn bad_input_is_dead_lettered_and_counts_balance() {
             "invalid_field",
         ),
         (
-            format!(
-                "{{\"event_id\":\"big\",\"pad\":\"{}\"}}",
-                "x".repeat(10 << 20)
-            )
-            .into_bytes(),
+            format!("{{\"event_id\":\"big\",\"pad\":\"{}\"}}", "x".repeat(10 << 20)).into_bytes(),
             "too_large",
         ),
         (
@@ -214,10 +193,7 @@ fn bad_input_is_dead_lettered_and_counts_balance() {
     expected.sort();
     assert_eq!(got, expected);
     for d in &dead {
-        assert!(
-            d["position"]["offset"].is_u64(),
-            "plain files report byte offsets: {d}"
-        );
+        assert!(d["position"]["offset"].is_u64(), "plain files report byte offsets: {d}");
         let kept = d["original"]
             .as_str()
             .map(str::len)
@@ -253,10 +229,7 @@ fn check_config_names_key_and_line() {
 fn default_run_prints_anomalies_as_json_lines() {
     let out = sentinel(&["run", "--no-progress"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let anomalies: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let anomalies: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(anomalies.len() >= 5, "{stdout}");
     for a in &anomalies {
         for field in [

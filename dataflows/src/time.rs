@@ -17,11 +17,7 @@ pub const MAX_EVENT_MS: u64 = 4_102_444_800_000;
 /// ```
 pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
-    {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
         return None;
     }
     if b[13] != b':' || b[16] != b':' {
@@ -86,9 +82,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
         _ => return None,
     };
     let days = days_from_civil(year as i64, month as i64, day as i64);
-    let ms = ((days * 86_400 + (hour * 3600 + minute * 60 + second.min(59)) as i64) * 1000
-        + millis as i64)
-        - offset_ms;
+    let ms = ((days * 86_400 + (hour * 3600 + minute * 60 + second.min(59)) as i64) * 1000 + millis as i64) - offset_ms;
     u64::try_from(ms).ok()
 }
 
@@ -136,12 +130,7 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
 
 /// Formats milliseconds as the shortest exact duration string (`300000` -> `5m`).
 pub fn format_duration_ms(ms: u64) -> String {
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-    ] {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
         if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
@@ -201,10 +190,7 @@ mod tests {
     fn honours_offsets_and_fractions() {
         let utc = parse_rfc3339_ms("2024-05-01T12:00:00Z").unwrap();
         assert_eq!(parse_rfc3339_ms("2024-05-01T14:00:00+02:00"), Some(utc));
-        assert_eq!(
-            parse_rfc3339_ms("2024-05-01T12:00:00.123456Z"),
-            Some(utc + 123)
-        );
+        assert_eq!(parse_rfc3339_ms("2024-05-01T12:00:00.123456Z"), Some(utc + 123));
         assert_eq!(parse_rfc3339_ms("2024-05-01T12:00:00.1Z"), Some(utc + 100));
     }
 

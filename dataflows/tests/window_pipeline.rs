@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram;
 use sentinel_dataflows::detect::{BaselineConfig, Metric, SeverityBands, StatisticalConfig};
 use sentinel_dataflows::model::{EntityKeys, EventType, MetricEvent};
-use sentinel_dataflows::operators::{
-    AggregationPlan, DetectStatistical, DistinctCounts, PreAggregate, WindowMerge,
-};
+use sentinel_dataflows::operators::{AggregationPlan, DetectStatistical, DistinctCounts, PreAggregate, WindowMerge};
 use sentinel_dataflows::window::{Dimension, WindowAggregate};
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
@@ -71,16 +69,13 @@ fn run(workers: usize) -> (Vec<(String, String)>, Vec<WindowAggregate>) {
             let latency = Rc::new(RefCell::new(Histogram::<u64>::new(3).unwrap()));
             let (partials, pairs) = input.to_stream(scope).pre_aggregate(plan, latency);
             let merged = partials.merge_windows(pairs.distinct_counts(), 2);
-            merged
-                .clone()
-                .inspect(move |agg| w.lock().unwrap().push(agg.clone()));
+            merged.clone().inspect(move |agg| w.lock().unwrap().push(agg.clone()));
             merged
                 .detect_statistical(vec![cost_detector()])
                 .inspect(move |an| {
-                    a.lock().unwrap().push((
-                        an.affected_entity.id.clone(),
-                        an.context.window_start.clone(),
-                    ))
+                    a.lock()
+                        .unwrap()
+                        .push((an.affected_entity.id.clone(), an.context.window_start.clone()))
                 })
                 .probe_with(&probe);
         });

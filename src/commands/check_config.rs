@@ -11,10 +11,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     };
     let cfg = SentinelConfig::load(Path::new(path)).map_err(|e| e.to_string())?;
     let enabled = cfg.detectors.iter().filter(|d| d.enabled).count();
-    println!(
-        "{path}: ok ({} detectors, {enabled} enabled)",
-        cfg.detectors.len()
-    );
+    println!("{path}: ok ({} detectors, {enabled} enabled)", cfg.detectors.len());
     for d in &cfg.detectors {
         let actions: Vec<String> = d
             .actions

@@ -47,10 +47,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     let defaults = TraceConfig::default();
     let num = |name: &str| -> Result<Option<f64>, String> {
         m.opt_str(name)
-            .map(|v| {
-                v.parse::<f64>()
-                    .map_err(|_| format!("--{name}: `{v}` is not a number"))
-            })
+            .map(|v| v.parse::<f64>().map_err(|_| format!("--{name}: `{v}` is not a number")))
             .transpose()
     };
     let start_ms = match m.opt_str("start") {
@@ -70,9 +67,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         inject: !m.opt_present("clean"),
         arrivals,
     };
-    let out = m
-        .opt_str("out")
-        .ok_or_else(|| format!("--out is required\n\n{HELP}"))?;
+    let out = m.opt_str("out").ok_or_else(|| format!("--out is required\n\n{HELP}"))?;
     let generator = TraceGenerator::new(cfg);
     if let Some(labels) = m.opt_str("labels") {
         let mut w = BufWriter::new(File::create(&labels).map_err(|e| format!("{labels}: {e}"))?);
@@ -117,15 +112,10 @@ fn read_arrivals(path: &Path) -> Result<Vec<ArrivalSample>, String> {
         // "2023-11-16 18:17:03.9799600": keep it to milliseconds and parse as UTC.
         let iso = format!(
             "{}Z",
-            ts.trim()
-                .replacen(' ', "T", 1)
-                .chars()
-                .take(23)
-                .collect::<String>()
+            ts.trim().replacen(' ', "T", 1).chars().take(23).collect::<String>()
         );
-        let ms = parse_rfc3339_ms(&iso)
-            .ok_or_else(|| format!("{}:{}: bad timestamp `{ts}`", path.display(), n + 1))?
-            as f64;
+        let ms =
+            parse_rfc3339_ms(&iso).ok_or_else(|| format!("{}:{}: bad timestamp `{ts}`", path.display(), n + 1))? as f64;
         let parse = |v: &str| {
             v.trim()
                 .parse::<u32>()

@@ -19,7 +19,7 @@ sentinel run: detect anomalies in LLM telemetry
 
   --config FILE       YAML configuration (default: the built-in examples/sentinel.yaml)
   --input SRC         synthetic | file:PATH (.jsonl or .jsonl.gz); overrides the config's source
-  --output DST        stdout | file:DIR; overrides outputs.target
+  --output DST        stdout | file:DIR | none; overrides outputs.target
   --speed X           replay pacing by event time: 1 = recorded speed, 10 = ten times faster
   --lateness D        allowed lateness, e.g. 5s (overrides job.allowed_lateness)
   --events N          events for the synthetic source
@@ -59,23 +59,15 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         return Ok(());
     }
     let timely_config = timely::Config::from_matches(&m)?;
-    let threads = m
-        .opt_str("w")
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(1usize);
+    let threads = m.opt_str("w").and_then(|w| w.parse().ok()).unwrap_or(1usize);
 
     let cfg = match m.opt_str("config") {
         Some(path) => SentinelConfig::load(Path::new(&path)).map_err(|e| e.to_string())?,
-        None => {
-            SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| format!("built-in config: {e}"))?
-        }
+        None => SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| format!("built-in config: {e}"))?,
     };
     let number = |name: &str| -> Result<Option<f64>, String> {
         m.opt_str(name)
-            .map(|v| {
-                v.parse::<f64>()
-                    .map_err(|_| format!("--{name}: `{v}` is not a number"))
-            })
+            .map(|v| v.parse::<f64>().map_err(|_| format!("--{name}: `{v}` is not a number")))
             .transpose()
     };
     let mut speed = None;
@@ -83,11 +75,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         Some(src) if src == "synthetic" => synthetic(&cfg),
         Some(src) => match src.strip_prefix("file:") {
             Some(path) => InputSpec::File(PathBuf::from(path)),
-            None => {
-                return Err(format!(
-                    "--input: expected synthetic or file:PATH, got `{src}`"
-                ))
-            }
+            None => return Err(format!("--input: expected synthetic or file:PATH, got `{src}`")),
         },
         None => match &cfg.source {
             Some(SourceConfig::File { path, speed: s }) => {
@@ -111,15 +99,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         }
         speed = Some(s);
     }
-    let target = m
-        .opt_str("output")
-        .unwrap_or_else(|| cfg.outputs.target.clone());
+    let target = m.opt_str("output").unwrap_or_else(|| cfg.outputs.target.clone());
     let output = OutputTarget::parse(&target)
-        .ok_or_else(|| format!("--output: expected stdout or file:DIR, got `{target}`"))?;
+        .ok_or_else(|| format!("--output: expected stdout, file:DIR or none, got `{target}`"))?;
     let lateness_ms = match m.opt_str("lateness") {
-        Some(d) => {
-            parse_duration_ms(&d).ok_or_else(|| format!("--lateness: `{d}` is not a duration"))?
-        }
+        Some(d) => parse_duration_ms(&d).ok_or_else(|| format!("--lateness: `{d}` is not a duration"))?,
         None => cfg.job.allowed_lateness.0,
     };
     let spec = JobSpec {

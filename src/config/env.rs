@@ -18,22 +18,13 @@ pub fn expand(text: &str) -> Result<String, String> {
                 return Err(format!("line {}: unterminated `${{`", n + 1));
             };
             let name = &rest[at + 2..at + close];
-            let valid =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!(
-                    "line {}: `${{{name}}}` is not a valid variable name",
-                    n + 1
-                ));
+                return Err(format!("line {}: `${{{name}}}` is not a valid variable name", n + 1));
             }
             match std::env::var(name) {
                 Ok(v) => out.push_str(&v),
-                Err(_) => {
-                    return Err(format!(
-                        "line {}: environment variable `{name}` is not set",
-                        n + 1
-                    ))
-                }
+                Err(_) => return Err(format!("line {}: environment variable `{name}` is not set", n + 1)),
             }
             rest = &rest[at + close + 1..];
         }

@@ -8,10 +8,7 @@ pub fn line_of_path(text: &str, path: &str) -> Option<usize> {
     let mut found = None;
     for segment in path.split('.').filter(|s| !s.is_empty()) {
         let (key, index) = match segment.find('[') {
-            Some(b) => (
-                &segment[..b],
-                segment[b + 1..segment.len() - 1].parse::<usize>().ok(),
-            ),
+            Some(b) => (&segment[..b], segment[b + 1..segment.len() - 1].parse::<usize>().ok()),
             None => (segment, None),
         };
         if !key.is_empty() {
@@ -44,13 +41,7 @@ fn is_content(line: &str) -> bool {
 }
 
 /// The first `key:` deeper than `parent`, reading an item's "- key:" line as indented by two more.
-fn find_key(
-    lines: &[&str],
-    start: usize,
-    end: usize,
-    parent: i64,
-    key: &str,
-) -> Option<(usize, i64)> {
+fn find_key(lines: &[&str], start: usize, end: usize, parent: i64, key: &str) -> Option<(usize, i64)> {
     for (n, line) in lines.iter().enumerate().take(end).skip(start) {
         if !is_content(line) {
             continue;
@@ -61,24 +52,14 @@ fn find_key(
             indent += 2;
             rest = after;
         }
-        if indent > parent
-            && rest
-                .strip_prefix(key)
-                .is_some_and(|r| r.trim_start().starts_with(':'))
-        {
+        if indent > parent && rest.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':')) {
             return Some((n, indent));
         }
     }
     None
 }
 
-fn find_item(
-    lines: &[&str],
-    start: usize,
-    end: usize,
-    parent: i64,
-    index: usize,
-) -> Option<(usize, i64)> {
+fn find_item(lines: &[&str], start: usize, end: usize, parent: i64, index: usize) -> Option<(usize, i64)> {
     let mut seen = 0;
     let mut item_indent = None;
     for (n, line) in lines.iter().enumerate().take(end).skip(start) {
@@ -101,11 +82,7 @@ fn find_item(
 
 fn block_end(lines: &[&str], start: usize, end: usize, indent: i64) -> usize {
     (start..end)
-        .find(|&n| {
-            is_content(lines[n])
-                && indent_of(lines[n]) <= indent
-                && !lines[n].trim_start().starts_with("- ")
-        })
+        .find(|&n| is_content(lines[n]) && indent_of(lines[n]) <= indent && !lines[n].trim_start().starts_with("- "))
         .unwrap_or(end)
 }
 

@@ -9,7 +9,7 @@ mod values;
 
 use std::path::Path;
 
-use sentinel_dataflows::detect::{BaselineConfig, SeverityBands, StatisticalConfig};
+use sentinel_dataflows::detect::{BaselineConfig, Metric, SeverityBands, StatisticalConfig};
 use sentinel_dataflows::operators::AggregationPlan;
 use sentinel_dataflows::window::Dimension;
 use serde::Deserialize;
@@ -291,8 +291,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../examples/sentinel.yaml");
 impl SentinelConfig {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
     }
 
@@ -304,11 +303,7 @@ impl SentinelConfig {
             let path = e.path().to_string();
             // The parser reports where the enclosing mapping starts; point at the key itself.
             let message = e.inner().to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
             match locate::line_of_path(&expanded, &path) {
                 Some(line) => ConfigError(format!("key `{path}` (line {line}): {message}")),
                 None => ConfigError(format!("key `{path}`: {}", e.inner())),
@@ -323,19 +318,14 @@ impl SentinelConfig {
         for (i, d) in self.detectors.iter().enumerate() {
             let at = |key: &str| {
                 let path = format!("detectors[{i}].{key}");
-                let line = locate::line_of_path(text, &path)
-                    .map_or_else(String::new, |l| format!(" (line {l})"));
+                let line = locate::line_of_path(text, &path).map_or_else(String::new, |l| format!(" (line {l})"));
                 format!("key `{path}`{line}")
             };
             if d.id.trim().is_empty() {
                 return Err(ConfigError(format!("{}: id must not be empty", at("id"))));
             }
             if !ids.insert(d.id.as_str()) {
-                return Err(ConfigError(format!(
-                    "{}: duplicate detector id `{}`",
-                    at("id"),
-                    d.id
-                )));
+                return Err(ConfigError(format!("{}: duplicate detector id `{}`", at("id"), d.id)));
             }
             let c = &d.config;
             if !(c.threshold.is_finite() && c.threshold > 0.0) {
@@ -345,16 +335,10 @@ impl SentinelConfig {
                 )));
             }
             if c.window.0 == 0 {
-                return Err(ConfigError(format!(
-                    "{}: must be positive",
-                    at("config.window")
-                )));
+                return Err(ConfigError(format!("{}: must be positive", at("config.window"))));
             }
             if !(c.alpha > 0.0 && c.alpha <= 1.0) {
-                return Err(ConfigError(format!(
-                    "{}: must be in (0, 1]",
-                    at("config.alpha")
-                )));
+                return Err(ConfigError(format!("{}: must be in (0, 1]", at("config.alpha"))));
             }
             if c.baseline_windows == 0 {
                 return Err(ConfigError(format!(
@@ -363,10 +347,7 @@ impl SentinelConfig {
                 )));
             }
             if let Some(s) = &c.severity {
-                if !(0.0..=1.0).contains(&s.warning)
-                    || !(0.0..=1.0).contains(&s.critical)
-                    || s.warning > s.critical
-                {
+                if !(0.0..=1.0).contains(&s.warning) || !(0.0..=1.0).contains(&s.critical) || s.warning > s.critical {
                     return Err(ConfigError(format!(
                         "{}: need 0 <= warning <= critical <= 1",
                         at("config.severity")
@@ -421,9 +402,7 @@ impl SentinelConfig {
                             warning: s.warning,
                             critical: s.critical,
                         }),
-                    state_ttl_ms: c
-                        .state_ttl
-                        .map_or((c.window.0 * 120).max(3_600_000), |t| t.0),
+                    state_ttl_ms: c.state_ttl.map_or((c.window.0 * 120).max(3_600_000), |t| t.0),
                 }
             })
             .collect()
@@ -433,18 +412,21 @@ impl SentinelConfig {
     pub fn aggregation_plan(&self) -> AggregationPlan {
         let mut plan = AggregationPlan {
             groups: Vec::new(),
-            distinct_per_application: true,
+            distinct_widths: Vec::new(),
             max_samples: self.job.sample_events,
         };
         for d in self.statistical_detectors() {
             plan.require(d.window_ms, d.group_by);
-            plan.require(d.window_ms, Dimension::Application);
+            if matches!(d.metric, Metric::DistinctUsers | Metric::DistinctModels) {
+                plan.require_distinct(d.window_ms);
+            }
         }
         if self.outputs.aggregates {
             for w in &self.windows {
                 for dim in Dimension::ALL {
                     plan.require(w.0, dim);
                 }
+                plan.require_distinct(w.0);
             }
         }
         plan

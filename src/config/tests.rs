@@ -22,10 +22,7 @@ fn error(yaml: &str) -> String {
 fn errors_name_the_key_and_line() {
     let bad_metric = "detectors:\n  - id: a\n    type: statistical\n    config:\n      metric: cost_per_fortnight\n      threshold: 3\n      window: 1m\n";
     let e = error(bad_metric);
-    assert!(
-        e.contains("detectors[0].config.metric") && e.contains("line 5"),
-        "{e}"
-    );
+    assert!(e.contains("detectors[0].config.metric") && e.contains("line 5"), "{e}");
     let unknown = "job:\n  allowed_lateness: 5s\n  colour: blue\n";
     let e = error(unknown);
     assert!(e.contains("colour") && e.contains("line 3"), "{e}");
@@ -45,8 +42,5 @@ fn expands_environment_variables() {
     let cfg = SentinelConfig::parse("outputs:\n  target: ${SENTINEL_TEST_TARGET}\n").unwrap();
     assert_eq!(cfg.outputs.target, "file:/tmp/x");
     let e = error("outputs:\n  target: ${SENTINEL_SURELY_UNSET_VAR}\n");
-    assert!(
-        e.contains("line 2") && e.contains("SENTINEL_SURELY_UNSET_VAR"),
-        "{e}"
-    );
+    assert!(e.contains("line 2") && e.contains("SENTINEL_SURELY_UNSET_VAR"), "{e}");
 }

@@ -26,11 +26,7 @@ pub struct DirectionName(pub Direction);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DimensionName(pub Dimension);
 
-fn parse_with<'de, D, T>(
-    d: D,
-    parse: impl Fn(&str) -> Option<T>,
-    expected: &str,
-) -> Result<T, D::Error>
+fn parse_with<'de, D, T>(d: D, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -40,24 +36,14 @@ where
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_with(
-            d,
-            parse_duration_ms,
-            "a duration like 500ms, 30s, 5m, 1h or 1d",
-        )
-        .map(DurationValue)
+        parse_with(d, parse_duration_ms, "a duration like 500ms, 30s, 5m, 1h or 1d").map(DurationValue)
     }
 }
 
 impl<'de> Deserialize<'de> for MetricName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let names: Vec<&str> = Metric::NAMES.iter().map(|(n, _)| *n).collect();
-        parse_with(
-            d,
-            Metric::parse,
-            &format!("a metric (one of {})", names.join(", ")),
-        )
-        .map(MetricName)
+        parse_with(d, Metric::parse, &format!("a metric (one of {})", names.join(", "))).map(MetricName)
     }
 }
 

@@ -155,12 +155,7 @@ impl FileShardReader {
 }
 
 /// Positions a splitter at the first line that starts inside the block at `start`.
-fn open_block(
-    file: &File,
-    start: u64,
-    len: u64,
-    max_line: usize,
-) -> io::Result<(LineSplitter<io::Take<File>>, u64)> {
+fn open_block(file: &File, start: u64, len: u64, max_line: usize) -> io::Result<(LineSplitter<io::Take<File>>, u64)> {
     let mut handle = file.try_clone()?;
     let block_end = (start + BLOCK_BYTES).min(len);
     // Begin one byte early: if that byte is a newline, a line starts exactly at `start`.
@@ -206,10 +201,7 @@ mod tests {
         let mut expected = Vec::new();
         let mut f = File::create(&path).unwrap();
         for i in 0..200_000u32 {
-            let line = format!(
-                "{{\"n\":{i},\"pad\":\"{}\"}}",
-                "y".repeat((i % 37) as usize)
-            );
+            let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "y".repeat((i % 37) as usize));
             writeln!(f, "{line}").unwrap();
             expected.push(line.into_bytes());
         }
@@ -225,10 +217,7 @@ mod tests {
     fn gzip_shards_by_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl.gz");
-        let mut gz = flate2::write::GzEncoder::new(
-            File::create(&path).unwrap(),
-            flate2::Compression::fast(),
-        );
+        let mut gz = flate2::write::GzEncoder::new(File::create(&path).unwrap(), flate2::Compression::fast());
         for i in 0..1000 {
             writeln!(gz, "line {i}").unwrap();
         }

@@ -180,12 +180,7 @@ impl Baseline {
     /// `sample_size` is the number of trials behind a proportion (calls behind an error rate): the
     /// spread is then at least the binomial sampling error, so a window of 30 calls with one
     /// failure is not judged like a window of 3,000.
-    pub fn deviation(
-        &self,
-        cfg: &BaselineConfig,
-        value: f64,
-        sample_size: Option<f64>,
-    ) -> Option<Deviation> {
+    pub fn deviation(&self, cfg: &BaselineConfig, value: f64, sample_size: Option<f64>) -> Option<Deviation> {
         if self.len() < cfg.min_history.max(1) {
             return None;
         }
@@ -241,12 +236,7 @@ impl Baseline {
 
     /// Judges `value`, then learns from it. An anomalous value is clipped to the threshold before
     /// it enters the history, so one spike cannot hide the next, yet a lasting shift is learned.
-    pub fn observe(
-        &mut self,
-        cfg: &BaselineConfig,
-        value: f64,
-        sample_size: Option<f64>,
-    ) -> Option<Deviation> {
+    pub fn observe(&mut self, cfg: &BaselineConfig, value: f64, sample_size: Option<f64>) -> Option<Deviation> {
         let dev = self.deviation(cfg, value, sample_size);
         let learn = match dev {
             Some(d) if d.anomalous => d.center + d.z.signum() * cfg.threshold * d.spread,
@@ -308,10 +298,7 @@ mod tests {
         }
         let mean = xs.iter().sum::<f64>() / 20.0;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 20.0;
-        let Baseline::Moments {
-            mean: m, var: v, ..
-        } = b
-        else {
+        let Baseline::Moments { mean: m, var: v, .. } = b else {
             panic!()
         };
         assert!((m - mean).abs() < 1e-9 && (v - var).abs() < 1e-9);
@@ -324,10 +311,7 @@ mod tests {
             let mut b = Baseline::new(s);
             for i in 0..40 {
                 let d = b.observe(&c, noisy(i), None);
-                assert!(
-                    !d.is_some_and(|d| d.anomalous),
-                    "{s:?} flagged noise at {i}"
-                );
+                assert!(!d.is_some_and(|d| d.anomalous), "{s:?} flagged noise at {i}");
             }
             let d = b.observe(&c, 300.0, None).unwrap();
             assert!(d.anomalous && d.z > 4.0, "{s:?} missed the spike: {d:?}");

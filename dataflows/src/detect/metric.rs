@@ -40,10 +40,7 @@ impl Metric {
         ("cost_per_hour", Metric::CostPerHour),
         ("tokens_per_minute", Metric::TokensPerMinute),
         ("prompt_tokens_per_minute", Metric::PromptTokensPerMinute),
-        (
-            "completion_tokens_per_minute",
-            Metric::CompletionTokensPerMinute,
-        ),
+        ("completion_tokens_per_minute", Metric::CompletionTokensPerMinute),
         ("requests_per_minute", Metric::RequestsPerMinute),
         ("tool_calls_per_minute", Metric::ToolCallsPerMinute),
         ("error_rate", Metric::ErrorRate),
@@ -56,18 +53,12 @@ impl Metric {
 
     /// Parses a config name such as `cost_per_minute`.
     pub fn parse(name: &str) -> Option<Metric> {
-        Self::NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, m)| *m)
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
     }
 
     /// Config name.
     pub fn as_str(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("?", |(n, _)| n)
+        Self::NAMES.iter().find(|(_, m)| *m == self).map_or("?", |(n, _)| n)
     }
 
     /// True for per-time rates of countable things: a window with no events means 0, and the

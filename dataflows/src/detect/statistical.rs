@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use super::baseline::{Baseline, BaselineConfig, Deviation, Direction};
 use super::metric::Metric;
 use crate::hash::stable_id;
-use crate::model::{
-    AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity,
-};
+use crate::model::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 use crate::time::{format_duration_ms, format_rfc3339_ms};
 use crate::window::{Dimension, WindowAggregate};
 
@@ -161,9 +159,7 @@ impl StatisticalDetector {
         state.last_window_end = agg.window_end;
         let trials = (cfg.metric == Metric::ErrorRate).then_some(f64::from(agg.acc.calls));
         let deviation = state.baseline.observe(&cfg.baseline, value?, trials)?;
-        let anomaly = deviation
-            .anomalous
-            .then(|| build_anomaly(cfg, agg, &deviation));
+        let anomaly = deviation.anomalous.then(|| build_anomaly(cfg, agg, &deviation));
         self.maybe_sweep(agg.window_end);
         anomaly
     }
@@ -210,7 +206,11 @@ fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation) 
             d.z,
             cfg.baseline.threshold
         ),
-        affected_entity: AffectedEntity { entity_type: dim.into(), id: agg.key.clone(), name: agg.key.clone() },
+        affected_entity: AffectedEntity {
+            entity_type: dim.into(),
+            id: agg.key.clone(),
+            name: agg.key.clone(),
+        },
         metrics: AnomalyMetrics {
             baseline_value: d.center,
             observed_value: d.value,
@@ -286,11 +286,7 @@ mod tests {
             let mut d = detector(Metric::CostPerMinute, Strategy::Zscore);
             let mut found = Vec::new();
             for m in 1..40 {
-                let cost = if m == 30 {
-                    50.0
-                } else {
-                    1.0 + (m % 3) as f64 * 0.1
-                };
+                let cost = if m == 30 { 50.0 } else { 1.0 + (m % 3) as f64 * 0.1 };
                 found.extend(d.observe(&agg("chat", m, 100, 0, cost)));
             }
             found
@@ -307,9 +303,7 @@ mod tests {
     fn error_rate_needs_enough_calls() {
         let mut d = detector(Metric::ErrorRate, Strategy::Mad);
         for m in 1..20 {
-            assert!(d
-                .observe(&agg("chat", m, 100, 1 + (m % 2) as u32, 0.0))
-                .is_none());
+            assert!(d.observe(&agg("chat", m, 100, 1 + (m % 2) as u32, 0.0)).is_none());
         }
         assert!(
             d.observe(&agg("chat", 20, 3, 3, 0.0)).is_none(),

@@ -129,11 +129,7 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -166,23 +162,9 @@ mod tests {
     #[test]
     fn keeps_text_readable_and_binary_encoded() {
         let p = Position::default();
-        let d = DeadLetter::new(
-            Reason::MalformedJson,
-            String::new(),
-            p.clone(),
-            b"{\"a\":",
-            5,
-            3,
-        );
+        let d = DeadLetter::new(Reason::MalformedJson, String::new(), p.clone(), b"{\"a\":", 5, 3);
         assert_eq!(d.original.as_deref(), Some("{\"a"));
-        let d = DeadLetter::new(
-            Reason::InvalidUtf8,
-            String::new(),
-            p,
-            &[0xff, 0xfe, b'a'],
-            3,
-            100,
-        );
+        let d = DeadLetter::new(Reason::InvalidUtf8, String::new(), p, &[0xff, 0xfe, b'a'], 3, 100);
         assert_eq!(d.original_base64.as_deref(), Some("//5h"));
     }
 }

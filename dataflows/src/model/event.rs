@@ -12,9 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// What an event reports.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum EventType {
     /// A prompt sent to a model (`llm.request`).
     #[serde(rename = "llm.request")]
@@ -109,43 +107,19 @@ pub struct ToolCall<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub struct EventData<'a> {
     /// Requested model.
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_str",
-        alias = "gen_ai.request.model"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_str", alias = "gen_ai.request.model")]
     pub model: Option<Cow<'a, str>>,
     /// Model that answered, if reported separately.
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_str",
-        rename = "gen_ai.response.model"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_str", rename = "gen_ai.response.model")]
     pub response_model: Option<Cow<'a, str>>,
     /// Prompt text.
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_str",
-        alias = "gen_ai.prompt"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_str", alias = "gen_ai.prompt")]
     pub prompt: Option<Cow<'a, str>>,
     /// Response text.
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_str",
-        alias = "gen_ai.completion"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_str", alias = "gen_ai.completion")]
     pub response: Option<Cow<'a, str>>,
     /// Input tokens.
-    #[serde(
-        default,
-        alias = "gen_ai.usage.input_tokens",
-        alias = "gen_ai.usage.prompt_tokens"
-    )]
+    #[serde(default, alias = "gen_ai.usage.input_tokens", alias = "gen_ai.usage.prompt_tokens")]
     pub prompt_tokens: Option<u64>,
     /// Output tokens.
     #[serde(
@@ -173,12 +147,7 @@ pub struct EventData<'a> {
     #[serde(borrow, default)]
     pub tool: Option<ToolCall<'a>>,
     /// Flat OpenTelemetry spelling of the tool name.
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_str",
-        rename = "gen_ai.tool.name"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_str", rename = "gen_ai.tool.name")]
     pub tool_name: Option<Cow<'a, str>>,
 }
 
@@ -186,12 +155,7 @@ pub struct EventData<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub struct EventMetadata<'a> {
     /// End user.
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_str",
-        alias = "enduser.id"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_str", alias = "enduser.id")]
     pub user_id: Option<Cow<'a, str>>,
     /// Conversation or agent session.
     #[serde(

@@ -6,9 +6,7 @@ pub mod decode;
 pub mod event;
 pub mod metric_event;
 
-pub use anomaly::{
-    AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity,
-};
+pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
 pub use decode::{decode_event, DecodeLimits, Rejection};
 pub use event::{EventData, EventType, TelemetryEvent};

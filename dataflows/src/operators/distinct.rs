@@ -26,8 +26,8 @@ pub struct DistinctPair {
     pub app: String,
     /// User or model.
     pub kind: DistinctKind,
-    /// The user or model id.
-    pub value: String,
+    /// Hash of the user or model id.
+    pub value_hash: u64,
     /// Window width, ms.
     pub width_ms: u64,
     /// Window end, epoch ms.
@@ -59,7 +59,7 @@ impl<'scope> DistinctCounts<'scope> for Stream<'scope, u64, Vec<DistinctPair>> {
     fn distinct_counts(self) -> Stream<'scope, u64, Vec<DistinctCount>> {
         self.flat_map(|p: DistinctPair| {
             let (t, expiry) = (p.window_end, p.window_end + p.width_ms);
-            let record = (p.app, p.kind, p.width_ms, p.window_end, p.value);
+            let record = (p.app, p.kind, p.width_ms, p.window_end, p.value_hash);
             [(record.clone(), t, 1isize), (record, expiry, -1isize)]
         })
         .as_collection()

@@ -85,8 +85,7 @@ impl Pacer {
     fn wait(&mut self, ts: u64) -> Option<Duration> {
         let (t0, w0) = *self.origin.get_or_insert((ts, Instant::now()));
         let due = w0 + Duration::from_secs_f64(ts.saturating_sub(t0) as f64 / 1000.0 / self.speed);
-        due.checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
+        due.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 }
 
@@ -108,14 +107,9 @@ pub fn ingest<'scope>(
     let info = builder.operator_info();
     let (events_out, events) = builder.new_output::<Vec<MetricEvent>>();
     let (dead_out, dead) = builder.new_output::<Vec<DeadLetter>>();
-    let mut events_out = OutputBuilder::<
-        _,
-        timely::container::CapacityContainerBuilder<Vec<MetricEvent>>,
-    >::from(events_out);
-    let mut dead_out = OutputBuilder::<
-        _,
-        timely::container::CapacityContainerBuilder<Vec<DeadLetter>>,
-    >::from(dead_out);
+    let mut events_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<MetricEvent>>>::from(events_out);
+    let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
     let activator = Rc::new(scope.activator_for(info.address));
     let source_name: Arc<str> = reader.name().into();
     let worker_index = scope.worker().index();
@@ -125,10 +119,10 @@ pub fn ingest<'scope>(
         let mut event_cap = caps.pop();
         let mut state = IngestState {
             max_ts: 0,
-            pacer: cfg.speed.filter(|s| *s > 0.0).map(|speed| Pacer {
-                speed,
-                origin: None,
-            }),
+            pacer: cfg
+                .speed
+                .filter(|s| *s > 0.0)
+                .map(|speed| Pacer { speed, origin: None }),
             batch: Vec::with_capacity(cfg.batch_records),
             dead: Vec::new(),
             source_name,
@@ -145,13 +139,7 @@ pub fn ingest<'scope>(
             // A record that was not due at the last activation goes first.
             let mut status = ReadStatus::More;
             if let Some((bytes, meta)) = held.take() {
-                if let Some(wait) = state.handle(
-                    RawRecord {
-                        bytes: &bytes,
-                        ..meta
-                    },
-                    watermark,
-                ) {
+                if let Some(wait) = state.handle(RawRecord { bytes: &bytes, ..meta }, watermark) {
                     held = Some((bytes, meta));
                     status = ReadStatus::Idle(wait);
                 }
@@ -171,22 +159,13 @@ pub fn ingest<'scope>(
                 }
             }
             state.stats.records_in.fetch_add(records, Relaxed);
-            state
-                .stats
-                .events_decoded
-                .fetch_add(state.batch.len() as u64, Relaxed);
+            state.stats.events_decoded.fetch_add(state.batch.len() as u64, Relaxed);
             if !state.batch.is_empty() {
-                events_out
-                    .activate()
-                    .session(&*ecap)
-                    .give_container(&mut state.batch);
+                events_out.activate().session(&*ecap).give_container(&mut state.batch);
                 state.batch.clear();
             }
             if !state.dead.is_empty() {
-                dead_out
-                    .activate()
-                    .session(&*dcap)
-                    .give_container(&mut state.dead);
+                dead_out.activate().session(&*dcap).give_container(&mut state.dead);
                 state.dead.clear();
             }
             match status {

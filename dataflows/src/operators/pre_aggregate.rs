@@ -17,6 +17,7 @@ use timely::dataflow::Stream;
 
 use super::distinct::{DistinctKind, DistinctPair};
 use super::stats::monotonic_ns;
+use crate::hash::hash64;
 use crate::model::{KeyField, MetricEvent};
 use crate::window::{window_end, Dimension, WindowAccumulator};
 
@@ -25,8 +26,9 @@ use crate::window::{window_end, Dimension, WindowAccumulator};
 pub struct AggregationPlan {
     /// `(width_ms, dimensions)` pairs; widths are distinct.
     pub groups: Vec<(u64, Vec<Dimension>)>,
-    /// Count distinct users and models per application (for widths that group by application).
-    pub distinct_per_application: bool,
+    /// Widths at which distinct users and models per application are counted (each also needs
+    /// the application dimension in `groups`). Empty unless a detector or the aggregates output asks.
+    pub distinct_widths: Vec<u64>,
     /// Sample event ids kept per key and window.
     pub max_samples: usize,
 }
@@ -34,12 +36,24 @@ pub struct AggregationPlan {
 impl AggregationPlan {
     /// Adds `dimension` at `width_ms`, once.
     pub fn require(&mut self, width_ms: u64, dimension: Dimension) {
+        self.add(width_ms, dimension);
+        self.groups.sort_by_key(|g| g.0);
+    }
+
+    /// Counts distinct users and models per application at `width_ms` (and keeps the application windows).
+    pub fn require_distinct(&mut self, width_ms: u64) {
+        self.require(width_ms, Dimension::Application);
+        if !self.distinct_widths.contains(&width_ms) {
+            self.distinct_widths.push(width_ms);
+        }
+    }
+
+    fn add(&mut self, width_ms: u64, dimension: Dimension) {
         match self.groups.iter_mut().find(|g| g.0 == width_ms) {
             Some(g) if !g.1.contains(&dimension) => g.1.push(dimension),
             Some(_) => {}
             None => self.groups.push((width_ms, vec![dimension])),
         }
-        self.groups.sort_by_key(|g| g.0);
     }
 }
 
@@ -62,7 +76,8 @@ struct Slot {
     partial_cap: Capability<u64>,
     pair_cap: Capability<u64>,
     per_dimension: Vec<(Dimension, HashMap<Box<str>, WindowAccumulator>)>,
-    pairs: HashSet<(Box<str>, DistinctKind, Box<str>)>,
+    count_distinct: bool,
+    pairs: HashSet<(Box<str>, DistinctKind, u64)>,
 }
 
 /// Extension trait for [`PreAggregate::pre_aggregate`].
@@ -92,10 +107,8 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
         let mut input = builder.new_input(self, Pipeline);
         let (partials_out, partials) = builder.new_output::<Vec<PartialAggregate>>();
         let (pairs_out, pairs) = builder.new_output::<Vec<DistinctPair>>();
-        let mut partials_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<PartialAggregate>>>::from(partials_out);
-        let mut pairs_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<DistinctPair>>>::from(pairs_out);
+        let mut partials_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartialAggregate>>>::from(partials_out);
+        let mut pairs_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DistinctPair>>>::from(pairs_out);
 
         builder.build(move |_caps| {
             let mut open: BTreeMap<(u64, u64), Slot> = BTreeMap::new();
@@ -111,10 +124,8 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                                 let slot = open.entry((end, *width)).or_insert_with(|| Slot {
                                     partial_cap: cap.delayed(&end, 0),
                                     pair_cap: cap.delayed(&end, 1),
-                                    per_dimension: dims
-                                        .iter()
-                                        .map(|d| (*d, HashMap::new()))
-                                        .collect(),
+                                    per_dimension: dims.iter().map(|d| (*d, HashMap::new())).collect(),
+                                    count_distinct: plan.distinct_widths.contains(width),
                                     pairs: HashSet::new(),
                                 });
                                 fold(slot, &ev, &plan);
@@ -147,11 +158,11 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                     if !slot.pairs.is_empty() {
                         let mut pairs = pairs_out.activate();
                         let mut session = pairs.session(&slot.pair_cap);
-                        for (app, kind, value) in slot.pairs {
+                        for (app, kind, value_hash) in slot.pairs {
                             session.give(DistinctPair {
                                 app: app.into(),
                                 kind,
-                                value: value.into(),
+                                value_hash,
                                 width_ms: width,
                                 window_end: end,
                             });
@@ -166,25 +177,29 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
 
 #[inline]
 fn fold(slot: &mut Slot, ev: &MetricEvent, plan: &AggregationPlan) {
+    let count_distinct = slot.count_distinct;
     for (dimension, keys) in slot.per_dimension.iter_mut() {
         let Some(key) = dimension.key_of(ev) else {
             continue;
         };
         match keys.get_mut(key) {
             Some(acc) => acc.add(ev, plan.max_samples),
-            None => keys
-                .entry(key.into())
-                .or_default()
-                .add(ev, plan.max_samples),
+            None => keys.entry(key.into()).or_default().add(ev, plan.max_samples),
         }
-        if *dimension == Dimension::Application && plan.distinct_per_application {
+        if *dimension == Dimension::Application && count_distinct {
             for (kind, field) in [
                 (DistinctKind::User, KeyField::User),
                 (DistinctKind::Model, KeyField::Model),
             ] {
                 let value = ev.keys.get(field);
-                if !value.is_empty() && !slot.pairs.contains(&PairRef(key, kind, value)) {
-                    slot.pairs.insert((key.into(), kind, value.into()));
+                if value.is_empty() {
+                    continue;
+                }
+                // Values travel as 64-bit hashes: cheap to sort in the differential arrangement,
+                // and a collision among one window's users is vanishingly unlikely.
+                let value_hash = hash64(value.as_bytes());
+                if !slot.pairs.contains(&PairRef(key, kind, value_hash)) {
+                    slot.pairs.insert((key.into(), kind, value_hash));
                 }
             }
         }
@@ -192,17 +207,17 @@ fn fold(slot: &mut Slot, ev: &MetricEvent, plan: &AggregationPlan) {
 }
 
 /// Borrowed lookup into the pair set, so a pair already seen costs no allocation.
-struct PairRef<'a>(&'a str, DistinctKind, &'a str);
+struct PairRef<'a>(&'a str, DistinctKind, u64);
 
 impl std::hash::Hash for PairRef<'_> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Must match the derived hash of `(Box<str>, DistinctKind, Box<str>)`.
+        // Must match the derived hash of `(Box<str>, DistinctKind, u64)`.
         (self.0, self.1, self.2).hash(state)
     }
 }
 
-impl hashbrown::Equivalent<(Box<str>, DistinctKind, Box<str>)> for PairRef<'_> {
-    fn equivalent(&self, key: &(Box<str>, DistinctKind, Box<str>)) -> bool {
-        *key.0 == *self.0 && key.1 == self.1 && *key.2 == *self.2
+impl hashbrown::Equivalent<(Box<str>, DistinctKind, u64)> for PairRef<'_> {
+    fn equivalent(&self, key: &(Box<str>, DistinctKind, u64)) -> bool {
+        *key.0 == *self.0 && key.1 == self.1 && key.2 == self.2
     }
 }

@@ -52,13 +52,8 @@ pub trait JsonSink<T> {
 }
 
 impl<'scope, T: SinkKey + Clone + 'static> JsonSink<T> for Stream<'scope, u64, Vec<T>> {
-    fn sink_json<S, F, O>(
-        self,
-        name: &str,
-        mut sink: Box<dyn RecordSink>,
-        to_json: F,
-        mut observe: O,
-    ) where
+    fn sink_json<S, F, O>(self, name: &str, mut sink: Box<dyn RecordSink>, to_json: F, mut observe: O)
+    where
         S: Serialize,
         F: Fn(&T) -> S + 'static,
         O: FnMut(&T) + 'static,

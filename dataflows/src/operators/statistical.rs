@@ -15,32 +15,20 @@ pub trait DetectStatistical<'scope> {
     /// Feeds each closed window to every detector that watches its width and entity kind, in
     /// window order, and emits anomalies at the window end. Expects windows already routed by
     /// entity (as [`super::WindowMerge`] leaves them), so each key's baseline lives on one worker.
-    fn detect_statistical(
-        self,
-        detectors: Vec<StatisticalConfig>,
-    ) -> Stream<'scope, u64, Vec<Anomaly>>;
+    fn detect_statistical(self, detectors: Vec<StatisticalConfig>) -> Stream<'scope, u64, Vec<Anomaly>>;
 }
 
 impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggregate>> {
-    fn detect_statistical(
-        self,
-        detectors: Vec<StatisticalConfig>,
-    ) -> Stream<'scope, u64, Vec<Anomaly>> {
+    fn detect_statistical(self, detectors: Vec<StatisticalConfig>) -> Stream<'scope, u64, Vec<Anomaly>> {
         self.unary_frontier(Pipeline, "DetectStatistical", move |_cap, _info| {
-            let mut detectors: Vec<StatisticalDetector> = detectors
-                .into_iter()
-                .map(StatisticalDetector::new)
-                .collect();
-            let mut pending: BTreeMap<u64, (Capability<u64>, Vec<WindowAggregate>)> =
-                BTreeMap::new();
+            let mut detectors: Vec<StatisticalDetector> = detectors.into_iter().map(StatisticalDetector::new).collect();
+            let mut pending: BTreeMap<u64, (Capability<u64>, Vec<WindowAggregate>)> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else {
                         return;
                     };
-                    let slot = pending
-                        .entry(*cap.time())
-                        .or_insert_with(|| (cap, Vec::new()));
+                    let slot = pending.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
                     for batch in data {
                         slot.1.append(batch);
                     }
@@ -52,9 +40,7 @@ impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggrega
                     let Some((_, (cap, mut windows))) = pending.pop_first() else {
                         break;
                     };
-                    windows.sort_by(|a, b| {
-                        (a.width_ms, a.dimension, &a.key).cmp(&(b.width_ms, b.dimension, &b.key))
-                    });
+                    windows.sort_by(|a, b| (a.width_ms, a.dimension, &a.key).cmp(&(b.width_ms, b.dimension, &b.key)));
                     let mut session = output.session(&cap);
                     for agg in &windows {
                         for det in detectors.iter_mut().filter(|d| d.wants(agg)) {

@@ -54,11 +54,7 @@ impl JobStats {
 
     /// Anomalies per detector id, sorted by id.
     pub fn anomalies_per_detector(&self) -> Vec<(String, u64)> {
-        let mut per = self
-            .per_detector
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let mut per = self.per_detector.lock().unwrap_or_else(|e| e.into_inner()).clone();
         per.sort();
         per
     }
@@ -87,8 +83,5 @@ impl JobStats {
 /// Nanoseconds on a process-wide monotonic clock; comparable across the workers of one process.
 pub fn monotonic_ns() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos() as u64
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
 }

@@ -5,9 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 
-use super::catalog::{
-    AppProfile, ModelProfile, APPS, INJECTIONS, MODELS, PII_SNIPPETS, TOOLS, WORDS,
-};
+use super::catalog::{AppProfile, ModelProfile, APPS, INJECTIONS, MODELS, PII_SNIPPETS, TOOLS, WORDS};
 use super::labels::{Label, LabelCategory};
 use super::rng::{cdf, Rng};
 use crate::time::format_rfc3339_ms;
@@ -122,10 +120,7 @@ impl TraceGenerator {
     /// A generator for `cfg`.
     pub fn new(cfg: TraceConfig) -> Self {
         let app_cdf = cdf(APPS.iter().map(|a| a.share));
-        let model_cdfs = APPS
-            .iter()
-            .map(|a| cdf(a.models.iter().map(|m| m.1)))
-            .collect();
+        let model_cdfs = APPS.iter().map(|a| cdf(a.models.iter().map(|m| m.1))).collect();
         let user_cdfs = APPS
             .iter()
             .map(|a| cdf((1..=a.users).map(|k| 1.0 / (k as f64).powf(1.1))))
@@ -178,9 +173,7 @@ impl TraceGenerator {
         let start = self.cfg.start_ms;
         let duration = self.duration_ms();
         let warmup = (duration as f64 * 0.4) as u64;
-        let round_len = (6 * 3_600_000)
-            .min(duration.saturating_sub(warmup))
-            .max(60 * MINUTE);
+        let round_len = (6 * 3_600_000).min(duration.saturating_sub(warmup)).max(60 * MINUTE);
         let rounds = ((duration.saturating_sub(warmup)) / round_len).max(1);
         let slot = round_len / 7;
         let mut plans = Vec::new();
@@ -195,39 +188,11 @@ impl TraceGenerator {
             let model = APPS[pick_app(r)].models[0].0;
             let flood_user = format!("{}-u{}", APPS[0].name, 1 + r.below(15));
             let switch_user = format!("{}-u{}", APPS[3].name, 100 + r.below(500));
-            plans.push((
-                round,
-                Effect::CostSpike { app: cost_app },
-                at(0),
-                4 * MINUTE,
-            ));
-            plans.push((
-                round,
-                Effect::TokenSpike { app: token_app },
-                at(1),
-                4 * MINUTE,
-            ));
-            plans.push((
-                round,
-                Effect::LatencyRegression { model },
-                at(2),
-                10 * MINUTE,
-            ));
-            plans.push((
-                round,
-                Effect::ErrorBurst { app: error_app },
-                at(3),
-                8 * MINUTE,
-            ));
-            self.extra_call_plans(
-                round,
-                at(4),
-                &flood_user,
-                &switch_user,
-                at(5),
-                base,
-                round_len,
-            );
+            plans.push((round, Effect::CostSpike { app: cost_app }, at(0), 4 * MINUTE));
+            plans.push((round, Effect::TokenSpike { app: token_app }, at(1), 4 * MINUTE));
+            plans.push((round, Effect::LatencyRegression { model }, at(2), 10 * MINUTE));
+            plans.push((round, Effect::ErrorBurst { app: error_app }, at(3), 8 * MINUTE));
+            self.extra_call_plans(round, at(4), &flood_user, &switch_user, at(5), base, round_len);
         }
         for (round, effect, start, len) in plans {
             let (kind, entity_type, entity, metrics): (&str, &str, &str, &[&str]) = match effect {
@@ -249,12 +214,7 @@ impl TraceGenerator {
                     MODELS[model].name,
                     &["latency_p95", "latency_p99"],
                 ),
-                Effect::ErrorBurst { app } => (
-                    "error_burst",
-                    "application",
-                    APPS[app].name,
-                    &["error_rate"],
-                ),
+                Effect::ErrorBurst { app } => ("error_burst", "application", APPS[app].name, &["error_rate"]),
             };
             self.labels.push(Label {
                 id: format!("r{round}-{kind}"),
@@ -367,8 +327,7 @@ impl TraceGenerator {
             let app = self.inject_rng.below(APPS.len() as u64) as usize;
             let mut c = self.draw_call_with(t, app, false);
             c.id = format!("r{round}-inject-{i}");
-            c.prompt =
-                Some(INJECTIONS[(round as usize + i as usize) % INJECTIONS.len()].to_owned());
+            c.prompt = Some(INJECTIONS[(round as usize + i as usize) % INJECTIONS.len()].to_owned());
             self.label(
                 round,
                 "prompt_injection",
@@ -437,11 +396,7 @@ impl TraceGenerator {
             .iter()
             .filter(|l| l.kind == kind && l.id.starts_with(&format!("r{round}-")))
             .count();
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
+        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
         self.labels.push(Label {
             id: format!("r{round}-{kind}{suffix}"),
             kind: kind.into(),
@@ -499,19 +454,13 @@ impl TraceGenerator {
         );
         c.id = format!("c{:x}", self.calls);
         self.calls += 1;
-        for inj in self
-            .injections
-            .iter()
-            .filter(|i| (i.start..i.end).contains(&c.t))
-        {
+        for inj in self.injections.iter().filter(|i| (i.start..i.end).contains(&c.t)) {
             match inj.effect {
                 Effect::TokenSpike { app } if app == c.app => {
                     c.completion_tokens = c.completion_tokens.saturating_mul(6)
                 }
                 Effect::LatencyRegression { model } if model == c.model => c.latency_ms *= 4.0,
-                Effect::ErrorBurst { app } if app == c.app => {
-                    c.error |= self.inject_rng.chance(0.4)
-                }
+                Effect::ErrorBurst { app } if app == c.app => c.error |= self.inject_rng.chance(0.4),
                 _ => {}
             }
         }
@@ -519,10 +468,10 @@ impl TraceGenerator {
     }
 
     fn cost_multiplier(&self, c: &Call) -> f64 {
-        let spiking = self.injections.iter().any(|i| {
-            matches!(i.effect, Effect::CostSpike { app } if app == c.app)
-                && (i.start..i.end).contains(&c.t)
-        });
+        let spiking = self
+            .injections
+            .iter()
+            .any(|i| matches!(i.effect, Effect::CostSpike { app } if app == c.app) && (i.start..i.end).contains(&c.t));
         if spiking {
             8.0
         } else {
@@ -559,11 +508,8 @@ impl Iterator for TraceGenerator {
             let call = self.next_base_call();
             // Extra calls up to the new horizon, so nothing earlier can be scheduled after a pop.
             let horizon = self.next_call_t as u64;
-            while self.extra_next < self.extra_calls.len()
-                && self.extra_calls[self.extra_next].t <= horizon
-            {
-                let extra =
-                    std::mem::replace(&mut self.extra_calls[self.extra_next], placeholder());
+            while self.extra_next < self.extra_calls.len() && self.extra_calls[self.extra_next].t <= horizon {
+                let extra = std::mem::replace(&mut self.extra_calls[self.extra_next], placeholder());
                 self.extra_next += 1;
                 self.schedule(extra);
             }
@@ -611,14 +557,11 @@ fn draw_call(
     let (prompt_tokens, completion_tokens) = match sample {
         Some(s) => (s.prompt_tokens, s.completion_tokens),
         None => (
-            rng.lognormal(profile.prompt_tokens, 0.8)
-                .clamp(1.0, 120_000.0) as u32,
-            rng.lognormal(profile.completion_tokens, 0.7)
-                .clamp(1.0, 16_000.0) as u32,
+            rng.lognormal(profile.prompt_tokens, 0.8).clamp(1.0, 120_000.0) as u32,
+            rng.lognormal(profile.completion_tokens, 0.7).clamp(1.0, 16_000.0) as u32,
         ),
     };
-    let latency_ms = (m.base_latency_ms + m.per_token_ms * f64::from(completion_tokens))
-        * rng.lognormal(1.0, 0.25);
+    let latency_ms = (m.base_latency_ms + m.per_token_ms * f64::from(completion_tokens)) * rng.lognormal(1.0, 0.25);
     let error = rng.chance(m.error_rate);
     let prompt = (prompt_bytes > 0).then(|| text(rng, prompt_bytes));
     let response = (prompt_bytes > 0).then(|| text(rng, prompt_bytes / 4));
@@ -712,9 +655,7 @@ fn render(c: &Call, cost_multiplier: f64) -> Vec<(u64, String)> {
         );
     } else {
         head(&mut res, &format!("{}-r", c.id), done, "llm.response");
-        let cost = (f64::from(c.prompt_tokens) * m.price_in
-            + f64::from(c.completion_tokens) * m.price_out)
-            / 1000.0
+        let cost = (f64::from(c.prompt_tokens) * m.price_in + f64::from(c.completion_tokens) * m.price_out) / 1000.0
             * cost_multiplier;
         let _ = write!(res, "\"data\":{{\"model\":\"{}\"", m.name);
         if let Some(r) = &c.response {
@@ -764,8 +705,8 @@ mod tests {
         for (ts, json) in TraceGenerator::new(cfg) {
             assert!(ts >= last);
             last = ts;
-            let ev = decode_event(json.as_bytes(), &DecodeLimits::default())
-                .unwrap_or_else(|e| panic!("{e:?}: {json}"));
+            let ev =
+                decode_event(json.as_bytes(), &DecodeLimits::default()).unwrap_or_else(|e| panic!("{e:?}: {json}"));
             assert_eq!(ev.metric.timestamp_ms, ts);
         }
     }

@@ -54,8 +54,7 @@ impl Rng {
     /// Index drawn from cumulative weights `cdf` (ascending, last = total).
     pub fn pick(&mut self, cdf: &[f64]) -> usize {
         let x = self.unit() * cdf.last().copied().unwrap_or(1.0);
-        cdf.partition_point(|c| *c <= x)
-            .min(cdf.len().saturating_sub(1))
+        cdf.partition_point(|c| *c <= x).min(cdf.len().saturating_sub(1))
     }
 }
 

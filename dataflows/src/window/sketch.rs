@@ -127,10 +127,7 @@ mod tests {
         for q in [0.5, 0.95, 0.99] {
             let exact = values[((q * values.len() as f64).ceil() as usize) - 1];
             let got = s.quantile(q).unwrap();
-            assert!(
-                (got - exact).abs() <= exact * 0.0101,
-                "q={q} exact={exact} got={got}"
-            );
+            assert!((got - exact).abs() <= exact * 0.0101, "q={q} exact={exact} got={got}");
         }
     }
 
