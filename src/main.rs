@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         "run" => commands::run::main(rest),
         "gen-trace" => commands::gen_trace::main(rest),
         "check-config" => commands::check_config::main(rest),
+        "bench" => commands::bench::main(rest),
         "help" | "--help" => {
             print!("{}", commands::USAGE);
             Ok(())

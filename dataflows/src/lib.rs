@@ -7,6 +7,7 @@ pub mod detect;
 pub mod hash;
 pub mod model;
 pub mod operators;
+pub mod state;
 pub mod synth;
 pub mod time;
 pub mod window;

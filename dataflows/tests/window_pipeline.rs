@@ -62,10 +62,10 @@ fn run(workers: usize) -> (Vec<(String, String)>, Vec<WindowAggregate>) {
         worker.dataflow::<u64, _, _>(|scope| {
             let mut plan = AggregationPlan {
                 groups: Vec::new(),
-                distinct_per_application: true,
+                distinct_widths: Vec::new(),
                 max_samples: 2,
             };
-            plan.require(MINUTE, Dimension::Application);
+            plan.require_distinct(MINUTE);
             let latency = Rc::new(RefCell::new(Histogram::<u64>::new(3).unwrap()));
             let (partials, pairs) = input.to_stream(scope).pre_aggregate(plan, latency);
             let merged = partials.merge_windows(pairs.distinct_counts(), 2);

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod bench;
 pub mod check_config;
 pub mod gen_trace;
 pub mod run;
@@ -12,6 +13,7 @@ USAGE:
   sentinel run [--config FILE] [--input synthetic|file:PATH] [--output stdout|file:DIR] [-w N] [...]
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]
   sentinel check-config FILE
+  sentinel bench throughput|memory [...]
 
 Run `sentinel <command> --help` for a command's options.
 ";

@@ -1,11 +1,10 @@
 //! The `type: statistical` detector: a windowed metric per entity against its own rolling baseline.
 
-use std::collections::HashMap;
-
 use super::baseline::{Baseline, BaselineConfig, Deviation, Direction};
 use super::metric::Metric;
 use crate::hash::stable_id;
 use crate::model::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
+use crate::state::KeyedSlab;
 use crate::time::{format_duration_ms, format_rfc3339_ms};
 use crate::window::{Dimension, WindowAggregate};
 
@@ -91,7 +90,7 @@ struct KeyState {
 /// ```
 pub struct StatisticalDetector {
     cfg: StatisticalConfig,
-    keys: HashMap<String, KeyState>,
+    keys: KeyedSlab<KeyState>,
     last_sweep: u64,
 }
 
@@ -103,7 +102,7 @@ impl StatisticalDetector {
         }
         StatisticalDetector {
             cfg,
-            keys: HashMap::new(),
+            keys: KeyedSlab::default(),
             last_sweep: 0,
         }
     }
@@ -123,29 +122,22 @@ impl StatisticalDetector {
         self.keys.len()
     }
 
-    /// Approximate bytes of state per key: map entry, key text and baseline.
+    /// Approximate bytes of state: keys, table and baselines.
     pub fn state_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(String, KeyState)>() + 8;
-        self.keys
-            .iter()
-            .map(|(k, s)| entry + k.capacity() + s.baseline.heap_bytes())
-            .sum()
+        self.keys.bytes() + self.keys.iter().map(|(_, s)| s.baseline.heap_bytes()).sum::<usize>()
     }
 
     /// Judges one closed window of one key, windows of a key arriving in time order.
     pub fn observe(&mut self, agg: &WindowAggregate) -> Option<Anomaly> {
         let cfg = &self.cfg;
         let value = cfg.metric.value(agg, cfg.min_calls);
-        let state = match self.keys.get_mut(agg.key.as_str()) {
-            Some(s) => s,
-            None => {
-                value?;
-                self.keys.entry(agg.key.clone()).or_insert(KeyState {
-                    baseline: Baseline::new(cfg.baseline.strategy),
-                    last_window_end: agg.window_end,
-                })
-            }
-        };
+        if value.is_none() && self.keys.get(&agg.key).is_none() {
+            return None; // nothing to learn from, and no state worth creating
+        }
+        let state = self.keys.get_or_insert_with(&agg.key, || KeyState {
+            baseline: Baseline::new(cfg.baseline.strategy),
+            last_window_end: agg.window_end,
+        });
         if agg.window_end <= state.last_window_end && !state.baseline.is_empty() {
             return None; // a replayed or out-of-order window: already judged
         }

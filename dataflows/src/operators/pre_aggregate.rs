@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -19,6 +19,7 @@ use super::distinct::{DistinctKind, DistinctPair};
 use super::stats::monotonic_ns;
 use crate::hash::hash64;
 use crate::model::{KeyField, MetricEvent};
+use crate::state::KeyedSlab;
 use crate::window::{window_end, Dimension, WindowAccumulator};
 
 /// Which windows to keep, per width, and for which entity kinds.
@@ -75,7 +76,7 @@ pub struct PartialAggregate {
 struct Slot {
     partial_cap: Capability<u64>,
     pair_cap: Capability<u64>,
-    per_dimension: Vec<(Dimension, HashMap<Box<str>, WindowAccumulator>)>,
+    per_dimension: Vec<(Dimension, KeyedSlab<WindowAccumulator>)>,
     count_distinct: bool,
     pairs: HashSet<(Box<str>, DistinctKind, u64)>,
 }
@@ -124,7 +125,7 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                                 let slot = open.entry((end, *width)).or_insert_with(|| Slot {
                                     partial_cap: cap.delayed(&end, 0),
                                     pair_cap: cap.delayed(&end, 1),
-                                    per_dimension: dims.iter().map(|d| (*d, HashMap::new())).collect(),
+                                    per_dimension: dims.iter().map(|d| (*d, KeyedSlab::default())).collect(),
                                     count_distinct: plan.distinct_widths.contains(width),
                                     pairs: HashSet::new(),
                                 });
@@ -144,7 +145,7 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                     let mut partials = partials_out.activate();
                     let mut session = partials.session(&slot.partial_cap);
                     for (dimension, keys) in slot.per_dimension {
-                        for (key, acc) in keys {
+                        for (key, acc) in keys.into_iter() {
                             session.give(PartialAggregate {
                                 dimension,
                                 key: key.into(),
@@ -182,10 +183,8 @@ fn fold(slot: &mut Slot, ev: &MetricEvent, plan: &AggregationPlan) {
         let Some(key) = dimension.key_of(ev) else {
             continue;
         };
-        match keys.get_mut(key) {
-            Some(acc) => acc.add(ev, plan.max_samples),
-            None => keys.entry(key.into()).or_default().add(ev, plan.max_samples),
-        }
+        keys.get_or_insert_with(key, WindowAccumulator::default)
+            .add(ev, plan.max_samples);
         if *dimension == Dimension::Application && count_distinct {
             for (kind, field) in [
                 (DistinctKind::User, KeyField::User),

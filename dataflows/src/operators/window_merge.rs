@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use hashbrown::HashMap;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::{Capability, InputCapability, Operator};
 use timely::dataflow::Stream;
 
 use super::distinct::{DistinctCount, DistinctKind};
 use super::pre_aggregate::PartialAggregate;
 use super::route::entity_route;
-use crate::window::{Dimension, WindowAggregate};
+use crate::state::KeyedSlab;
+use crate::window::{Dimension, WindowAccumulator, WindowAggregate};
 
 /// Extension trait for [`WindowMerge::merge_windows`].
 pub trait WindowMerge<'scope> {
@@ -23,8 +23,19 @@ pub trait WindowMerge<'scope> {
     ) -> Stream<'scope, u64, Vec<WindowAggregate>>;
 }
 
-type SlotKey = (u64, u64); // (window_end, width_ms)
-type Slot = (Capability<u64>, HashMap<(Dimension, String), WindowAggregate>);
+#[derive(Default)]
+struct Merged {
+    acc: WindowAccumulator,
+    distinct_users: Option<u64>,
+    distinct_models: Option<u64>,
+}
+
+/// One window width's open window: its capability and one slab per dimension.
+struct Slot {
+    cap: Capability<u64>,
+    width_ms: u64,
+    per_dimension: [KeyedSlab<Merged>; 4],
+}
 
 impl<'scope> WindowMerge<'scope> for Stream<'scope, u64, Vec<PartialAggregate>> {
     fn merge_windows(
@@ -35,47 +46,28 @@ impl<'scope> WindowMerge<'scope> for Stream<'scope, u64, Vec<PartialAggregate>> 
         let by_entity = Exchange::new(|p: &PartialAggregate| entity_route(p.dimension, &p.key));
         let by_app = Exchange::new(|c: &DistinctCount| entity_route(Dimension::Application, &c.app));
         self.binary_frontier(distinct, by_entity, by_app, "WindowMerge", move |_cap, _info| {
-            let mut open: BTreeMap<SlotKey, Slot> = BTreeMap::new();
+            // Keyed by (window end, width).
+            let mut open: BTreeMap<(u64, u64), Slot> = BTreeMap::new();
             move |(partials, partials_frontier), (counts, counts_frontier), output| {
                 partials.for_each_stamp(|cap, data| {
                     for batch in data {
                         for p in batch.drain(..) {
-                            let slot = open
-                                .entry((p.window_end, p.width_ms))
-                                .or_insert_with(|| (cap.delayed(&p.window_end, 0), HashMap::new()));
-                            match slot.1.get_mut(&(p.dimension, p.key.clone())) {
-                                Some(agg) => agg.acc.merge(p.acc, max_samples),
-                                None => {
-                                    let key = (p.dimension, p.key.clone());
-                                    slot.1.insert(
-                                        key,
-                                        WindowAggregate {
-                                            dimension: p.dimension,
-                                            key: p.key,
-                                            width_ms: p.width_ms,
-                                            window_end: p.window_end,
-                                            acc: p.acc,
-                                            distinct_users: None,
-                                            distinct_models: None,
-                                        },
-                                    );
-                                }
-                            }
+                            let slot = slot_for(&mut open, &cap, p.window_end, p.width_ms);
+                            let merged =
+                                slot.per_dimension[p.dimension as usize].get_or_insert_with(&p.key, Merged::default);
+                            merged.acc.merge(p.acc, max_samples);
                         }
                     }
                 });
                 counts.for_each_stamp(|cap, data| {
                     for batch in data {
                         for c in batch.drain(..) {
-                            let slot = open
-                                .entry((c.window_end, c.width_ms))
-                                .or_insert_with(|| (cap.delayed(&c.window_end, 0), HashMap::new()));
-                            // Applications always have a partial when they have pairs; be safe anyway.
-                            if let Some(agg) = slot.1.get_mut(&(Dimension::Application, c.app)) {
-                                match c.kind {
-                                    DistinctKind::User => agg.distinct_users = Some(c.count),
-                                    DistinctKind::Model => agg.distinct_models = Some(c.count),
-                                }
+                            let slot = slot_for(&mut open, &cap, c.window_end, c.width_ms);
+                            let merged = slot.per_dimension[Dimension::Application as usize]
+                                .get_or_insert_with(&c.app, Merged::default);
+                            match c.kind {
+                                DistinctKind::User => merged.distinct_users = Some(c.count),
+                                DistinctKind::Model => merged.distinct_models = Some(c.count),
                             }
                         }
                     }
@@ -84,15 +76,37 @@ impl<'scope> WindowMerge<'scope> for Stream<'scope, u64, Vec<PartialAggregate>> 
                     if partials_frontier.less_equal(&end) || counts_frontier.less_equal(&end) {
                         break;
                     }
-                    let Some((_, (cap, aggs))) = open.pop_first() else {
-                        break;
-                    };
-                    let mut aggs: Vec<WindowAggregate> = aggs.into_values().collect();
-                    // A fixed order makes the output, and so every downstream state, deterministic.
-                    aggs.sort_by(|a, b| (a.dimension, &a.key).cmp(&(b.dimension, &b.key)));
-                    output.session(&cap).give_iterator(aggs.into_iter());
+                    let Some((_, slot)) = open.pop_first() else { break };
+                    let mut session = output.session(&slot.cap);
+                    // A fixed order (dimension, then key) makes every downstream state deterministic.
+                    for (dimension, slab) in Dimension::ALL.into_iter().zip(slot.per_dimension) {
+                        let mut entries: Vec<(Box<str>, Merged)> = slab.into_iter().collect();
+                        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                        session.give_iterator(entries.into_iter().map(|(key, m)| WindowAggregate {
+                            dimension,
+                            key: key.into(),
+                            width_ms: slot.width_ms,
+                            window_end: end,
+                            acc: m.acc,
+                            distinct_users: m.distinct_users,
+                            distinct_models: m.distinct_models,
+                        }));
+                    }
                 }
             }
         })
     }
+}
+
+fn slot_for<'a>(
+    open: &'a mut BTreeMap<(u64, u64), Slot>,
+    cap: &InputCapability<u64>,
+    end: u64,
+    width_ms: u64,
+) -> &'a mut Slot {
+    open.entry((end, width_ms)).or_insert_with(|| Slot {
+        cap: cap.delayed(&end, 0),
+        width_ms,
+        per_dimension: Default::default(),
+    })
 }

@@ -1,6 +1,7 @@
 //! The running totals of one key in one window.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::sketch::LatencySketch;
 use crate::model::{EventType, KeyField, MetricEvent};
@@ -31,7 +32,7 @@ pub struct WindowAccumulator {
     pub latency: LatencySketch,
     /// Up to N `(timestamp, event_id)` pairs, the earliest by time then id, so the choice does not
     /// depend on which worker saw which event.
-    pub samples: Vec<(u64, Box<str>)>,
+    pub samples: SmallVec<[(u64, Box<str>); 1]>,
 }
 
 impl WindowAccumulator {
@@ -97,7 +98,11 @@ impl WindowAccumulator {
     /// Approximate heap bytes held, for the memory report.
     pub fn heap_bytes(&self) -> usize {
         self.latency.heap_bytes()
-            + self.samples.capacity() * std::mem::size_of::<(u64, Box<str>)>()
+            + if self.samples.spilled() {
+                self.samples.capacity() * std::mem::size_of::<(u64, Box<str>)>()
+            } else {
+                0
+            }
             + self.samples.iter().map(|s| s.1.len()).sum::<usize>()
     }
 }

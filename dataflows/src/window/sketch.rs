@@ -5,6 +5,7 @@
 //! costs three entries, and partial sketches from different workers merge exactly.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 const GAMMA_LN: f64 = 0.019_802_627_296_179_712; // ln((1 + 0.01) / (1 - 0.01))
 const ZERO_BUCKET: i16 = i16::MIN;
@@ -12,7 +13,8 @@ const ZERO_BUCKET: i16 = i16::MIN;
 /// Sparse log-bucketed histogram of non-negative values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySketch {
-    buckets: Vec<(i16, u32)>,
+    // Two buckets inline: most per-user windows hold one or two calls and need no heap at all.
+    buckets: SmallVec<[(i16, u32); 2]>,
 }
 
 impl LatencySketch {
@@ -52,7 +54,7 @@ impl LatencySketch {
             return;
         }
         let (a, b) = (&self.buckets, &other.buckets);
-        let mut merged = Vec::with_capacity(a.len() + b.len());
+        let mut merged = SmallVec::with_capacity(a.len() + b.len());
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             match a[i].0.cmp(&b[j].0) {
@@ -109,7 +111,11 @@ impl LatencySketch {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<(i16, u32)>()
+        if self.buckets.spilled() {
+            self.buckets.capacity() * std::mem::size_of::<(i16, u32)>()
+        } else {
+            0
+        }
     }
 }
 

@@ -1,0 +1,270 @@
+//! `sentinel bench`: replay throughput against the JSON-decoding ceiling, worker scaling, and
+//! memory per active key. Figures are medians of repeated runs measured in one process, so the
+//! ratios compare like with like on a noisy machine.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sentinel_connectors::file::{FileShardReader, ShardStatus};
+use sentinel_dataflows::model::{decode_event, DecodeLimits, TelemetryEvent};
+use sentinel_dataflows::operators::{IngestConfig, JobStats};
+use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
+use serde_json::json;
+
+use crate::config::{SentinelConfig, DEFAULT_CONFIG};
+use crate::io::OutputTarget;
+use crate::job::{self, InputSpec, JobSpec};
+
+const HELP: &str = "\
+sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--repeat R] [--dir DIR]
+    Generates (or reuses) DIR/bench-N-B.jsonl, then measures, R times each:
+      ceiling: JSON parsing alone (serde into the borrowed event), per worker count
+      decode:  parsing plus validation
+      job:     the whole job with the built-in detector set, output discarded
+    and prints medians, job/ceiling ratios and the -w scaling, ending with one JSON line.
+sentinel bench memory [--users N] [--dir DIR]
+    Runs the job on a trace with N distinct users active in the same windows and reports
+    peak RSS minus that of a one-user run, per active user.
+";
+
+/// Entry point.
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let (which, rest) = match args.split_first() {
+        Some((w, rest)) => (w.as_str(), rest.to_vec()),
+        None => ("help", Vec::new()),
+    };
+    let mut opts = getopts::Options::new();
+    for name in ["events", "prompt-bytes", "workers", "repeat", "dir", "users"] {
+        opts.optopt("", name, "", "");
+    }
+    let m = opts.parse(&rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
+    let dir = PathBuf::from(m.opt_str("dir").unwrap_or_else(|| "target/bench".into()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let num = |name: &str, default: u64| -> Result<u64, String> {
+        m.opt_str(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("--{name}: `{v}` is not a number"))
+        })
+    };
+    match which {
+        "throughput" => {
+            let workers: Vec<usize> = m
+                .opt_str("workers")
+                .unwrap_or_else(|| "1,2".into())
+                .split(',')
+                .map(|w| w.trim().parse().map_err(|_| format!("--workers: `{w}`")))
+                .collect::<Result<_, _>>()?;
+            throughput(
+                &dir,
+                num("events", 10_000_000)?,
+                num("prompt-bytes", 0)? as usize,
+                &workers,
+                num("repeat", 3)? as usize,
+            )
+        }
+        "memory" => memory(&dir, num("users", 1_000_000)?),
+        _ => {
+            print!("{HELP}");
+            Ok(())
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn trace_file(dir: &Path, events: u64, prompt_bytes: usize) -> Result<PathBuf, String> {
+    let path = dir.join(format!("bench-{events}-{prompt_bytes}.jsonl"));
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!("generating {} ...", path.display());
+    let tmp = path.with_extension("partial");
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(|e| e.to_string())?);
+    let cfg = TraceConfig {
+        events,
+        prompt_bytes,
+        ..TraceConfig::default()
+    };
+    for (_, json) in TraceGenerator::new(cfg) {
+        w.write_all(json.as_bytes())
+            .and_then(|_| w.write_all(b"\n"))
+            .map_err(|e| e.to_string())?;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    drop(w);
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// Reads the file with `workers` threads, each its own share, applying `work` to every line.
+fn scan(path: &Path, workers: usize, work: fn(&[u8]) -> bool) -> Result<(u64, f64), String> {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|index| {
+            let path = path.to_owned();
+            std::thread::spawn(move || -> Result<u64, String> {
+                let mut r = FileShardReader::open(&path, index, workers, 1 << 20).map_err(|e| e.to_string())?;
+                let mut ok = 0u64;
+                while r
+                    .read(4096, &mut |line, _, _, _| {
+                        ok += u64::from(work(line));
+                        true
+                    })
+                    .map_err(|e| e.to_string())?
+                    == ShardStatus::More
+                {}
+                Ok(ok)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| "scan thread panicked".to_owned())??;
+    }
+    Ok((total, start.elapsed().as_secs_f64()))
+}
+
+fn parse_only(line: &[u8]) -> bool {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|t| serde_json::from_str::<TelemetryEvent<'_>>(t).ok())
+        .is_some()
+}
+
+fn parse_and_validate(line: &[u8]) -> bool {
+    decode_event(line, &DecodeLimits::default()).is_ok()
+}
+
+fn run_job(path: &Path, workers: usize) -> Result<(u64, f64), String> {
+    let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
+    let spec = JobSpec {
+        input: InputSpec::File(path.to_owned()),
+        output: OutputTarget::Discard,
+        ingest: IngestConfig {
+            lateness_ms: cfg.job.allowed_lateness.0,
+            ..IngestConfig::default()
+        },
+        plan: cfg.aggregation_plan(),
+        detectors: cfg.statistical_detectors(),
+        write_aggregates: false,
+        write_dead_letters: true,
+    };
+    let stats = Arc::new(JobStats::new(workers));
+    let outcome = job::run(timely::Config::process(workers), Arc::clone(&stats), spec)?;
+    Ok((
+        stats.records_in.load(std::sync::atomic::Ordering::Relaxed),
+        outcome.elapsed.as_secs_f64(),
+    ))
+}
+
+fn throughput(dir: &Path, events: u64, prompt_bytes: usize, workers: &[usize], repeat: usize) -> Result<(), String> {
+    let path = trace_file(dir, events, prompt_bytes)?;
+    let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+    println!(
+        "trace {} ({events} events, {:.0} bytes/event)",
+        path.display(),
+        bytes as f64 / events as f64
+    );
+    let mut rows = Vec::new();
+    for &w in workers {
+        let (mut ceiling, mut decode, mut job_rates) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..repeat.max(1) {
+            let (n, s) = scan(&path, w, parse_only)?;
+            ceiling.push(n as f64 / s);
+            let (n, s) = scan(&path, w, parse_and_validate)?;
+            decode.push(n as f64 / s);
+            let (n, s) = run_job(&path, w)?;
+            job_rates.push(n as f64 / s);
+            eprintln!(
+                "  -w {w} round {round}: ceiling {:.0}/s, decode {:.0}/s, job {:.0}/s",
+                ceiling[round], decode[round], job_rates[round]
+            );
+        }
+        let (c, d, j) = (median(ceiling), median(decode), median(job_rates));
+        println!(
+            "-w {w}: job {j:.0} events/s ({:.0} per worker), parse ceiling {c:.0}/s, parse+validate {d:.0}/s, job/ceiling {:.2}",
+            j / w as f64,
+            j / c
+        );
+        rows.push((w, c, d, j));
+    }
+    let scaling = match (rows.iter().find(|r| r.0 == 1), rows.iter().find(|r| r.0 == 2)) {
+        (Some(one), Some(two)) => Some(two.3 / one.3),
+        _ => None,
+    };
+    if let Some(s) = scaling {
+        println!("scaling -w 2 / -w 1: {s:.2}x");
+    }
+    let record = json!({
+        "bench": "throughput", "events": events, "prompt_bytes": prompt_bytes, "bytes_per_event": bytes as f64 / events as f64,
+        "repeat": repeat, "scaling_w2_over_w1": scaling,
+        "rows": rows.iter().map(|(w, c, d, j)| json!({"workers": w, "job_events_per_sec": j, "job_per_worker": j / *w as f64,
+            "parse_ceiling_events_per_sec": c, "parse_validate_events_per_sec": d, "job_over_ceiling": j / c})).collect::<Vec<_>>(),
+    });
+    println!("{record}");
+    Ok(())
+}
+
+/// A trace where `users` distinct users each make one call in the same minute.
+fn users_trace(dir: &Path, users: u64) -> Result<PathBuf, String> {
+    let path = dir.join(format!("users-{users}.jsonl"));
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| e.to_string())?);
+    let t0 = TraceConfig::default().start_ms;
+    for i in 0..users {
+        let ts = sentinel_dataflows::time::format_rfc3339_ms(t0 + i * 50_000 / users.max(1));
+        writeln!(
+            w,
+            r#"{{"event_id":"m{i}","timestamp":"{ts}","event_type":"llm.response","application_id":"app-{}","tenant_id":"t-{}","data":{{"model":"model-{}","prompt_tokens":100,"completion_tokens":50,"latency_ms":300.0,"cost":0.001,"status":"success"}},"metadata":{{"user_id":"user-{i:08}","session_id":"s-{i}"}}}}"#,
+            i % 6,
+            i % 10,
+            i % 4
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn peak_rss_of_run(path: &Path) -> Result<u64, String> {
+    let summary = path.with_extension("summary.json");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let status = Command::new(exe)
+        .args(["run", "--no-progress", "--output", "none", "--summary"])
+        .arg(&summary)
+        .arg("--input")
+        .arg(format!("file:{}", path.display()))
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("run on {} failed", path.display()));
+    }
+    let text = std::fs::read_to_string(&summary).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    v["peak_rss_bytes"]
+        .as_u64()
+        .ok_or_else(|| "summary has no peak_rss_bytes".into())
+}
+
+fn memory(dir: &Path, users: u64) -> Result<(), String> {
+    let base = peak_rss_of_run(&users_trace(dir, 1)?)?;
+    let full = peak_rss_of_run(&users_trace(dir, users)?)?;
+    let per_key = full.saturating_sub(base) as f64 / users as f64;
+    println!(
+        "peak RSS: {:.1} MiB with {users} active users, {:.1} MiB with 1: {per_key:.0} bytes per active user key",
+        full as f64 / 1048576.0,
+        base as f64 / 1048576.0
+    );
+    println!(
+        "{}",
+        json!({"bench": "memory", "users": users, "peak_rss_bytes": full, "baseline_rss_bytes": base, "bytes_per_active_key": per_key})
+    );
+    Ok(())
+}
