@@ -68,6 +68,27 @@ pub struct DecodedEvent<'a> {
 /// assert_eq!(decode_event(bad, &DecodeLimits::default()).unwrap_err().reason, Reason::InvalidField);
 /// ```
 pub fn decode_event<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<DecodedEvent<'a>, Rejection> {
+    let text = checked_text(bytes, limits)?;
+    let wire: TelemetryEvent<'a> = serde_json::from_str(text).map_err(classify)?;
+    let metric = validate(&wire, limits)?;
+    Ok(DecodedEvent { wire, metric })
+}
+
+/// Decodes and validates one record, handing the borrowed event and its metrics to `use_event`
+/// in place. The wire form is large (it has a slot for every field), so the hot path borrows it
+/// here instead of moving it out.
+pub fn decode_with<'a, R>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    use_event: impl FnOnce(&TelemetryEvent<'a>, MetricEvent) -> R,
+) -> Result<R, Rejection> {
+    let text = checked_text(bytes, limits)?;
+    let wire: TelemetryEvent<'a> = serde_json::from_str(text).map_err(classify)?;
+    let metric = validate(&wire, limits)?;
+    Ok(use_event(&wire, metric))
+}
+
+fn checked_text<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<&'a str, Rejection> {
     if bytes.len() > limits.max_event_bytes {
         return Err(Rejection::new(
             Reason::TooLarge,
@@ -75,15 +96,12 @@ pub fn decode_event<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Decode
         ));
     }
     // One UTF-8 check over the whole record is cheaper than serde_json's check per string.
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    std::str::from_utf8(bytes).map_err(|e| {
         Rejection::new(
             Reason::InvalidUtf8,
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )
-    })?;
-    let wire: TelemetryEvent<'a> = serde_json::from_str(text).map_err(classify)?;
-    let metric = validate(&wire, limits)?;
-    Ok(DecodedEvent { wire, metric })
+    })
 }
 
 fn classify(e: serde_json::Error) -> Rejection {

@@ -8,6 +8,6 @@ pub mod metric_event;
 
 pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
-pub use decode::{decode_event, DecodeLimits, Rejection};
+pub use decode::{decode_event, decode_with, DecodeLimits, DecodedEvent, Rejection};
 pub use event::{EventData, EventType, TelemetryEvent};
 pub use metric_event::{EntityKeys, KeyField, MetricEvent};

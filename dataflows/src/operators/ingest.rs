@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 
 use super::stats::{monotonic_ns, JobStats};
-use crate::model::{decode_event, DeadLetter, DecodeLimits, MetricEvent, Position, Reason};
+use crate::model::{decode_with, DeadLetter, DecodeLimits, MetricEvent, Position, Reason};
 
 /// One raw record from a source, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]
@@ -212,9 +212,8 @@ impl IngestState {
             self.reject(&rec, Reason::TooLarge, detail);
             return None;
         }
-        match decode_event(rec.bytes, &self.cfg.limits) {
-            Ok(decoded) => {
-                let mut ev = decoded.metric;
+        match decode_with(rec.bytes, &self.cfg.limits, |_wire, metric| metric) {
+            Ok(mut ev) => {
                 if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(ev.timestamp_ms)) {
                     return Some(wait);
                 }
