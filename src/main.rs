@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod eval;
 mod io;
 mod job;
 mod summary;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         "gen-trace" => commands::gen_trace::main(rest),
         "check-config" => commands::check_config::main(rest),
         "bench" => commands::bench::main(rest),
+        "eval" => commands::eval::main(rest),
         "help" | "--help" => {
             print!("{}", commands::USAGE);
             Ok(())

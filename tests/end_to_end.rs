@@ -252,3 +252,65 @@ fn default_run_prints_anomalies_as_json_lines() {
         }
     }
 }
+
+#[test]
+fn eval_nab_scores_a_nab_shaped_folder_and_writes_nab_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").join("synthetic");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(dir.path().join("labels")).unwrap();
+    let start = 1_400_000_000_000u64;
+    let ts = |i: u64| {
+        let s = sentinel_dataflows::time::format_rfc3339_ms(start + i * 300_000);
+        format!("{} {}", &s[..10], &s[11..19])
+    };
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..2000u64 {
+        let value = if (1500..1510).contains(&i) {
+            95.0
+        } else {
+            20.0 + ((i * 7919) % 17) as f64 * 0.3
+        };
+        csv.push_str(&format!("{},{value}\n", ts(i)));
+    }
+    std::fs::write(data.join("spike.csv"), csv).unwrap();
+    let labels = serde_json::json!({ "synthetic/spike.csv": [[format!("{}.000000", ts(1450)), format!("{}.000000", ts(1550))]] });
+    std::fs::write(
+        dir.path().join("labels").join("combined_windows.json"),
+        labels.to_string(),
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let out = sentinel(&[
+        "eval",
+        "nab",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let standard = summary["scores"]["standard"].as_f64().unwrap();
+    assert!(standard > 80.0, "an early hit on the only window scores high: {stdout}");
+    let written = std::fs::read_to_string(results.join("sentinel/synthetic/sentinel_spike.csv")).unwrap();
+    assert_eq!(written.lines().next(), Some("timestamp,value,anomaly_score"));
+    assert_eq!(written.lines().count(), 2001);
+}
+
+#[test]
+fn bench_memory_reports_bytes_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sentinel(&[
+        "bench",
+        "memory",
+        "--users",
+        "20000",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let record: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(record["users"], 20_000);
+    assert!(record["peak_rss_bytes"].as_u64().unwrap() > record["baseline_rss_bytes"].as_u64().unwrap());
+}

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check_config;
+pub mod eval;
 pub mod gen_trace;
 pub mod run;
 
@@ -14,6 +15,7 @@ USAGE:
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]
   sentinel check-config FILE
   sentinel bench throughput|memory [...]
+  sentinel eval nab --data DIR [--results OUT]
 
 Run `sentinel <command> --help` for a command's options.
 ";

@@ -1,0 +1,136 @@
+//! `sentinel eval nab`: detection quality on NAB-shaped data.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sentinel_dataflows::detect::Strategy;
+
+use crate::eval::nab;
+use crate::eval::series::{windowed_gaussian, SeriesDetector};
+
+const HELP: &str = "\
+sentinel eval nab --data DIR [--results OUT] [--strategy zscore|ewma|mad|windowed-gaussian] [--threshold Z] [--cooldown ROWS] [--changes] [--no-seasonal] [--likelihood] [--per-file]
+    Scores every data/<category>/*.csv under DIR as its own key with the statistical baselines,
+    then prints NAB's standard, reward_low_FP_rate and reward_low_FN_rate scores (0 = detects
+    nothing, 100 = perfect), each at its best corpus-wide threshold, and one JSON line.
+    --results OUT also writes OUT/sentinel/<category>/sentinel_<file>.csv
+    (timestamp,value,anomaly_score), NAB's own results format.
+";
+
+/// Entry point.
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let (which, rest) = match args.split_first() {
+        Some((w, rest)) => (w.as_str(), rest.to_vec()),
+        None => ("help", Vec::new()),
+    };
+    if which != "nab" {
+        print!("{HELP}");
+        return if which == "help" || which == "--help" {
+            Ok(())
+        } else {
+            Err(format!("unknown evaluation `{which}`"))
+        };
+    }
+    let mut opts = getopts::Options::new();
+    for name in ["data", "results", "strategy", "threshold", "cooldown"] {
+        opts.optopt("", name, "", "");
+    }
+    opts.optflag("", "per-file", "");
+    opts.optflag("", "changes", "");
+    opts.optflag("", "no-seasonal", "");
+    opts.optflag("", "likelihood", "");
+    opts.optflag("", "help", "");
+    let m = opts.parse(&rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
+    if m.opt_present("help") {
+        print!("{HELP}");
+        return Ok(());
+    }
+    let data = PathBuf::from(
+        m.opt_str("data")
+            .ok_or_else(|| format!("--data is required\n\n{HELP}"))?,
+    );
+    let reference = m.opt_str("strategy").as_deref() == Some("windowed-gaussian");
+    let strategy = match m.opt_str("strategy") {
+        Some(s) if reference => Strategy::parse("zscore").ok_or(s)?,
+        Some(s) => Strategy::parse(&s).ok_or_else(|| format!("--strategy: `{s}`"))?,
+        None => Strategy::Zscore,
+    };
+    let corpus = nab::load(&data)?;
+    if corpus.is_empty() {
+        return Err(format!("{}: no data/<category>/*.csv files", data.display()));
+    }
+    let scores: Vec<Vec<f64>> = corpus
+        .iter()
+        .map(|s| {
+            if reference {
+                return windowed_gaussian(&s.values);
+            }
+            let mut d = SeriesDetector::default_for(strategy, s.values.len());
+            if let Some(t) = m.opt_str("threshold").and_then(|t| t.parse().ok()) {
+                d.level.threshold = t;
+            }
+            if let Some(c) = m.opt_str("cooldown").and_then(|c| c.parse().ok()) {
+                d.cooldown = c;
+            }
+            d.use_changes = m.opt_present("changes");
+            d.seasonal = !m.opt_present("no-seasonal");
+            d.likelihood = m.opt_present("likelihood");
+            d.score(&s.values)
+        })
+        .collect();
+    if let Some(out) = m.opt_str("results") {
+        write_results(Path::new(&out), &corpus, &scores)?;
+    }
+    let results = nab::evaluate(&corpus, &scores);
+    let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
+    let name = if reference {
+        "windowed-gaussian (NAB reference)".to_owned()
+    } else {
+        format!("{strategy:?}")
+    };
+    println!(
+        "NAB on {} ({} files, {windows} windows), detector {name}",
+        data.display(),
+        corpus.len()
+    );
+    for r in &results {
+        println!("  {:<20} {:6.1}   (threshold {:.4})", r.profile, r.score, r.threshold);
+    }
+    if m.opt_present("per-file") {
+        let standard = &nab::PROFILES[0];
+        for (series, s) in corpus.iter().zip(&scores) {
+            let flags: Vec<bool> = s.iter().map(|v| *v >= results[0].threshold).collect();
+            let detections = flags.iter().skip(series.probation()).filter(|f| **f).count();
+            println!(
+                "    {:<55} {:7.2}  windows {}  detections {detections}",
+                series.name,
+                nab::score_series(series, &flags, standard),
+                series.windows.len()
+            );
+        }
+    }
+    let json = serde_json::json!({
+        "benchmark": "nab", "files": corpus.len(), "windows": windows,
+        "scores": results.iter().map(|r| (r.profile.clone(), r.score)).collect::<std::collections::BTreeMap<_, _>>(),
+        "thresholds": results.iter().map(|r| (r.profile.clone(), r.threshold)).collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    println!("{json}");
+    Ok(())
+}
+
+fn write_results(out: &Path, corpus: &[nab::Series], scores: &[Vec<f64>]) -> Result<(), String> {
+    for (series, s) in corpus.iter().zip(scores) {
+        let (category, file) = series.name.split_once('/').unwrap_or(("", &series.name));
+        let dir = out.join("sentinel").join(category);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("sentinel_{file}"));
+        let mut w =
+            std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+        writeln!(w, "timestamp,value,anomaly_score").map_err(|e| e.to_string())?;
+        for ((ts, v), score) in series.timestamps.iter().zip(&series.values).zip(s) {
+            writeln!(w, "{ts},{v},{score}").map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

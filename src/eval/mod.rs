@@ -1,0 +1,4 @@
+//! Detection-quality evaluation against labeled benchmarks.
+
+pub mod nab;
+pub mod series;
