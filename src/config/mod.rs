@@ -414,17 +414,24 @@ impl SentinelConfig {
             groups: Vec::new(),
             distinct_widths: Vec::new(),
             max_samples: self.job.sample_events,
+            quantiles: Vec::new(),
         };
         for d in self.statistical_detectors() {
-            plan.require(d.window_ms, d.group_by);
-            if matches!(d.metric, Metric::DistinctUsers | Metric::DistinctModels) {
-                plan.require_distinct(d.window_ms);
+            match d.metric {
+                Metric::DistinctUsers | Metric::DistinctModels => plan.require_distinct(d.window_ms),
+                Metric::LatencyP95 | Metric::LatencyP99 => plan.require_quantiles(d.window_ms, d.group_by),
+                _ => plan.require(d.window_ms, d.group_by),
+            }
+            if d.group_by != Dimension::Application
+                && matches!(d.metric, Metric::DistinctUsers | Metric::DistinctModels)
+            {
+                plan.require(d.window_ms, d.group_by);
             }
         }
         if self.outputs.aggregates {
             for w in &self.windows {
                 for dim in Dimension::ALL {
-                    plan.require(w.0, dim);
+                    plan.require_quantiles(w.0, dim);
                 }
                 plan.require_distinct(w.0);
             }

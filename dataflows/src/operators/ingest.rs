@@ -119,6 +119,7 @@ pub fn ingest<'scope>(
         let mut event_cap = caps.pop();
         let mut state = IngestState {
             max_ts: 0,
+            read_ns: 0,
             pacer: cfg
                 .speed
                 .filter(|s| *s > 0.0)
@@ -135,6 +136,7 @@ pub fn ingest<'scope>(
                 return;
             };
             let watermark = *ecap.time();
+            state.read_ns = monotonic_ns();
             let mut records = 0u64;
             // A record that was not due at the last activation goes first.
             let mut status = ReadStatus::More;
@@ -192,6 +194,8 @@ pub fn ingest<'scope>(
 
 struct IngestState {
     max_ts: u64,
+    /// When this activation began reading; one clock read per batch, not per record.
+    read_ns: u64,
     pacer: Option<Pacer>,
     batch: Vec<MetricEvent>,
     dead: Vec<DeadLetter>,
@@ -228,7 +232,7 @@ impl IngestState {
                     self.reject(&rec, Reason::Late, detail);
                 } else {
                     self.max_ts = self.max_ts.max(ev.timestamp_ms);
-                    ev.read_ns = monotonic_ns();
+                    ev.read_ns = self.read_ns;
                     self.batch.push(ev);
                 }
             }

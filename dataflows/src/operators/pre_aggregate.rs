@@ -32,6 +32,8 @@ pub struct AggregationPlan {
     pub distinct_widths: Vec<u64>,
     /// Sample event ids kept per key and window.
     pub max_samples: usize,
+    /// `(width_ms, dimension)` pairs that need latency quantiles (a sketch per key).
+    pub quantiles: Vec<(u64, Dimension)>,
 }
 
 impl AggregationPlan {
@@ -39,6 +41,14 @@ impl AggregationPlan {
     pub fn require(&mut self, width_ms: u64, dimension: Dimension) {
         self.add(width_ms, dimension);
         self.groups.sort_by_key(|g| g.0);
+    }
+
+    /// Keeps latency quantiles for `dimension` at `width_ms` (and keeps those windows).
+    pub fn require_quantiles(&mut self, width_ms: u64, dimension: Dimension) {
+        self.require(width_ms, dimension);
+        if !self.quantiles.contains(&(width_ms, dimension)) {
+            self.quantiles.push((width_ms, dimension));
+        }
     }
 
     /// Counts distinct users and models per application at `width_ms` (and keeps the application windows).
@@ -76,7 +86,7 @@ pub struct PartialAggregate {
 struct Slot {
     partial_cap: Capability<u64>,
     pair_cap: Capability<u64>,
-    per_dimension: Vec<(Dimension, KeyedSlab<WindowAccumulator>)>,
+    per_dimension: Vec<(Dimension, bool, KeyedSlab<WindowAccumulator>)>,
     count_distinct: bool,
     pairs: HashSet<(Box<str>, DistinctKind, u64)>,
 }
@@ -125,7 +135,10 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                                 let slot = open.entry((end, *width)).or_insert_with(|| Slot {
                                     partial_cap: cap.delayed(&end, 0),
                                     pair_cap: cap.delayed(&end, 1),
-                                    per_dimension: dims.iter().map(|d| (*d, KeyedSlab::default())).collect(),
+                                    per_dimension: dims
+                                        .iter()
+                                        .map(|d| (*d, plan.quantiles.contains(&(*width, *d)), KeyedSlab::default()))
+                                        .collect(),
                                     count_distinct: plan.distinct_widths.contains(width),
                                     pairs: HashSet::new(),
                                 });
@@ -144,7 +157,7 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                     };
                     let mut partials = partials_out.activate();
                     let mut session = partials.session(&slot.partial_cap);
-                    for (dimension, keys) in slot.per_dimension {
+                    for (dimension, _, keys) in slot.per_dimension {
                         for (key, acc) in keys.into_iter() {
                             session.give(PartialAggregate {
                                 dimension,
@@ -179,12 +192,12 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
 #[inline]
 fn fold(slot: &mut Slot, ev: &MetricEvent, plan: &AggregationPlan) {
     let count_distinct = slot.count_distinct;
-    for (dimension, keys) in slot.per_dimension.iter_mut() {
+    for (dimension, quantiles, keys) in slot.per_dimension.iter_mut() {
         let Some(key) = dimension.key_of(ev) else {
             continue;
         };
         keys.get_or_insert_with(key, WindowAccumulator::default)
-            .add(ev, plan.max_samples);
+            .add(ev, plan.max_samples, *quantiles);
         if *dimension == Dimension::Application && count_distinct {
             for (kind, field) in [
                 (DistinctKind::User, KeyField::User),

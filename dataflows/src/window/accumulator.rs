@@ -28,7 +28,9 @@ pub struct WindowAccumulator {
     pub cost: f64,
     /// Sum of reported latencies.
     pub latency_sum: f64,
-    /// Latency distribution.
+    /// Calls that reported a latency.
+    pub latency_count: u32,
+    /// Latency distribution (kept only where quantiles are needed).
     pub latency: LatencySketch,
     /// Up to N `(timestamp, event_id)` pairs, the earliest by time then id, so the choice does not
     /// depend on which worker saw which event.
@@ -36,9 +38,10 @@ pub struct WindowAccumulator {
 }
 
 impl WindowAccumulator {
-    /// Folds one event in, keeping at most `max_samples` sample ids.
+    /// Folds one event in, keeping at most `max_samples` sample ids, and latency quantiles only
+    /// when `quantiles` is set (the sketch is the costliest part of an update).
     #[inline]
-    pub fn add(&mut self, ev: &MetricEvent, max_samples: usize) {
+    pub fn add(&mut self, ev: &MetricEvent, max_samples: usize, quantiles: bool) {
         match ev.event_type {
             EventType::Request => self.request_events += 1,
             EventType::ToolCall => self.tool_calls += 1,
@@ -51,7 +54,10 @@ impl WindowAccumulator {
                 self.cost += ev.cost;
                 if !ev.latency_ms.is_nan() {
                     self.latency_sum += f64::from(ev.latency_ms);
-                    self.latency.insert(f64::from(ev.latency_ms));
+                    self.latency_count += 1;
+                    if quantiles {
+                        self.latency.insert(f64::from(ev.latency_ms));
+                    }
                 }
             }
         }
@@ -84,15 +90,11 @@ impl WindowAccumulator {
         self.total_tokens += other.total_tokens;
         self.cost += other.cost;
         self.latency_sum += other.latency_sum;
+        self.latency_count += other.latency_count;
         self.latency.merge(&other.latency);
         for (ts, id) in other.samples {
             self.offer_sample(ts, &id, max_samples);
         }
-    }
-
-    /// Calls with a latency.
-    pub fn latency_count(&self) -> u64 {
-        self.latency.count()
     }
 
     /// Approximate heap bytes held, for the memory report.

@@ -81,8 +81,8 @@ impl WindowAggregate {
 
     /// Mean latency, if any call reported one.
     pub fn latency_mean(&self) -> Option<f64> {
-        let n = self.acc.latency_count();
-        (n > 0).then(|| self.acc.latency_sum / n as f64)
+        let n = self.acc.latency_count;
+        (n > 0).then(|| self.acc.latency_sum / f64::from(n))
     }
 
     /// The printable summary.
