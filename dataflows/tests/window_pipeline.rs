@@ -64,6 +64,7 @@ fn run(workers: usize) -> (Vec<(String, String)>, Vec<WindowAggregate>) {
                 groups: Vec::new(),
                 distinct_widths: Vec::new(),
                 max_samples: 2,
+                quantiles: Vec::new(),
             };
             plan.require_distinct(MINUTE);
             let latency = Rc::new(RefCell::new(Histogram::<u64>::new(3).unwrap()));

@@ -391,7 +391,6 @@ impl SentinelConfig {
                         alpha: c.alpha,
                         min_std_ratio: c.min_std_ratio,
                         min_std: 1e-9,
-                        count_unit: None,
                         min_delta: c.min_delta,
                     },
                     min_calls: c.min_calls.unwrap_or_else(|| metric.default_min_calls()),

@@ -35,7 +35,6 @@ impl SeriesDetector {
                 alpha: 2.0 / (f64::from(history) + 1.0),
                 min_std_ratio: 0.0,
                 min_std: 1e-6,
-                count_unit: None,
                 min_delta: 0.0,
             },
             use_changes: false,

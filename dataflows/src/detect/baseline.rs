@@ -69,9 +69,6 @@ pub struct BaselineConfig {
     pub min_std_ratio: f64,
     /// Absolute spread floor.
     pub min_std: f64,
-    /// Counting noise: for event-count rates, the spread is at least that of a Poisson count with
-    /// the baseline's mean, where one event contributes `count_unit` to the value.
-    pub count_unit: Option<f64>,
     /// Smallest absolute difference from the baseline that can count as anomalous, so that a
     /// statistically clear but practically tiny change (0.5% to 1.5% errors) does not page anyone.
     pub min_delta: f64,
@@ -88,7 +85,6 @@ impl Default for BaselineConfig {
             alpha: 0.1,
             min_std_ratio: 0.05,
             min_std: 1e-9,
-            count_unit: None,
             min_delta: 0.0,
         }
     }
@@ -186,10 +182,6 @@ impl Baseline {
         }
         let (center, raw) = self.center_spread();
         let mut spread = raw.max(cfg.min_std).max(cfg.min_std_ratio * center.abs());
-        if let Some(unit) = cfg.count_unit {
-            // Var of a rate c·N with N ~ Poisson(mean/c) is c·mean; at least one event's worth.
-            spread = spread.max((unit * center.max(unit)).sqrt());
-        }
         if let Some(n) = sample_size.filter(|n| *n > 0.0) {
             let p = center.clamp(1.0 / n, 1.0 - 1.0 / n.max(2.0));
             spread = spread.max((p * (1.0 - p) / n).sqrt());
@@ -356,19 +348,5 @@ mod tests {
         assert!(b.deviation(&c, 12.0 / 29.0, Some(29.0)).unwrap().anomalous);
         c.min_delta = 0.5;
         assert!(!b.deviation(&c, 12.0 / 29.0, Some(29.0)).unwrap().anomalous);
-    }
-
-    #[test]
-    fn poisson_floor_keeps_sparse_counts_quiet() {
-        let c = BaselineConfig {
-            count_unit: Some(1.0),
-            ..cfg(Strategy::Zscore)
-        };
-        let mut b = Baseline::new(Strategy::Zscore);
-        for i in 0..20 {
-            b.update(&c, if i % 5 == 0 { 1.0 } else { 0.0 });
-        }
-        assert!(!b.deviation(&c, 3.0, None).unwrap().anomalous);
-        assert!(b.deviation(&c, 40.0, None).unwrap().anomalous);
     }
 }

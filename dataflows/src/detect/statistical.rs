@@ -90,6 +90,8 @@ struct KeyState {
 /// ```
 pub struct StatisticalDetector {
     cfg: StatisticalConfig,
+    /// Window length in minutes when the metric counts events (see [`StatisticalDetector::new`]).
+    count_minutes: Option<f64>,
     keys: KeyedSlab<KeyState>,
     last_sweep: u64,
 }
@@ -98,10 +100,16 @@ impl StatisticalDetector {
     /// A detector with no history.
     pub fn new(mut cfg: StatisticalConfig) -> Self {
         if cfg.metric.counts_events() {
-            cfg.baseline.count_unit = Some(60_000.0 / cfg.window_ms as f64);
+            // Counts are judged after the Anscombe transform 2·sqrt(n + 3/8), under which a
+            // Poisson count has unit variance whatever its mean: so one spread floor (1.0) and
+            // one threshold suit a user making one call an hour and an app making thousands a
+            // minute, where a plain z-score would either page on noise or miss floods.
+            cfg.baseline.min_std = cfg.baseline.min_std.max(1.0);
         }
+        let count_minutes = cfg.metric.counts_events().then(|| cfg.window_ms as f64 / 60_000.0);
         StatisticalDetector {
             cfg,
+            count_minutes,
             keys: KeyedSlab::default(),
             last_sweep: 0,
         }
@@ -145,12 +153,22 @@ impl StatisticalDetector {
             // Windows with no events were rate 0; learn them, up to a full history.
             let missing = (agg.window_end - state.last_window_end) / cfg.window_ms;
             for _ in 1..missing.min(u64::from(cfg.baseline.baseline_windows) + 1) {
-                state.baseline.update(&cfg.baseline, 0.0);
+                state.baseline.update(&cfg.baseline, to_model(self.count_minutes, 0.0));
             }
         }
         state.last_window_end = agg.window_end;
         let trials = (cfg.metric == Metric::ErrorRate).then_some(f64::from(agg.acc.calls));
-        let deviation = state.baseline.observe(&cfg.baseline, value?, trials)?;
+        let value = value?;
+        let mut deviation = state
+            .baseline
+            .observe(&cfg.baseline, to_model(self.count_minutes, value), trials)?;
+        if let Some(minutes) = self.count_minutes {
+            // Report in the metric's own units.
+            let center = from_model(minutes, deviation.center);
+            deviation.spread = from_model(minutes, deviation.center + deviation.spread) - center;
+            deviation.center = center;
+            deviation.value = value;
+        }
         let anomaly = deviation.anomalous.then(|| build_anomaly(cfg, agg, &deviation));
         self.maybe_sweep(agg.window_end);
         anomaly
@@ -165,6 +183,19 @@ impl StatisticalDetector {
         self.last_sweep = now;
         self.keys.retain(|_, s| s.last_window_end + ttl >= now);
     }
+}
+
+/// The value the baseline models: counts are variance-stabilised (Anscombe), others unchanged.
+fn to_model(count_minutes: Option<f64>, value: f64) -> f64 {
+    match count_minutes {
+        Some(minutes) => 2.0 * (value * minutes + 0.375).sqrt(),
+        None => value,
+    }
+}
+
+/// Inverse of [`to_model`] for counts: back to a per-minute rate.
+fn from_model(minutes: f64, model: f64) -> f64 {
+    ((model / 2.0).powi(2) - 0.375).max(0.0) / minutes
 }
 
 fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation) -> Anomaly {
@@ -313,6 +344,33 @@ mod tests {
             assert!(d.observe(&agg("u", m, 1, 0, 0.0)).is_none(), "minute {m}");
         }
         assert!(d.observe(&agg("u", 405, 30, 0, 0.0)).is_some());
+    }
+
+    #[test]
+    fn count_rates_are_judged_on_the_poisson_scale() {
+        // A user averaging 0.8 calls a minute: seven in one minute happens by chance (about once
+        // in 70,000 windows, so daily across many users) and must not alert at threshold 6.
+        let mut d = StatisticalDetector::new(StatisticalConfig {
+            baseline: BaselineConfig {
+                threshold: 6.0,
+                ..detector(Metric::RequestsPerMinute, Strategy::Zscore)
+                    .cfg
+                    .baseline
+                    .clone()
+            },
+            ..detector(Metric::RequestsPerMinute, Strategy::Zscore).cfg.clone()
+        });
+        for m in 1..200 {
+            d.observe(&agg("u", m, [0, 1, 1, 2, 0][m as usize % 5], 0, 0.0));
+        }
+        assert!(d.observe(&agg("u", 200, 7, 0, 0.0)).is_none());
+        let flood = d.observe(&agg("u", 201, 60, 0, 0.0)).expect("a flood");
+        assert!((flood.metrics.observed_value - 60.0).abs() < 1e-9);
+        assert!(
+            flood.metrics.baseline_value > 0.3 && flood.metrics.baseline_value < 1.5,
+            "{:?}",
+            flood.metrics
+        );
     }
 
     #[test]
