@@ -270,7 +270,7 @@ mod tests {
         flags[500] = false;
         flags[599] = true;
         let late = score_series(&s, &flags, &p);
-        assert!(late > 0.0 && late < 0.02, "{late}");
+        assert!(late > 0.0 && late < 0.03, "the last row earns almost nothing: {late}");
         flags[599] = false;
         flags[300] = true; // before any window: full fp cost, and the window is missed
         assert!((score_series(&s, &flags, &p) - (-1.0 - 0.11)).abs() < 1e-9);
