@@ -15,6 +15,7 @@ sentinel gen-trace: deterministic multi-tenant LLM telemetry with labeled anomal
   --out FILE          trace file; a .gz name writes gzip
   --labels FILE       ground-truth labels as JSON lines
   --prompt-bytes B    prompt text per request, 0 = numbers only (default 0)
+  --response-bytes B  response text per response (default: a quarter of --prompt-bytes)
   --rate R            mean model calls per second of event time (default 15)
   --start TIME        RFC 3339 time of the first event (default 2024-06-01T00:00:00Z)
   --clean             inject nothing (same traffic, no anomalies)
@@ -31,6 +32,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ("out", "FILE"),
         ("labels", "FILE"),
         ("prompt-bytes", "B"),
+        ("response-bytes", "B"),
         ("rate", "R"),
         ("start", "TIME"),
         ("arrivals", "CSV"),
@@ -64,6 +66,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         start_ms,
         calls_per_sec: num("rate")?.unwrap_or(defaults.calls_per_sec),
         prompt_bytes: num("prompt-bytes")?.map_or(0, |v| v as usize),
+        response_bytes: num("response-bytes")?.map(|v| v as usize),
         inject: !m.opt_present("clean"),
         arrivals,
     };

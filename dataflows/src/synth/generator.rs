@@ -36,6 +36,8 @@ pub struct TraceConfig {
     pub calls_per_sec: f64,
     /// Bytes of prompt text on every `llm.request` (0: numbers only, apart from injected content cases).
     pub prompt_bytes: usize,
+    /// Bytes of response text on every `llm.response`; `None` means a quarter of `prompt_bytes`.
+    pub response_bytes: Option<usize>,
     /// Inject labeled anomalies.
     pub inject: bool,
     /// Recorded arrivals and token counts to replay instead of the synthetic ones (cycled).
@@ -50,6 +52,7 @@ impl Default for TraceConfig {
             start_ms: 1_717_200_000_000, // 2024-06-01T00:00:00Z
             calls_per_sec: 15.0,
             prompt_bytes: 0,
+            response_bytes: None,
             inject: true,
             arrivals: None,
         }
@@ -420,12 +423,19 @@ impl TraceGenerator {
             &self.model_cdfs[app],
             &self.user_cdfs[app],
             None,
-            self.cfg.prompt_bytes,
+            self.text_sizes(),
         );
         if !agent {
             c.tools.clear();
         }
         c
+    }
+
+    fn text_sizes(&self) -> (usize, usize) {
+        (
+            self.cfg.prompt_bytes,
+            self.cfg.response_bytes.unwrap_or(self.cfg.prompt_bytes / 4),
+        )
     }
 
     fn next_base_call(&mut self) -> Call {
@@ -443,6 +453,7 @@ impl TraceGenerator {
         };
         self.next_call_t += gap_ms.max(0.0);
         let app = self.base.pick(&self.app_cdf);
+        let text_sizes = self.text_sizes();
         let mut c = draw_call(
             &mut self.base,
             t as u64,
@@ -450,7 +461,7 @@ impl TraceGenerator {
             &self.model_cdfs[app],
             &self.user_cdfs[app],
             sample,
-            self.cfg.prompt_bytes,
+            text_sizes,
         );
         c.id = format!("c{:x}", self.calls);
         self.calls += 1;
@@ -547,7 +558,7 @@ fn draw_call(
     model_cdf: &[f64],
     user_cdf: &[f64],
     sample: Option<ArrivalSample>,
-    prompt_bytes: usize,
+    (prompt_bytes, response_bytes): (usize, usize),
 ) -> Call {
     let profile: &AppProfile = &APPS[app];
     let model = profile.models[rng.pick(model_cdf)].0;
@@ -564,7 +575,7 @@ fn draw_call(
     let latency_ms = (m.base_latency_ms + m.per_token_ms * f64::from(completion_tokens)) * rng.lognormal(1.0, 0.25);
     let error = rng.chance(m.error_rate);
     let prompt = (prompt_bytes > 0).then(|| text(rng, prompt_bytes));
-    let response = (prompt_bytes > 0).then(|| text(rng, prompt_bytes / 4));
+    let response = (response_bytes > 0).then(|| text(rng, response_bytes));
     let mut tools = Vec::new();
     if profile.agent && rng.chance(0.5) {
         for k in 0..1 + rng.below(3) {
