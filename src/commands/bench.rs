@@ -129,6 +129,14 @@ fn scan(path: &Path, workers: usize, work: fn(&[u8]) -> bool) -> Result<(u64, f6
     Ok((total, start.elapsed().as_secs_f64()))
 }
 
+/// Reads the whole file once so the measured runs find it in the page cache.
+fn warm_page_cache(path: &Path) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    while std::io::Read::read(&mut f, &mut buf).map_err(|e| e.to_string())? > 0 {}
+    Ok(())
+}
+
 fn parse_only(line: &[u8]) -> bool {
     std::str::from_utf8(line)
         .ok()
@@ -170,21 +178,28 @@ fn throughput(dir: &Path, events: u64, prompt_bytes: usize, workers: &[usize], r
         path.display(),
         bytes as f64 / events as f64
     );
-    let mut rows = Vec::new();
-    for &w in workers {
-        let (mut ceiling, mut decode, mut job_rates) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..repeat.max(1) {
-            let (n, s) = scan(&path, w, parse_only)?;
-            ceiling.push(n as f64 / s);
-            let (n, s) = scan(&path, w, parse_and_validate)?;
-            decode.push(n as f64 / s);
-            let (n, s) = run_job(&path, w)?;
-            job_rates.push(n as f64 / s);
-            eprintln!(
-                "  -w {w} round {round}: ceiling {:.0}/s, decode {:.0}/s, job {:.0}/s",
-                ceiling[round], decode[round], job_rates[round]
-            );
+    // Rounds interleave the worker counts, so machine noise falls on all of them alike; each
+    // measurement starts with the trace in the page cache, so it measures CPU, not the disk.
+    let mut samples: Vec<[Vec<f64>; 3]> = workers.iter().map(|_| Default::default()).collect();
+    for round in 0..repeat.max(1) {
+        for (k, &w) in workers.iter().enumerate() {
+            let mut measured = [0.0; 3];
+            for (m, what) in measured.iter_mut().zip(0..3) {
+                warm_page_cache(&path)?;
+                let (n, secs) = match what {
+                    0 => scan(&path, w, parse_only)?,
+                    1 => scan(&path, w, parse_and_validate)?,
+                    _ => run_job(&path, w)?,
+                };
+                *m = n as f64 / secs;
+                samples[k][what].push(*m);
+            }
+            eprintln!("  round {round} -w {w}: ceiling {:.0}/s, decode {:.0}/s, job {:.0}/s", measured[0], measured[1], measured[2]);
         }
+    }
+    let mut rows = Vec::new();
+    for (k, &w) in workers.iter().enumerate() {
+        let [ceiling, decode, job_rates] = std::mem::take(&mut samples[k]);
         let (c, d, j) = (median(ceiling), median(decode), median(job_rates));
         println!(
             "-w {w}: job {j:.0} events/s ({:.0} per worker), parse ceiling {c:.0}/s, parse+validate {d:.0}/s, job/ceiling {:.2}",
