@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sentinel_connectors::file::{FileShardReader, ShardStatus};
-use sentinel_dataflows::model::{decode_event, DecodeLimits, TelemetryEvent};
+use sentinel_dataflows::model::{decode_event, parse_event, DecodeLimits, TelemetryEvent};
 use sentinel_dataflows::operators::{IngestConfig, JobStats};
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
 use serde_json::json;
@@ -20,8 +20,9 @@ use crate::job::{self, InputSpec, JobSpec};
 
 const HELP: &str = "\
 sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--repeat R] [--dir DIR]
-    Generates (or reuses) DIR/bench-N-B.jsonl, then measures, R times each:
-      ceiling: JSON parsing alone (serde into the borrowed event), per worker count
+    Generates (or reuses) DIR/bench-N-textB.jsonl (B bytes of prompt on every request and of response on every response), then measures, R times each:
+      ceiling: JSON parsing alone (the job's parser into the borrowed event), per worker count
+      serde:   serde_json alone, for reference
       decode:  parsing plus validation
       job:     the whole job with the built-in detector set, output discarded
     and prints medians, job/ceiling ratios and the -w scaling, ending with one JSON line.
@@ -78,7 +79,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn trace_file(dir: &Path, events: u64, prompt_bytes: usize) -> Result<PathBuf, String> {
-    let path = dir.join(format!("bench-{events}-{prompt_bytes}.jsonl"));
+    // Every request carries `prompt_bytes` of prompt and every response as much response text.
+    let path = dir.join(format!("bench-{events}-text{prompt_bytes}.jsonl"));
     if path.exists() {
         return Ok(path);
     }
@@ -88,6 +90,7 @@ fn trace_file(dir: &Path, events: u64, prompt_bytes: usize) -> Result<PathBuf, S
     let cfg = TraceConfig {
         events,
         prompt_bytes,
+        response_bytes: Some(prompt_bytes),
         ..TraceConfig::default()
     };
     for (_, json) in TraceGenerator::new(cfg) {
@@ -137,7 +140,17 @@ fn warm_page_cache(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The job's JSON decoding alone: UTF-8 check and parse into the borrowed event (fast path, with
+/// serde_json for what it declines).
 fn parse_only(line: &[u8]) -> bool {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|t| parse_event(t).ok())
+        .is_some()
+}
+
+/// serde_json alone, for reference.
+fn serde_only(line: &[u8]) -> bool {
     std::str::from_utf8(line)
         .ok()
         .and_then(|t| serde_json::from_str::<TelemetryEvent<'_>>(t).ok())
@@ -180,33 +193,37 @@ fn throughput(dir: &Path, events: u64, prompt_bytes: usize, workers: &[usize], r
     );
     // Rounds interleave the worker counts, so machine noise falls on all of them alike; each
     // measurement starts with the trace in the page cache, so it measures CPU, not the disk.
-    let mut samples: Vec<[Vec<f64>; 3]> = workers.iter().map(|_| Default::default()).collect();
+    let mut samples: Vec<[Vec<f64>; 4]> = workers.iter().map(|_| Default::default()).collect();
     for round in 0..repeat.max(1) {
         for (k, &w) in workers.iter().enumerate() {
-            let mut measured = [0.0; 3];
-            for (m, what) in measured.iter_mut().zip(0..3) {
+            let mut measured = [0.0; 4];
+            for (m, what) in measured.iter_mut().zip(0..4) {
                 warm_page_cache(&path)?;
                 let (n, secs) = match what {
                     0 => scan(&path, w, parse_only)?,
                     1 => scan(&path, w, parse_and_validate)?,
-                    _ => run_job(&path, w)?,
+                    2 => run_job(&path, w)?,
+                    _ => scan(&path, w, serde_only)?,
                 };
                 *m = n as f64 / secs;
                 samples[k][what].push(*m);
             }
-            eprintln!("  round {round} -w {w}: ceiling {:.0}/s, decode {:.0}/s, job {:.0}/s", measured[0], measured[1], measured[2]);
+            eprintln!(
+                "  round {round} -w {w}: ceiling {:.0}/s, decode {:.0}/s, job {:.0}/s, serde_json alone {:.0}/s",
+                measured[0], measured[1], measured[2], measured[3]
+            );
         }
     }
     let mut rows = Vec::new();
     for (k, &w) in workers.iter().enumerate() {
-        let [ceiling, decode, job_rates] = std::mem::take(&mut samples[k]);
-        let (c, d, j) = (median(ceiling), median(decode), median(job_rates));
+        let [ceiling, decode, job_rates, serde] = std::mem::take(&mut samples[k]);
+        let (c, d, j, s) = (median(ceiling), median(decode), median(job_rates), median(serde));
         println!(
-            "-w {w}: job {j:.0} events/s ({:.0} per worker), parse ceiling {c:.0}/s, parse+validate {d:.0}/s, job/ceiling {:.2}",
+            "-w {w}: job {j:.0} events/s ({:.0} per worker), parse ceiling {c:.0}/s, parse+validate {d:.0}/s, job/ceiling {:.2}, serde_json alone {s:.0}/s",
             j / w as f64,
             j / c
         );
-        rows.push((w, c, d, j));
+        rows.push((w, c, d, j, s));
     }
     let scaling = match (rows.iter().find(|r| r.0 == 1), rows.iter().find(|r| r.0 == 2)) {
         (Some(one), Some(two)) => Some(two.3 / one.3),
@@ -218,8 +235,9 @@ fn throughput(dir: &Path, events: u64, prompt_bytes: usize, workers: &[usize], r
     let record = json!({
         "bench": "throughput", "events": events, "prompt_bytes": prompt_bytes, "bytes_per_event": bytes as f64 / events as f64,
         "repeat": repeat, "scaling_w2_over_w1": scaling,
-        "rows": rows.iter().map(|(w, c, d, j)| json!({"workers": w, "job_events_per_sec": j, "job_per_worker": j / *w as f64,
-            "parse_ceiling_events_per_sec": c, "parse_validate_events_per_sec": d, "job_over_ceiling": j / c})).collect::<Vec<_>>(),
+        "rows": rows.iter().map(|(w, c, d, j, s)| json!({"workers": w, "job_events_per_sec": j, "job_per_worker": j / *w as f64,
+            "parse_ceiling_events_per_sec": c, "parse_validate_events_per_sec": d, "job_over_ceiling": j / c,
+            "serde_json_alone_events_per_sec": s})).collect::<Vec<_>>(),
     });
     println!("{record}");
     Ok(())

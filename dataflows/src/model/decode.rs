@@ -68,8 +68,7 @@ pub struct DecodedEvent<'a> {
 /// assert_eq!(decode_event(bad, &DecodeLimits::default()).unwrap_err().reason, Reason::InvalidField);
 /// ```
 pub fn decode_event<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<DecodedEvent<'a>, Rejection> {
-    let text = checked_text(bytes, limits)?;
-    let wire: TelemetryEvent<'a> = serde_json::from_str(text).map_err(classify)?;
+    let wire = parse_event(checked_text(bytes, limits)?)?;
     let metric = validate(&wire, limits)?;
     Ok(DecodedEvent { wire, metric })
 }
@@ -82,10 +81,18 @@ pub fn decode_with<'a, R>(
     limits: &DecodeLimits,
     use_event: impl FnOnce(&TelemetryEvent<'a>, MetricEvent) -> R,
 ) -> Result<R, Rejection> {
-    let text = checked_text(bytes, limits)?;
-    let wire: TelemetryEvent<'a> = serde_json::from_str(text).map_err(classify)?;
+    let wire = parse_event(checked_text(bytes, limits)?)?;
     let metric = validate(&wire, limits)?;
     Ok(use_event(&wire, metric))
+}
+
+/// Parses one event's JSON: a one-pass fast path for clean events, serde_json for the rest
+/// (which also supplies the error messages).
+pub fn parse_event(text: &str) -> Result<TelemetryEvent<'_>, Rejection> {
+    match super::fast_decode::parse(text) {
+        Some(event) => Ok(event),
+        None => serde_json::from_str(text).map_err(classify),
+    }
 }
 
 fn checked_text<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<&'a str, Rejection> {

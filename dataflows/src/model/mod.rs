@@ -4,10 +4,11 @@ pub mod anomaly;
 pub mod dead_letter;
 pub mod decode;
 pub mod event;
+mod fast_decode;
 pub mod metric_event;
 
 pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
-pub use decode::{decode_event, decode_with, DecodeLimits, DecodedEvent, Rejection};
+pub use decode::{decode_event, decode_with, parse_event, DecodeLimits, DecodedEvent, Rejection};
 pub use event::{EventData, EventType, TelemetryEvent};
 pub use metric_event::{EntityKeys, KeyField, MetricEvent};

@@ -95,25 +95,17 @@ struct Slot {
 pub trait PreAggregate<'scope> {
     /// Folds events into window partials (and distinct application pairs), emitted at each
     /// window's end once the input frontier passes it. Records read→folded latency in `latency_ns`.
-    fn pre_aggregate(
-        self,
-        plan: AggregationPlan,
-        latency_ns: Rc<RefCell<Histogram<u64>>>,
-    ) -> (
-        Stream<'scope, u64, Vec<PartialAggregate>>,
-        Stream<'scope, u64, Vec<DistinctPair>>,
-    );
+    fn pre_aggregate(self, plan: AggregationPlan, latency_ns: Rc<RefCell<Histogram<u64>>>) -> PreAggregated<'scope>;
 }
 
+/// The partials and the distinct-count pairs of [`PreAggregate::pre_aggregate`].
+pub type PreAggregated<'scope> = (
+    Stream<'scope, u64, Vec<PartialAggregate>>,
+    Stream<'scope, u64, Vec<DistinctPair>>,
+);
+
 impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
-    fn pre_aggregate(
-        self,
-        plan: AggregationPlan,
-        latency_ns: Rc<RefCell<Histogram<u64>>>,
-    ) -> (
-        Stream<'scope, u64, Vec<PartialAggregate>>,
-        Stream<'scope, u64, Vec<DistinctPair>>,
-    ) {
+    fn pre_aggregate(self, plan: AggregationPlan, latency_ns: Rc<RefCell<Histogram<u64>>>) -> PreAggregated<'scope> {
         let mut builder = OperatorBuilder::new("PreAggregate".to_owned(), self.scope());
         let mut input = builder.new_input(self, Pipeline);
         let (partials_out, partials) = builder.new_output::<Vec<PartialAggregate>>();

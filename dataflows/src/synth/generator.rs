@@ -331,17 +331,7 @@ impl TraceGenerator {
             let mut c = self.draw_call_with(t, app, false);
             c.id = format!("r{round}-inject-{i}");
             c.prompt = Some(INJECTIONS[(round as usize + i as usize) % INJECTIONS.len()].to_owned());
-            self.label(
-                round,
-                "prompt_injection",
-                LabelCategory::Content,
-                t,
-                t + 1,
-                "event",
-                &format!("{}-q", c.id),
-                &[],
-                vec![format!("{}-q", c.id)],
-            );
+            self.label_event(round, "prompt_injection", t, format!("{}-q", c.id));
             extra.push(c);
             let t = t + 7 * MINUTE;
             let mut c = self.draw_call_with(t, app, false);
@@ -349,36 +339,31 @@ impl TraceGenerator {
             if i % 2 == 0 {
                 c.id = format!("r{round}-pii-prompt-{i}");
                 c.prompt = Some(format!("Please update my account, {snippet}, thanks."));
-                self.label(
-                    round,
-                    "pii_prompt",
-                    LabelCategory::Content,
-                    t,
-                    t + 1,
-                    "event",
-                    &format!("{}-q", c.id),
-                    &[],
-                    vec![format!("{}-q", c.id)],
-                );
+                self.label_event(round, "pii_prompt", t, format!("{}-q", c.id));
             } else {
                 c.id = format!("r{round}-pii-response-{i}");
                 c.prompt = Some("What contact details do you have on file for me?".to_owned());
                 c.response = Some(format!("Sure. On file: {snippet}."));
-                self.label(
-                    round,
-                    "pii_response",
-                    LabelCategory::Content,
-                    t,
-                    t + 1,
-                    "event",
-                    &format!("{}-r", c.id),
-                    &[],
-                    vec![format!("{}-r", c.id)],
-                );
+                self.label_event(round, "pii_response", t, format!("{}-r", c.id));
             }
             extra.push(c);
         }
         self.extra_calls.extend(extra);
+    }
+
+    /// Labels one event carrying a content case.
+    fn label_event(&mut self, round: u64, kind: &str, t: u64, event_id: String) {
+        self.label(
+            round,
+            kind,
+            LabelCategory::Content,
+            t,
+            t + 1,
+            "event",
+            &event_id,
+            &[],
+            vec![event_id.clone()],
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
