@@ -46,13 +46,12 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Fast<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let rest = &self.bytes[start..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] != b'"' || rest[..end].iter().any(|&c| c < 0x20) {
-            return None;
+        let end = start + special_byte(&self.bytes[start..])?;
+        if self.bytes[end] != b'"' {
+            return None; // an escape or a control character: serde_json's business
         }
-        self.at = start + end + 1;
-        self.text.get(start..start + end)
+        self.at = end + 1;
+        self.text.get(start..end)
     }
 
     /// The slice of one JSON number, validated against the grammar.
@@ -237,6 +236,31 @@ impl<'a> Cursor<'a> {
         *slot = Some(v);
         Some(())
     }
+}
+
+/// Index of the first `"`, `\\` or control character (< 0x20), eight bytes at a time.
+#[inline]
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&bytes[i..i + 8]);
+        let x = u64::from_le_bytes(chunk);
+        let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        // Bytes below 0x20, equal to '"', or equal to '\\'. The lowest flag is always exact.
+        let flags =
+            (x.wrapping_sub(ONES * 0x20) & !x & HIGH) | zero_byte(x ^ (ONES * 0x22)) | zero_byte(x ^ (ONES * 0x5C));
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|p| i + p)
 }
 
 /// Parses `text` if it is a clean event; `None` means "ask serde_json".
@@ -475,6 +499,24 @@ mod tests {
             fast > 1_000,
             "some mutants (e.g. added unknown members) still take the fast path: {fast}"
         );
+    }
+
+    #[test]
+    fn finds_the_first_special_byte_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'"';
+                    }
+                    assert_eq!(special_byte(&bytes), Some(at), "len {len} at {at} byte {special}");
+                }
+            }
+            assert_eq!(special_byte(&vec![b' '; len]), None);
+            assert_eq!(special_byte("é€\u{7f}\u{20}".repeat(len).as_bytes()), None);
+        }
     }
 
     #[test]
