@@ -191,50 +191,38 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn opt_str(&mut self, slot: &mut Option<Cow<'a, str>>, seen: &mut bool) -> Fast<()> {
-        if std::mem::replace(seen, true) {
-            return None; // duplicate field: serde_json reports it
-        }
-        *slot = if self.null() {
-            None
-        } else {
-            Some(Cow::Borrowed(self.string()?))
-        };
-        Some(())
-    }
-
-    fn opt_u64(&mut self, slot: &mut Option<u64>, seen: &mut bool) -> Fast<()> {
+    /// Reads an optional member once: `null` is `None`; a repeated member declines (serde_json
+    /// reports duplicates), as does a value `read` does not accept.
+    fn member<T>(
+        &mut self,
+        slot: &mut Option<T>,
+        seen: &mut bool,
+        read: impl FnOnce(&mut Self) -> Fast<T>,
+    ) -> Fast<()> {
         if std::mem::replace(seen, true) {
             return None;
         }
-        if self.null() {
-            *slot = None;
-            return Some(());
-        }
+        *slot = if self.null() { None } else { Some(read(self)?) };
+        Some(())
+    }
+
+    fn text(&mut self) -> Fast<Cow<'a, str>> {
+        self.string().map(Cow::Borrowed)
+    }
+
+    /// A plain non-negative integer; serde_json decides everything else (and rejects it for counts).
+    fn plain_u64(&mut self) -> Fast<u64> {
         let n = self.number()?;
-        // Only plain non-negative integers; serde decides everything else (and rejects it).
         if !n.bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }
-        *slot = Some(n.parse().ok()?);
-        Some(())
+        n.parse().ok()
     }
 
-    fn opt_f64(&mut self, slot: &mut Option<f64>, seen: &mut bool) -> Fast<()> {
-        if std::mem::replace(seen, true) {
-            return None;
-        }
-        if self.null() {
-            *slot = None;
-            return Some(());
-        }
-        let n = self.number()?;
-        let v: f64 = n.parse().ok()?;
-        if !v.is_finite() {
-            return None; // serde_json: "number out of range"
-        }
-        *slot = Some(v);
-        Some(())
+    /// Any finite number; serde_json reports "number out of range" for the rest.
+    fn finite_f64(&mut self) -> Fast<f64> {
+        let v: f64 = self.number()?.parse().ok()?;
+        v.is_finite().then_some(v)
     }
 }
 
@@ -282,51 +270,17 @@ pub(crate) fn parse(text: &str) -> Option<TelemetryEvent<'_>> {
     };
     let mut seen = [false; 8];
     c.object(|key, c| match key {
-        "event_id" => c.opt_str(&mut ev.event_id, &mut seen[0]),
-        "timestamp" => {
-            if std::mem::replace(&mut seen[1], true) {
-                return None;
-            }
-            ev.timestamp = match c.peek()? {
-                b'"' => Some(WireTimestamp::Text(c.string()?)),
-                b'n' => {
-                    c.literal("null")?;
-                    None
-                }
-                _ => {
-                    let n = c.number()?;
-                    if !n.bytes().all(|b| b.is_ascii_digit()) {
-                        return None;
-                    }
-                    Some(WireTimestamp::Millis(n.parse().ok()?))
-                }
-            };
-            Some(())
-        }
-        "event_type" => c.opt_str(&mut ev.event_type, &mut seen[2]),
-        "application_id" => c.opt_str(&mut ev.application_id, &mut seen[3]),
-        "tenant_id" => c.opt_str(&mut ev.tenant_id, &mut seen[4]),
-        "source" => {
-            if std::mem::replace(&mut seen[5], true) {
-                return None;
-            }
-            ev.source = if c.null() { None } else { Some(source(c)?) };
-            Some(())
-        }
-        "data" | "attributes" => {
-            if std::mem::replace(&mut seen[6], true) {
-                return None;
-            }
-            ev.data = if c.null() { None } else { Some(data(c)?) };
-            Some(())
-        }
-        "metadata" => {
-            if std::mem::replace(&mut seen[7], true) {
-                return None;
-            }
-            ev.metadata = if c.null() { None } else { Some(metadata(c)?) };
-            Some(())
-        }
+        "event_id" => c.member(&mut ev.event_id, &mut seen[0], Cursor::text),
+        "timestamp" => c.member(&mut ev.timestamp, &mut seen[1], |c| match c.peek()? {
+            b'"' => c.string().map(WireTimestamp::Text),
+            _ => c.plain_u64().map(WireTimestamp::Millis),
+        }),
+        "event_type" => c.member(&mut ev.event_type, &mut seen[2], Cursor::text),
+        "application_id" => c.member(&mut ev.application_id, &mut seen[3], Cursor::text),
+        "tenant_id" => c.member(&mut ev.tenant_id, &mut seen[4], Cursor::text),
+        "source" => c.member(&mut ev.source, &mut seen[5], source),
+        "data" | "attributes" => c.member(&mut ev.data, &mut seen[6], data),
+        "metadata" => c.member(&mut ev.metadata, &mut seen[7], metadata),
         _ => c.skip(1),
     })?;
     c.ws();
@@ -337,8 +291,8 @@ fn source<'a>(c: &mut Cursor<'a>) -> Fast<EventSource<'a>> {
     let mut s = EventSource::default();
     let mut seen = [false; 2];
     c.object(|key, c| match key {
-        "service" => c.opt_str(&mut s.service, &mut seen[0]),
-        "host" => c.opt_str(&mut s.host, &mut seen[1]),
+        "service" => c.member(&mut s.service, &mut seen[0], Cursor::text),
+        "host" => c.member(&mut s.host, &mut seen[1], Cursor::text),
         _ => c.skip(2),
     })?;
     Some(s)
@@ -348,8 +302,10 @@ fn metadata<'a>(c: &mut Cursor<'a>) -> Fast<EventMetadata<'a>> {
     let mut m = EventMetadata::default();
     let mut seen = [false; 2];
     c.object(|key, c| match key {
-        "user_id" | "enduser.id" => c.opt_str(&mut m.user_id, &mut seen[0]),
-        "session_id" | "session.id" | "gen_ai.conversation.id" => c.opt_str(&mut m.session_id, &mut seen[1]),
+        "user_id" | "enduser.id" => c.member(&mut m.user_id, &mut seen[0], Cursor::text),
+        "session_id" | "session.id" | "gen_ai.conversation.id" => {
+            c.member(&mut m.session_id, &mut seen[1], Cursor::text)
+        }
         _ => c.skip(2),
     })?;
     Some(m)
@@ -359,29 +315,23 @@ fn data<'a>(c: &mut Cursor<'a>) -> Fast<EventData<'a>> {
     let mut d = EventData::default();
     let mut seen = [false; 14];
     c.object(|key, c| match key {
-        "model" | "gen_ai.request.model" => c.opt_str(&mut d.model, &mut seen[0]),
-        "gen_ai.response.model" => c.opt_str(&mut d.response_model, &mut seen[1]),
-        "prompt" | "gen_ai.prompt" => c.opt_str(&mut d.prompt, &mut seen[2]),
-        "response" | "gen_ai.completion" => c.opt_str(&mut d.response, &mut seen[3]),
+        "model" | "gen_ai.request.model" => c.member(&mut d.model, &mut seen[0], Cursor::text),
+        "gen_ai.response.model" => c.member(&mut d.response_model, &mut seen[1], Cursor::text),
+        "prompt" | "gen_ai.prompt" => c.member(&mut d.prompt, &mut seen[2], Cursor::text),
+        "response" | "gen_ai.completion" => c.member(&mut d.response, &mut seen[3], Cursor::text),
         "prompt_tokens" | "gen_ai.usage.input_tokens" | "gen_ai.usage.prompt_tokens" => {
-            c.opt_u64(&mut d.prompt_tokens, &mut seen[4])
+            c.member(&mut d.prompt_tokens, &mut seen[4], Cursor::plain_u64)
         }
         "completion_tokens" | "gen_ai.usage.output_tokens" | "gen_ai.usage.completion_tokens" => {
-            c.opt_u64(&mut d.completion_tokens, &mut seen[5])
+            c.member(&mut d.completion_tokens, &mut seen[5], Cursor::plain_u64)
         }
-        "total_tokens" | "gen_ai.usage.total_tokens" => c.opt_u64(&mut d.total_tokens, &mut seen[6]),
-        "latency_ms" => c.opt_f64(&mut d.latency_ms, &mut seen[7]),
-        "cost" | "gen_ai.usage.cost" => c.opt_f64(&mut d.cost, &mut seen[8]),
-        "status" => c.opt_str(&mut d.status, &mut seen[9]),
-        "finish_reason" => c.opt_str(&mut d.finish_reason, &mut seen[10]),
-        "tool" => {
-            if std::mem::replace(&mut seen[11], true) {
-                return None;
-            }
-            d.tool = if c.null() { None } else { Some(tool(c)?) };
-            Some(())
-        }
-        "gen_ai.tool.name" => c.opt_str(&mut d.tool_name, &mut seen[12]),
+        "total_tokens" | "gen_ai.usage.total_tokens" => c.member(&mut d.total_tokens, &mut seen[6], Cursor::plain_u64),
+        "latency_ms" => c.member(&mut d.latency_ms, &mut seen[7], Cursor::finite_f64),
+        "cost" | "gen_ai.usage.cost" => c.member(&mut d.cost, &mut seen[8], Cursor::finite_f64),
+        "status" => c.member(&mut d.status, &mut seen[9], Cursor::text),
+        "finish_reason" => c.member(&mut d.finish_reason, &mut seen[10], Cursor::text),
+        "tool" => c.member(&mut d.tool, &mut seen[11], tool),
+        "gen_ai.tool.name" => c.member(&mut d.tool_name, &mut seen[12], Cursor::text),
         _ => c.skip(2),
     })?;
     Some(d)
@@ -391,23 +341,15 @@ fn tool<'a>(c: &mut Cursor<'a>) -> Fast<ToolCall<'a>> {
     let mut t = ToolCall::default();
     let mut seen = [false; 2];
     c.object(|key, c| match key {
-        "name" => c.opt_str(&mut t.name, &mut seen[0]),
-        "args" => {
-            if std::mem::replace(&mut seen[1], true) {
-                return None;
-            }
-            if c.null() {
-                t.args = None;
-                return Some(());
-            }
+        "name" => c.member(&mut t.name, &mut seen[0], Cursor::text),
+        "args" => c.member(&mut t.args, &mut seen[1], |c| {
             c.ws();
             let start = c.at;
             c.skip(3)?;
             let raw: &'a str = c.text.get(start..c.at)?;
             // The same borrowed raw value serde_json would produce, without copying.
-            t.args = Some(serde_json::from_str::<&'a RawValue>(raw).ok()?);
-            Some(())
-        }
+            serde_json::from_str::<&'a RawValue>(raw).ok()
+        }),
         _ => c.skip(3),
     })?;
     Some(t)
