@@ -75,8 +75,23 @@ fn two_processes_find_what_one_process_finds() {
     };
     let mut one = spawn("1");
     let mut zero = spawn("0");
-    assert!(zero.wait().unwrap().success());
-    assert!(one.wait().unwrap().success());
+    // Timely retries connections forever; a taken port must fail the test, not hang it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let mut statuses = [None, None];
+    while statuses.iter().any(Option::is_none) {
+        for (slot, child) in statuses.iter_mut().zip([&mut zero, &mut one]) {
+            if slot.is_none() {
+                *slot = child.try_wait().unwrap();
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = zero.kill();
+            let _ = one.kill();
+            panic!("the two-process run did not finish within 180 s (port {base} taken?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(statuses.iter().all(|s| s.is_some_and(|s| s.success())));
 
     let expected = anomaly_ids(&single);
     assert!(expected.len() >= 5, "the trace has injected anomalies");
