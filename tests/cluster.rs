@@ -85,8 +85,10 @@ fn two_processes_find_what_one_process_finds() {
             }
         }
         if std::time::Instant::now() > deadline {
-            let _ = zero.kill();
-            let _ = one.kill();
+            for child in [&mut zero, &mut one] {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
             panic!("the two-process run did not finish within 180 s (port {base} taken?)");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
