@@ -85,14 +85,17 @@ fn two_processes_find_what_one_process_finds() {
             }
         }
         if std::time::Instant::now() > deadline {
-            for child in [&mut zero, &mut one] {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            let _ = zero.kill();
+            let _ = zero.wait();
+            let _ = one.kill();
+            let _ = one.wait();
             panic!("the two-process run did not finish within 180 s (port {base} taken?)");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // Both have exited; `wait` just collects them (and tells clippy they are reaped).
+    let _ = zero.wait();
+    let _ = one.wait();
     assert!(statuses.iter().all(|s| s.is_some_and(|s| s.success())));
 
     let expected = anomaly_ids(&single);
