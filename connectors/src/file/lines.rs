@@ -24,22 +24,47 @@ pub struct LineSplitter<R> {
     offset: u64,
     max_line: usize,
     scratch: Vec<u8>,
+    /// Stream offset past which only short reads are made: the caller needs just the rest of
+    /// the line that straddles it.
+    bulk_until: u64,
 }
+
+/// Read size once past [`LineSplitter::bulk_until`].
+const TAIL_READ: usize = 16 << 10;
 
 impl<R: Read> LineSplitter<R> {
     /// A splitter over `src`, whose first byte sits at `offset` in the stream.
     pub fn new(src: R, offset: u64, max_line: usize) -> Self {
+        Self::with_buffer(src, offset, max_line, Vec::new())
+    }
+
+    /// Like [`LineSplitter::new`], reusing `buf` (from [`LineSplitter::into_buffer`]) so that a
+    /// reader opening many splitters does not allocate and zero a buffer for each.
+    pub fn with_buffer(src: R, offset: u64, max_line: usize, mut buf: Vec<u8>) -> Self {
         let cap = (1 << 20).max(max_line.saturating_add(1).min(64 << 20));
+        buf.resize(cap, 0);
         LineSplitter {
             src,
-            buf: vec![0; cap],
+            buf,
             start: 0,
             end: 0,
             eof: false,
             offset,
             max_line,
             scratch: Vec::new(),
+            bulk_until: u64::MAX,
         }
+    }
+
+    /// Past stream offset `until`, reads only what finishing the current line needs.
+    pub fn bulk_until(mut self, until: u64) -> Self {
+        self.bulk_until = until;
+        self
+    }
+
+    /// The buffer, for [`LineSplitter::with_buffer`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Byte offset of the next unread byte.
@@ -53,8 +78,15 @@ impl<R: Read> LineSplitter<R> {
             self.end -= self.start;
             self.start = 0;
         }
-        while self.end < self.buf.len() {
-            match self.src.read(&mut self.buf[self.end..]) {
+        // Stream offset of buf[end].
+        let end_offset = self.offset + (self.end - self.start) as u64;
+        let limit = if end_offset >= self.bulk_until {
+            (self.end + TAIL_READ).min(self.buf.len())
+        } else {
+            self.buf.len()
+        };
+        while self.end < limit {
+            match self.src.read(&mut self.buf[self.end..limit]) {
                 Ok(0) => {
                     self.eof = true;
                     break;

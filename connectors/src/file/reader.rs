@@ -58,6 +58,8 @@ pub struct FileShardReader {
     shards: u64,
     max_line: usize,
     mode: Mode,
+    /// The last block's buffer, reused by the next.
+    spare: Vec<u8>,
 }
 
 impl FileShardReader {
@@ -85,6 +87,7 @@ impl FileShardReader {
             shards: shards.max(1) as u64,
             max_line,
             mode,
+            spare: Vec::new(),
         })
     }
 
@@ -128,7 +131,8 @@ impl FileShardReader {
                             return Ok(ShardStatus::Done);
                         }
                         *next_block += self.shards;
-                        *current = Some(open_block(file, start, *len, self.max_line)?);
+                        let buf = std::mem::take(&mut self.spare);
+                        *current = Some(open_block(file, start, *len, self.max_line, buf)?);
                     }
                     let Some((lines, block_end)) = current.as_mut() else {
                         continue;
@@ -136,7 +140,9 @@ impl FileShardReader {
                     let line = match lines.next_line()? {
                         Some(l) if l.offset < *block_end => l,
                         _ => {
-                            *current = None;
+                            if let Some((lines, _)) = current.take() {
+                                self.spare = lines.into_buffer();
+                            }
                             continue;
                         }
                     };
@@ -155,13 +161,19 @@ impl FileShardReader {
 }
 
 /// Positions a splitter at the first line that starts inside the block at `start`.
-fn open_block(file: &File, start: u64, len: u64, max_line: usize) -> io::Result<(LineSplitter<io::Take<File>>, u64)> {
+fn open_block(
+    file: &File,
+    start: u64,
+    len: u64,
+    max_line: usize,
+    buf: Vec<u8>,
+) -> io::Result<(LineSplitter<io::Take<File>>, u64)> {
     let mut handle = file.try_clone()?;
     let block_end = (start + BLOCK_BYTES).min(len);
     // Begin one byte early: if that byte is a newline, a line starts exactly at `start`.
     let from = start.saturating_sub(1);
     handle.seek(SeekFrom::Start(from))?;
-    let mut lines = LineSplitter::new(handle.take(len - from), from, max_line);
+    let mut lines = LineSplitter::with_buffer(handle.take(len - from), from, max_line, buf).bulk_until(block_end);
     if start > 0 {
         lines.next_line()?; // the tail of the previous block's last line
     }
@@ -200,13 +212,21 @@ mod tests {
         let path = dir.path().join("t.jsonl");
         let mut expected = Vec::new();
         let mut f = File::create(&path).unwrap();
+        let (mut written, mut long_lines) = (0u64, 0);
         for i in 0..200_000u32 {
-            let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "y".repeat((i % 37) as usize));
+            // A line starting just before each block end is long (50 KB), so it straddles the
+            // boundary by more than one short read.
+            let to_block_end = BLOCK_BYTES - written % BLOCK_BYTES;
+            let pad = if to_block_end < 64 { 50_000 } else { (i % 37) as usize };
+            let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "y".repeat(pad));
             writeln!(f, "{line}").unwrap();
+            written += line.len() as u64 + 1;
+            long_lines += usize::from(pad == 50_000);
             expected.push(line.into_bytes());
         }
         drop(f);
         assert!(std::fs::metadata(&path).unwrap().len() > 3 * BLOCK_BYTES);
+        assert!(long_lines >= 3, "{long_lines} lines straddle block ends");
         expected.sort();
         for shards in [1, 2, 3, 5] {
             assert_eq!(read_all(&path, shards), expected, "{shards} shards");

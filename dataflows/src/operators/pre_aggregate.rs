@@ -2,7 +2,6 @@
 //! the watermark passes a window, ships one partial per key instead of every event.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use hashbrown::HashSet;
@@ -74,7 +73,7 @@ pub struct PartialAggregate {
     /// Entity kind.
     pub dimension: Dimension,
     /// Entity id.
-    pub key: String,
+    pub key: Box<str>,
     /// Window width, ms.
     pub width_ms: u64,
     /// Window end, epoch ms.
@@ -114,7 +113,9 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
         let mut pairs_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DistinctPair>>>::from(pairs_out);
 
         builder.build(move |_caps| {
-            let mut open: BTreeMap<(u64, u64), Slot> = BTreeMap::new();
+            // Per width group, its open windows as (window end, slot). Usually one or two, the
+            // newest last, so a short scan from the back beats a map lookup on every event.
+            let mut open: Vec<Vec<(u64, Slot)>> = plan.groups.iter().map(|_| Vec::new()).collect();
             move |frontiers| {
                 let mut hist = latency_ns.borrow_mut();
                 input.for_each_stamp(|cap, data| {
@@ -122,62 +123,78 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                     for batch in data {
                         for ev in batch.drain(..) {
                             let _ = hist.record(now.saturating_sub(ev.read_ns).max(1));
-                            for (width, dims) in &plan.groups {
+                            for ((width, dims), windows) in plan.groups.iter().zip(open.iter_mut()) {
                                 let end = window_end(ev.timestamp_ms, *width);
-                                let slot = open.entry((end, *width)).or_insert_with(|| Slot {
-                                    partial_cap: cap.delayed(&end, 0),
-                                    pair_cap: cap.delayed(&end, 1),
-                                    per_dimension: dims
-                                        .iter()
-                                        .map(|d| (*d, plan.quantiles.contains(&(*width, *d)), KeyedSlab::default()))
-                                        .collect(),
-                                    count_distinct: plan.distinct_widths.contains(width),
-                                    pairs: HashSet::new(),
-                                });
-                                fold(slot, &ev, &plan);
+                                let at = match windows.iter().rposition(|(e, _)| *e == end) {
+                                    Some(at) => at,
+                                    None => {
+                                        windows.push((end, new_slot(&plan, cap.delayed(&end, 0), cap.delayed(&end, 1), *width, dims)));
+                                        windows.len() - 1
+                                    }
+                                };
+                                fold(&mut windows[at].1, &ev, &plan);
                             }
                         }
                     }
                 });
                 let frontier = &frontiers[0];
-                while let Some((&(end, width), _)) = open.first_key_value() {
-                    if frontier.less_than(&end) {
-                        break;
-                    }
-                    let Some((_, slot)) = open.pop_first() else {
-                        break;
-                    };
-                    let mut partials = partials_out.activate();
-                    let mut session = partials.session(&slot.partial_cap);
-                    for (dimension, _, keys) in slot.per_dimension {
-                        for (key, acc) in keys.into_iter() {
-                            session.give(PartialAggregate {
-                                dimension,
-                                key: key.into(),
-                                width_ms: width,
-                                window_end: end,
-                                acc,
-                            });
+                for ((width, _), windows) in plan.groups.iter().zip(open.iter_mut()) {
+                    let mut i = 0;
+                    while i < windows.len() {
+                        if frontier.less_than(&windows[i].0) {
+                            i += 1;
+                            continue;
                         }
-                    }
-                    drop(session);
-                    if !slot.pairs.is_empty() {
-                        let mut pairs = pairs_out.activate();
-                        let mut session = pairs.session(&slot.pair_cap);
-                        for (app, kind, value_hash) in slot.pairs {
-                            session.give(DistinctPair {
-                                app: app.into(),
-                                kind,
-                                value_hash,
-                                width_ms: width,
-                                window_end: end,
-                            });
-                        }
+                        let (end, slot) = windows.swap_remove(i);
+                        emit(&mut partials_out, &mut pairs_out, slot, *width, end);
                     }
                 }
             }
         });
         (partials, pairs)
+    }
+}
+
+fn new_slot(plan: &AggregationPlan, partial_cap: Capability<u64>, pair_cap: Capability<u64>, width: u64, dims: &[Dimension]) -> Slot {
+    Slot {
+        partial_cap,
+        pair_cap,
+        per_dimension: dims
+            .iter()
+            .map(|d| (*d, plan.quantiles.contains(&(width, *d)), KeyedSlab::default()))
+            .collect(),
+        count_distinct: plan.distinct_widths.contains(&width),
+        pairs: HashSet::new(),
+    }
+}
+
+type PartialsOut = OutputBuilder<u64, CapacityContainerBuilder<Vec<PartialAggregate>>>;
+type PairsOut = OutputBuilder<u64, CapacityContainerBuilder<Vec<DistinctPair>>>;
+
+/// Ships a closed window's partials and distinct pairs.
+fn emit(partials_out: &mut PartialsOut, pairs_out: &mut PairsOut, slot: Slot, width_ms: u64, window_end: u64) {
+    let mut partials = partials_out.activate();
+    let mut session = partials.session(&slot.partial_cap);
+    for (dimension, _, keys) in slot.per_dimension {
+        session.give_iterator(keys.into_iter().map(|(key, acc)| PartialAggregate {
+            dimension,
+            key,
+            width_ms,
+            window_end,
+            acc,
+        }));
+    }
+    drop(session);
+    if !slot.pairs.is_empty() {
+        let mut pairs = pairs_out.activate();
+        let mut session = pairs.session(&slot.pair_cap);
+        session.give_iterator(slot.pairs.into_iter().map(|(app, kind, value_hash)| DistinctPair {
+            app: app.into(),
+            kind,
+            value_hash,
+            width_ms,
+            window_end,
+        }));
     }
 }
 

@@ -53,9 +53,13 @@ impl<'scope> WindowMerge<'scope> for Stream<'scope, u64, Vec<PartialAggregate>> 
                     for batch in data {
                         for p in batch.drain(..) {
                             let slot = slot_for(&mut open, &cap, p.window_end, p.width_ms);
-                            let merged =
-                                slot.per_dimension[p.dimension as usize].get_or_insert_with(&p.key, Merged::default);
-                            merged.acc.merge(p.acc, max_samples);
+                            // The first partial of a key moves in whole; later ones are added.
+                            let first = Merged {
+                                acc: p.acc,
+                                ..Merged::default()
+                            };
+                            slot.per_dimension[p.dimension as usize]
+                                .upsert(p.key, first, |m, p| m.acc.merge(p.acc, max_samples));
                         }
                     }
                 });

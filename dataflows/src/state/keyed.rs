@@ -78,6 +78,22 @@ impl<V> KeyedSlab<V> {
         &mut self.entries[i].1
     }
 
+    /// Inserts `value` under an owned `key`, or folds it into the present value with `combine`.
+    /// Moving the key in saves the copy that [`KeyedSlab::get_or_insert_with`] would make.
+    pub fn upsert(&mut self, key: Box<str>, value: V, combine: impl FnOnce(&mut V, V)) {
+        let hash = self.hash(&key);
+        let entries = &self.entries;
+        if let Some(&i) = self.index.find(hash, |&i| entries[i as usize].0 == key) {
+            combine(&mut self.entries[i as usize].1, value);
+            return;
+        }
+        let i = self.entries.len();
+        self.entries.push((key, value));
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index
+            .insert_unique(hash, i as u32, |&j| hasher.hash_one(&*entries[j as usize].0));
+    }
+
     /// Keeps the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
         let before = self.entries.len();
@@ -150,5 +166,16 @@ mod tests {
         let drained: std::collections::HashMap<String, u32> = slab.drain().map(|(k, v)| (k.into(), v)).collect();
         assert_eq!(drained, oracle);
         assert!(slab.get("k1").is_none());
+    }
+
+    #[test]
+    fn upsert_inserts_then_combines() {
+        let mut slab = KeyedSlab::default();
+        slab.upsert("a".into(), 2u32, |v, x| *v += x);
+        slab.upsert("b".into(), 5, |v, x| *v += x);
+        slab.upsert("a".into(), 3, |v, x| *v += x);
+        assert_eq!(slab.get("a"), Some(&5));
+        assert_eq!(slab.get("b"), Some(&5));
+        assert_eq!(slab.len(), 2);
     }
 }

@@ -61,22 +61,25 @@ impl WindowAccumulator {
                 }
             }
         }
-        self.offer_sample(ev.timestamp_ms, ev.keys.get(KeyField::EventId), max_samples);
+        self.offer_sample(ev.timestamp_ms, ev.keys.get(KeyField::EventId), max_samples, Box::from);
     }
 
-    fn offer_sample(&mut self, ts: u64, id: &str, max_samples: usize) {
+    /// Keeps `(ts, id)` if it is among the earliest `max_samples`; `own` makes the stored id,
+    /// called only when the sample is kept.
+    fn offer_sample<I: AsRef<str>>(&mut self, ts: u64, id: I, max_samples: usize, own: impl FnOnce(I) -> Box<str>) {
         if max_samples == 0 {
             return;
         }
+        let key = (ts, id.as_ref());
         if self.samples.len() == max_samples {
             let last = &self.samples[max_samples - 1];
-            if (ts, id) >= (last.0, &*last.1) {
+            if key >= (last.0, &*last.1) {
                 return;
             }
             self.samples.pop();
         }
-        let at = self.samples.partition_point(|s| (s.0, &*s.1) < (ts, id));
-        self.samples.insert(at, (ts, id.into()));
+        let at = self.samples.partition_point(|s| (s.0, &*s.1) < key);
+        self.samples.insert(at, (ts, own(id)));
     }
 
     /// Adds another partial of the same key and window.
@@ -93,7 +96,7 @@ impl WindowAccumulator {
         self.latency_count += other.latency_count;
         self.latency.merge(&other.latency);
         for (ts, id) in other.samples {
-            self.offer_sample(ts, &id, max_samples);
+            self.offer_sample(ts, id, max_samples, |id| id);
         }
     }
 
