@@ -2,9 +2,13 @@
 //! sink traits. This is the only place the two crates meet.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sentinel_connectors::file::{FileShardReader, FileWriter, ShardStatus};
+use sentinel_connectors::kafka::{Assignment, KafkaOutput, KafkaSettings, PartitionReader, ReaderStatus, TopicWriter};
 use sentinel_connectors::stdio::StdoutLines;
+use sentinel_connectors::wake::WakeSlot;
 use sentinel_dataflows::operators::{RawRecord, ReadStatus, RecordReader, RecordSink};
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
 
@@ -35,6 +39,8 @@ impl RecordReader for FileSource {
                 bytes,
                 original_len,
                 line,
+                slot: 0,
+                topic: None,
                 partition: None,
                 offset: offset.map(|o| o as i64),
             })
@@ -91,6 +97,8 @@ impl RecordReader for SyntheticSource {
                 bytes: json.as_bytes(),
                 original_len: json.len(),
                 line: Some(self.position),
+                slot: 0,
+                topic: None,
                 partition: None,
                 offset: None,
             };
@@ -99,6 +107,102 @@ impl RecordReader for SyntheticSource {
             }
         }
         ReadStatus::More
+    }
+}
+
+/// How often an idle Kafka source looks again without being woken, so that idle partitions
+/// are noticed and the watermark moves on.
+const KAFKA_IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// One worker's partitions of the input topics.
+pub struct KafkaSource {
+    name: String,
+    reader: PartitionReader,
+    wake: Arc<WakeSlot>,
+    max_record: usize,
+    exit_when_caught_up: bool,
+}
+
+impl KafkaSource {
+    /// Connects and assigns `assignments` (this worker's share).
+    pub fn open(
+        settings: &KafkaSettings,
+        group_id: &str,
+        assignments: &[Assignment],
+        max_record: usize,
+        exit_when_caught_up: bool,
+    ) -> Result<Self, String> {
+        let wake = WakeSlot::new();
+        let reader = PartitionReader::open(settings, group_id, assignments, wake.callback())?;
+        let mut topics: Vec<&str> = assignments.iter().map(|a| a.topic.as_str()).collect();
+        topics.dedup();
+        Ok(KafkaSource {
+            name: format!("kafka:{}", topics.join(",")),
+            reader,
+            wake,
+            max_record,
+            exit_when_caught_up,
+        })
+    }
+}
+
+impl RecordReader for KafkaSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read(&mut self, budget: usize, each: &mut dyn FnMut(RawRecord<'_>) -> bool) -> ReadStatus {
+        let max = self.max_record;
+        let status = self.reader.read(budget, &mut |rec| {
+            each(RawRecord {
+                bytes: &rec.payload[..rec.payload.len().min(max)],
+                original_len: rec.payload.len(),
+                line: None,
+                slot: rec.slot,
+                topic: Some(rec.topic),
+                partition: Some(rec.partition),
+                offset: Some(rec.offset),
+            })
+        });
+        match status {
+            ReaderStatus::More => ReadStatus::More,
+            ReaderStatus::Idle if self.exit_when_caught_up && self.reader.caught_up() => ReadStatus::Done,
+            ReaderStatus::Idle => ReadStatus::Idle(KAFKA_IDLE_TICK),
+        }
+    }
+
+    fn slots(&self) -> usize {
+        self.reader.partitions()
+    }
+
+    fn slot_at_end(&self, slot: usize) -> bool {
+        self.reader.at_end(slot)
+    }
+
+    fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.wake.install(wake);
+    }
+}
+
+/// An output stream written to a Kafka topic, keyed by entity.
+struct KafkaSink {
+    writer: TopicWriter,
+    wake: Arc<WakeSlot>,
+}
+
+impl RecordSink for KafkaSink {
+    fn write(&mut self, key: &str, payload: &[u8], time: u64) {
+        self.writer.send(key.as_bytes(), payload, time);
+    }
+    fn flush(&mut self) {}
+    fn least_in_flight(&self) -> Option<u64> {
+        self.writer.least_in_flight()
+    }
+    fn pump(&mut self) -> bool {
+        self.writer.pump()
+    }
+    fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.wake.install(wake);
     }
 }
 
@@ -111,10 +215,17 @@ pub enum OutputTarget {
     Dir(PathBuf),
     /// Nowhere (benchmarks): records are still built and serialized, then dropped.
     Discard,
+    /// Kafka topics, one per stream.
+    Kafka {
+        /// Connection.
+        settings: KafkaSettings,
+        /// `(stream, topic)` pairs.
+        topics: Vec<(String, String)>,
+    },
 }
 
 impl OutputTarget {
-    /// Parses `stdout`, `file:DIR` or `none`.
+    /// Parses `stdout`, `file:DIR` or `none` (`kafka` needs its settings: see the caller).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "stdout" => Some(OutputTarget::Stdout),
@@ -126,14 +237,37 @@ impl OutputTarget {
         }
     }
 
-    /// A sink for stream `name` (e.g. `anomalies`).
-    pub fn open(&self, name: &str) -> std::io::Result<Box<dyn RecordSink>> {
+    /// A sink for stream `name` (e.g. `anomalies`); Kafka sinks write through `kafka`, the
+    /// worker's producer.
+    pub fn open(&self, name: &str, kafka: Option<&Arc<KafkaOutput>>) -> Result<Box<dyn RecordSink>, String> {
+        let io = |e: std::io::Error| format!("cannot open output {name}: {e}");
         Ok(match self {
             OutputTarget::Stdout if name == "deadletter" => Box::new(StderrSink),
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
-            OutputTarget::Dir(dir) => Box::new(FileSink(FileWriter::create(&dir.join(format!("{name}.jsonl")))?)),
+            OutputTarget::Dir(dir) => Box::new(FileSink(
+                FileWriter::create(&dir.join(format!("{name}.jsonl"))).map_err(io)?,
+            )),
             OutputTarget::Discard => Box::new(Discard),
+            OutputTarget::Kafka { topics, .. } => {
+                let topic = topics
+                    .iter()
+                    .find(|(stream, _)| stream == name)
+                    .map(|(_, t)| t.as_str())
+                    .ok_or_else(|| format!("no output topic for stream {name}"))?;
+                let output = kafka.ok_or_else(|| format!("no Kafka producer for stream {name}"))?;
+                let wake = WakeSlot::new();
+                Box::new(KafkaSink {
+                    writer: TopicWriter::new(Arc::clone(output), topic, wake.callback()),
+                    wake,
+                })
+            }
         })
+    }
+
+    /// Whether every worker writes its own records (Kafka), rather than one worker writing
+    /// each stream to one ordered file.
+    pub fn written_by_every_worker(&self) -> bool {
+        matches!(self, OutputTarget::Kafka { .. })
     }
 }
 
@@ -141,14 +275,14 @@ impl OutputTarget {
 pub struct Discard;
 
 impl RecordSink for Discard {
-    fn write(&mut self, _key: &str, _payload: &[u8]) {}
+    fn write(&mut self, _key: &str, _payload: &[u8], _time: u64) {}
     fn flush(&mut self) {}
 }
 
 struct StdoutSink(StdoutLines);
 
 impl RecordSink for StdoutSink {
-    fn write(&mut self, _key: &str, payload: &[u8]) {
+    fn write(&mut self, _key: &str, payload: &[u8], _time: u64) {
         self.0.write_line(payload);
     }
     fn flush(&mut self) {
@@ -161,7 +295,7 @@ impl RecordSink for StdoutSink {
 struct StderrSink;
 
 impl RecordSink for StderrSink {
-    fn write(&mut self, _key: &str, payload: &[u8]) {
+    fn write(&mut self, _key: &str, payload: &[u8], _time: u64) {
         eprintln!("deadletter {}", String::from_utf8_lossy(payload));
     }
     fn flush(&mut self) {}
@@ -170,7 +304,7 @@ impl RecordSink for StderrSink {
 struct FileSink(FileWriter);
 
 impl RecordSink for FileSink {
-    fn write(&mut self, _key: &str, payload: &[u8]) {
+    fn write(&mut self, _key: &str, payload: &[u8], _time: u64) {
         if let Err(e) = self.0.write_line(payload) {
             tracing::error!(error = %e, "output file write failed");
         }

@@ -15,7 +15,9 @@ use sentinel_dataflows::operators::{
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::Exchange;
 
-use crate::io::{Discard, FileSource, OutputTarget, SyntheticSource};
+use crate::io::{Discard, FileSource, KafkaSource, OutputTarget, SyntheticSource};
+use crate::kafka_input::KafkaInput;
+use sentinel_connectors::kafka::KafkaOutput;
 
 /// Where events come from.
 #[derive(Clone, Debug)]
@@ -24,6 +26,8 @@ pub enum InputSpec {
     File(PathBuf),
     /// The built-in generator.
     Synthetic(TraceConfig),
+    /// Kafka topics, partitions shared among all workers of all processes.
+    Kafka(KafkaInput),
 }
 
 /// Everything a worker needs to build its dataflow.
@@ -73,18 +77,30 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
             },
             InputSpec::Synthetic(cfg) => Box::new(SyntheticSource::new(cfg.clone(), index, peers)),
+            InputSpec::Kafka(input) => Box::new(KafkaSource::open(
+                &input.settings,
+                &input.group_id,
+                &input.share(index, peers),
+                spec.ingest.limits.max_event_bytes,
+                input.exit_when_caught_up,
+            )?),
         };
-        // Every worker builds the same dataflow; outputs are routed to worker 0, which alone
-        // holds real sinks, so each stream lands in one ordered file.
+        // Kafka: every worker writes its own records through its own producer, keyed by
+        // entity. Files and stdout: outputs are routed to worker 0, which alone holds real
+        // sinks, so each stream lands in one ordered file.
+        let every_worker = spec.output.written_by_every_worker();
+        let producer = match &spec.output {
+            OutputTarget::Kafka { settings, .. } => Some(KafkaOutput::create(settings)?),
+            _ => None,
+        };
         let open = |name: &str| -> Result<Box<dyn RecordSink>, String> {
-            if index == 0 {
-                spec.output
-                    .open(name)
-                    .map_err(|e| format!("cannot open output {name}: {e}"))
+            if index == 0 || every_worker {
+                spec.output.open(name, producer.as_ref())
             } else {
                 Ok(Box::new(Discard))
             }
         };
+        let writer = if every_worker { index as u64 } else { 0 };
         let anomaly_sink = open("anomalies")?;
         let dead_sink = if spec.write_dead_letters {
             Some(open("deadletter")?)
@@ -105,19 +121,19 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             let windows = partials.merge_windows(pairs.distinct_counts(), spec.plan.max_samples);
             let anomalies = windows.clone().detect_statistical(spec.detectors.clone());
             let counter = Arc::clone(&stats);
-            anomalies.exchange(|_| 0).sink_json(
+            anomalies.exchange(move |_| writer).sink_json(
                 "AnomalySink",
                 anomaly_sink,
                 |a| a.clone(),
                 move |a| counter.add_anomalies(&a.detector_id, 1),
             );
             if let Some(sink) = dead_sink {
-                dead.exchange(|_| 0)
+                dead.exchange(move |_| writer)
                     .sink_json("DeadLetterSink", sink, |d| d.clone(), |_| {});
             }
             if let Some(sink) = aggregate_sink {
                 windows
-                    .exchange(|_| 0)
+                    .exchange(move |_| writer)
                     .sink_json("AggregateSink", sink, |w| w.record(), |_| {});
             }
         });

@@ -5,6 +5,7 @@ mod config;
 mod eval;
 mod io;
 mod job;
+mod kafka_input;
 mod summary;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ fn main() -> ExitCode {
     let result = match command {
         "run" => commands::run::main(rest),
         "gen-trace" => commands::gen_trace::main(rest),
+        "produce" => commands::produce::main(rest),
+        "consume" => commands::consume::main(rest),
         "check-config" => commands::check_config::main(rest),
         "bench" => commands::bench::main(rest),
         "eval" => commands::eval::main(rest),

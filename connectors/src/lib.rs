@@ -3,4 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod file;
+pub mod kafka;
 pub mod stdio;
+pub mod wake;

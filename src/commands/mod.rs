@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod check_config;
+pub mod consume;
 pub mod eval;
 pub mod gen_trace;
+pub mod produce;
 pub mod run;
 
 /// Top-level help.
@@ -11,7 +13,10 @@ pub const USAGE: &str = "\
 sentinel: real-time anomaly detection and guarding for LLM traffic
 
 USAGE:
-  sentinel run [--config FILE] [--input synthetic|file:PATH] [--output stdout|file:DIR] [-w N] [...]
+  sentinel run [--config FILE] [--input synthetic|file:PATH|kafka:TOPICS] [--output stdout|file:DIR|kafka]
+               [--brokers HOST:PORT] [--exit-when-caught-up] [-w N] [-n N -p I -h HOSTS] [...]
+  sentinel produce FILE [--brokers HOST:PORT] [--topic T]
+  sentinel consume TOPIC [--brokers HOST:PORT]
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]
   sentinel check-config FILE
   sentinel bench throughput|memory [...]

@@ -9,17 +9,26 @@ use sentinel_dataflows::operators::{IngestConfig, JobStats};
 use sentinel_dataflows::synth::TraceConfig;
 use sentinel_dataflows::time::parse_duration_ms;
 
-use crate::config::{SentinelConfig, SourceConfig, DEFAULT_CONFIG};
+use crate::config::{Brokers, KafkaConfig, SentinelConfig, SourceConfig, DEFAULT_CONFIG};
 use crate::io::OutputTarget;
 use crate::job::{self, InputSpec, JobSpec};
+use crate::kafka_input::KafkaInput;
 use crate::summary::{Progress, Summary};
+use sentinel_connectors::kafka::KafkaSettings;
 
 const HELP: &str = "\
 sentinel run: detect anomalies in LLM telemetry
 
   --config FILE       YAML configuration (default: the built-in examples/sentinel.yaml)
-  --input SRC         synthetic | file:PATH (.jsonl or .jsonl.gz); overrides the config's source
-  --output DST        stdout | file:DIR | none; overrides outputs.target
+  --input SRC         synthetic | file:PATH (.jsonl or .jsonl.gz) | kafka[:TOPIC[,TOPIC]];
+                      overrides the config's source
+  --output DST        stdout | file:DIR | kafka | none; overrides outputs.target
+  --brokers LIST      Kafka bootstrap servers (host:port[,host:port]); alone, it means
+                      --input kafka --output kafka with the config's (or default) topics
+  --group ID          Kafka consumer group (default: kafka.group_id, `sentinel`)
+  --exit-when-caught-up
+                      with a Kafka input: stop once every partition has reached the end
+                      offset it had at start, after flushing the outputs
   --speed X           replay pacing by event time: 1 = recorded speed, 10 = ten times faster
   --lateness D        allowed lateness, e.g. 5s (overrides job.allowed_lateness)
   --events N          events for the synthetic source
@@ -47,10 +56,13 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ("events", "N"),
         ("seed", "S"),
         ("summary", "FILE"),
+        ("brokers", "LIST"),
+        ("group", "ID"),
     ] {
         opts.optopt("", name, "", hint);
     }
     opts.optflag("", "aggregates", "");
+    opts.optflag("", "exit-when-caught-up", "");
     opts.optflag("", "no-progress", "");
     opts.optflag("", "help", "");
     let m = opts.parse(&args).map_err(|e| format!("{e}\n\n{HELP}"))?;
@@ -70,14 +82,58 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             .map(|v| v.parse::<f64>().map_err(|_| format!("--{name}: `{v}` is not a number")))
             .transpose()
     };
+    let mut kafka = cfg.kafka.clone();
+    if let Some(brokers) = m.opt_str("brokers") {
+        kafka.brokers = Brokers::One(brokers);
+    }
+    if let Some(group) = m.opt_str("group") {
+        kafka.group_id = group;
+    }
+    let brokers_given = m.opt_present("brokers");
+    let mut exit_when_caught_up = m.opt_present("exit-when-caught-up");
     let mut speed = None;
-    let input = match m.opt_str("input") {
-        Some(src) if src == "synthetic" => synthetic(&cfg),
-        Some(src) => match src.strip_prefix("file:") {
-            Some(path) => InputSpec::File(PathBuf::from(path)),
-            None => return Err(format!("--input: expected synthetic or file:PATH, got `{src}`")),
+    let mut kafka_topics: Option<Vec<String>> = None;
+    match m.opt_str("input") {
+        Some(src) if src == "synthetic" => {}
+        Some(src) if src == "kafka" => kafka_topics = Some(kafka.topics.clone()),
+        Some(src) => match (src.strip_prefix("file:"), src.strip_prefix("kafka:")) {
+            (Some(_), _) => {}
+            (_, Some(list)) => {
+                kafka_topics = Some(list.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect())
+            }
+            _ => {
+                return Err(format!(
+                    "--input: expected synthetic, file:PATH or kafka[:TOPICS], got `{src}`"
+                ))
+            }
         },
-        None => match &cfg.source {
+        None if brokers_given => kafka_topics = Some(kafka.topics.clone()),
+        None => {
+            if let Some(SourceConfig::Kafka {
+                exit_when_caught_up: exit,
+            }) = &cfg.source
+            {
+                kafka_topics = Some(kafka.topics.clone());
+                exit_when_caught_up |= *exit;
+            }
+        }
+    }
+    let settings = kafka_settings(&kafka);
+    let input = match (m.opt_str("input"), kafka_topics) {
+        (_, Some(topics)) => {
+            if topics.is_empty() {
+                return Err("--input kafka: no topics".into());
+            }
+            InputSpec::Kafka(KafkaInput::plan(
+                settings.clone(),
+                kafka.group_id.clone(),
+                &topics,
+                exit_when_caught_up,
+            )?)
+        }
+        (Some(src), None) if src == "synthetic" => synthetic(&cfg),
+        (Some(src), None) => InputSpec::File(PathBuf::from(src.trim_start_matches("file:"))),
+        (None, None) => match &cfg.source {
             Some(SourceConfig::File { path, speed: s }) => {
                 speed = *s;
                 InputSpec::File(PathBuf::from(path))
@@ -85,6 +141,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             _ => synthetic(&cfg),
         },
     };
+    if exit_when_caught_up && !matches!(input, InputSpec::Kafka(_)) {
+        return Err("--exit-when-caught-up needs a Kafka input".into());
+    }
     let input = match input {
         InputSpec::Synthetic(mut t) => {
             t.events = number("events")?.map_or(t.events, |v| v as u64);
@@ -99,9 +158,26 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         }
         speed = Some(s);
     }
-    let target = m.opt_str("output").unwrap_or_else(|| cfg.outputs.target.clone());
-    let output = OutputTarget::parse(&target)
-        .ok_or_else(|| format!("--output: expected stdout, file:DIR or none, got `{target}`"))?;
+    let target = m.opt_str("output").unwrap_or_else(|| {
+        if brokers_given {
+            "kafka".into()
+        } else {
+            cfg.outputs.target.clone()
+        }
+    });
+    let output = if target == "kafka" {
+        let t = &kafka.output_topics;
+        OutputTarget::Kafka {
+            settings,
+            topics: ["anomalies", "deadletter", "aggregates"]
+                .iter()
+                .filter_map(|s| t.of(s).map(|topic| ((*s).to_owned(), topic.to_owned())))
+                .collect(),
+        }
+    } else {
+        OutputTarget::parse(&target)
+            .ok_or_else(|| format!("--output: expected stdout, file:DIR, kafka or none, got `{target}`"))?
+    };
     let lateness_ms = match m.opt_str("lateness") {
         Some(d) => parse_duration_ms(&d).ok_or_else(|| format!("--lateness: `{d}` is not a duration"))?,
         None => cfg.job.allowed_lateness.0,
@@ -118,6 +194,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             dead_letter_keep: cfg.job.dead_letter_keep_bytes,
             batch_records: cfg.job.batch_records.max(1),
             speed,
+            idle_timeout: std::time::Duration::from_millis(cfg.job.idle_partition_timeout.0),
         },
         plan: {
             let mut c = cfg.clone();
@@ -140,6 +217,19 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
+}
+
+/// librdkafka settings from the `kafka` section.
+fn kafka_settings(k: &KafkaConfig) -> KafkaSettings {
+    let text = |m: &std::collections::BTreeMap<String, crate::config::PropertyValue>| {
+        m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+    };
+    KafkaSettings {
+        brokers: k.brokers.joined(),
+        properties: text(&k.properties),
+        consumer_properties: text(&k.consumer_properties),
+        producer_properties: text(&k.producer_properties),
+    }
 }
 
 fn synthetic(cfg: &SentinelConfig) -> InputSpec {

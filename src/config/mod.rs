@@ -4,6 +4,7 @@
 //! replaced by the environment variable `NAME` (for secrets) before parsing.
 
 mod env;
+mod kafka;
 mod locate;
 mod values;
 
@@ -14,6 +15,7 @@ use sentinel_dataflows::operators::AggregationPlan;
 use sentinel_dataflows::window::Dimension;
 use serde::Deserialize;
 
+pub use kafka::{Brokers, KafkaConfig, PropertyValue};
 pub use values::{DimensionName, DirectionName, DurationValue, MetricName, StrategyName};
 
 /// The whole configuration file.
@@ -32,6 +34,9 @@ pub struct SentinelConfig {
     /// Where results go.
     #[serde(default)]
     pub outputs: OutputsConfig,
+    /// Kafka connection and topics.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
     /// Detectors, in the seed's shape.
     #[serde(default)]
     pub detectors: Vec<DetectorConfig>,
@@ -56,6 +61,9 @@ pub struct JobConfig {
     /// Sample event ids per anomaly.
     #[serde(default = "defaults::sample_events")]
     pub sample_events: usize,
+    /// How long a partition with nothing to read may hold the watermark back.
+    #[serde(default = "defaults::idle_partition_timeout")]
+    pub idle_partition_timeout: DurationValue,
 }
 
 impl Default for JobConfig {
@@ -66,6 +74,7 @@ impl Default for JobConfig {
             max_event_bytes: defaults::max_event_bytes(),
             dead_letter_keep_bytes: defaults::dead_letter_keep_bytes(),
             sample_events: defaults::sample_events(),
+            idle_partition_timeout: defaults::idle_partition_timeout(),
         }
     }
 }
@@ -81,6 +90,12 @@ pub enum SourceConfig {
         /// Replay pacing: 1 = recorded speed; absent = as fast as possible.
         #[serde(default)]
         speed: Option<f64>,
+    },
+    /// The topics of the `kafka` section.
+    Kafka {
+        /// Stop once every partition has reached the end offset it had at start.
+        #[serde(default)]
+        exit_when_caught_up: bool,
     },
     /// The built-in generator.
     Synthetic {
@@ -103,7 +118,8 @@ pub enum SourceConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputsConfig {
-    /// `stdout`, or `file:DIR` (one `<stream>.jsonl` per stream).
+    /// `stdout`, `file:DIR` (one `<stream>.jsonl` per stream), `kafka` (the `kafka` section's
+    /// output topics) or `none`.
     #[serde(default = "defaults::stdout")]
     pub target: String,
     /// Also write closed-window aggregates (`aggregates.jsonl`).
@@ -237,6 +253,9 @@ mod defaults {
     }
     pub fn sample_events() -> usize {
         3
+    }
+    pub fn idle_partition_timeout() -> DurationValue {
+        DurationValue(10_000)
     }
     pub fn synthetic_events() -> u64 {
         320_000

@@ -490,7 +490,11 @@ mod tests {
                         bytes[at + 1] = b'"';
                     }
                     assert_eq!(special_byte(&bytes), Some(at), "len {len} at {at} byte {special}");
-                    assert_eq!(special_byte_swar(&bytes), Some(at), "swar: len {len} at {at} byte {special}");
+                    assert_eq!(
+                        special_byte_swar(&bytes),
+                        Some(at),
+                        "swar: len {len} at {at} byte {special}"
+                    );
                 }
             }
             for scan in [special_byte, special_byte_swar] {

@@ -22,6 +22,11 @@ pub struct RawRecord<'a> {
     pub original_len: usize,
     /// 1-based line number, for files.
     pub line: Option<u64>,
+    /// Which of the reader's partitions it came from (0 for unpartitioned sources); each one
+    /// keeps its own event-time watermark.
+    pub slot: usize,
+    /// Topic, for Kafka.
+    pub topic: Option<&'a str>,
     /// Partition, for partitioned sources.
     pub partition: Option<i32>,
     /// Offset within the partition.
@@ -46,6 +51,19 @@ pub trait RecordReader {
     /// Passes up to `budget` records to `each`, stopping early if it returns `false`
     /// (that record counts as consumed). Must not block.
     fn read(&mut self, budget: usize, each: &mut dyn FnMut(RawRecord<'_>) -> bool) -> ReadStatus;
+    /// How many partitions (`RawRecord::slot` values) this reader has; 0 means it owns none and
+    /// the source is finished at once.
+    fn slots(&self) -> usize {
+        1
+    }
+    /// Whether partition `slot` has nothing waiting right now. A partition that stays so for
+    /// `IngestConfig::idle_timeout` stops holding the watermark back.
+    fn slot_at_end(&self, _slot: usize) -> bool {
+        false
+    }
+    /// Receives a callback, callable from any thread, that schedules the source again: readers
+    /// fed by another thread (Kafka) call it when records arrive.
+    fn set_waker(&mut self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 }
 
 /// Source behaviour.
@@ -61,6 +79,8 @@ pub struct IngestConfig {
     pub batch_records: usize,
     /// Replay pacing: `Some(1.0)` replays at recorded speed, `Some(10.0)` ten times faster, `None` as fast as possible.
     pub speed: Option<f64>,
+    /// How long a partition with nothing to read may hold the watermark back.
+    pub idle_timeout: Duration,
 }
 
 impl Default for IngestConfig {
@@ -71,6 +91,7 @@ impl Default for IngestConfig {
             dead_letter_keep: 4096,
             batch_records: 4096,
             speed: None,
+            idle_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -110,16 +131,23 @@ pub fn ingest<'scope>(
     let mut events_out =
         OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<MetricEvent>>>::from(events_out);
     let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
-    let activator = Rc::new(scope.activator_for(info.address));
+    let activator = Rc::new(scope.activator_for(info.address.clone()));
+    let sync = scope.worker().sync_activator_for(info.address.to_vec());
+    reader.set_waker(Arc::new(move || {
+        // Fails only once the dataflow is gone, when there is nothing left to wake.
+        let _ = sync.activate();
+    }));
     let source_name: Arc<str> = reader.name().into();
     let worker_index = scope.worker().index();
 
     builder.build(move |mut caps| {
         let mut dead_cap = caps.pop();
         let mut event_cap = caps.pop();
+        let slot_count = reader.slots();
         let mut state = IngestState {
-            max_ts: 0,
+            clocks: vec![PartitionClock::default(); slot_count],
             read_ns: 0,
+            now: Instant::now(),
             pacer: cfg
                 .speed
                 .filter(|s| *s > 0.0)
@@ -132,11 +160,19 @@ pub fn ingest<'scope>(
         };
         let mut held: Option<(Vec<u8>, RawRecord<'static>)> = None;
         move |_frontiers| {
+            if state.clocks.is_empty() {
+                // Nothing to read here (more workers than partitions): release the capabilities
+                // so the other workers' watermarks alone decide progress.
+                event_cap = None;
+                dead_cap = None;
+                state.stats.set_watermark(worker_index, u64::MAX);
+            }
             let (Some(ecap), Some(dcap)) = (event_cap.as_mut(), dead_cap.as_mut()) else {
                 return;
             };
             let watermark = *ecap.time();
             state.read_ns = monotonic_ns();
+            state.now = Instant::now();
             let mut records = 0u64;
             // A record that was not due at the last activation goes first.
             let mut status = ReadStatus::More;
@@ -152,7 +188,14 @@ pub fn ingest<'scope>(
                     records += 1;
                     not_due = state.handle(rec, watermark);
                     if not_due.is_some() {
-                        held = Some((rec.bytes.to_vec(), RawRecord { bytes: &[], ..rec }));
+                        held = Some((
+                            rec.bytes.to_vec(),
+                            RawRecord {
+                                bytes: &[],
+                                topic: None,
+                                ..rec
+                            },
+                        ));
                     }
                     not_due.is_none()
                 });
@@ -181,7 +224,9 @@ pub fn ingest<'scope>(
                 ReadStatus::Idle(after) => activator.activate_after(after),
                 ReadStatus::Done => activator.activate(),
             }
-            let next = state.max_ts.saturating_sub(state.cfg.lateness_ms);
+            let Some(next) = state.watermark(&*reader) else {
+                return;
+            };
             if next > *ecap.time() {
                 ecap.downgrade(&next);
                 dcap.downgrade(&next);
@@ -192,10 +237,30 @@ pub fn ingest<'scope>(
     (events, dead)
 }
 
-struct IngestState {
+/// Event-time progress of one partition.
+#[derive(Clone, Copy, Debug)]
+struct PartitionClock {
+    /// Newest event time seen.
     max_ts: u64,
+    /// When the last record arrived (`None` before the first).
+    last_record: Option<Instant>,
+}
+
+impl Default for PartitionClock {
+    fn default() -> Self {
+        PartitionClock {
+            max_ts: 0,
+            last_record: None,
+        }
+    }
+}
+
+struct IngestState {
+    clocks: Vec<PartitionClock>,
     /// When this activation began reading; one clock read per batch, not per record.
     read_ns: u64,
+    /// The same moment, as an `Instant`.
+    now: Instant,
     pacer: Option<Pacer>,
     batch: Vec<MetricEvent>,
     dead: Vec<DeadLetter>,
@@ -205,6 +270,32 @@ struct IngestState {
 }
 
 impl IngestState {
+    /// The source's watermark: the least over active partitions of (newest event time −
+    /// lateness). A partition with nothing to read stops counting once it has been quiet for
+    /// the idle timeout (at once if it never had a record). `None` while a partition that may
+    /// still deliver has not been heard from, or when every partition is idle and nothing was
+    /// ever read.
+    fn watermark(&self, reader: &dyn RecordReader) -> Option<u64> {
+        let lateness = self.cfg.lateness_ms;
+        let mut active: Option<u64> = None;
+        let mut newest: Option<u64> = None;
+        for (slot, clock) in self.clocks.iter().enumerate() {
+            let at_end = reader.slot_at_end(slot);
+            let Some(last) = clock.last_record else {
+                if at_end {
+                    continue;
+                }
+                return None;
+            };
+            let mark = clock.max_ts.saturating_sub(lateness);
+            newest = Some(newest.map_or(mark, |n| n.max(mark)));
+            if !(at_end && last.elapsed() >= self.cfg.idle_timeout) {
+                active = Some(active.map_or(mark, |a| a.min(mark)));
+            }
+        }
+        active.or(newest)
+    }
+
     /// Decodes one record into the event or dead-letter batch. Returns how long to wait when
     /// pacing says the record is not yet due (the caller keeps it).
     fn handle(&mut self, rec: RawRecord<'_>, watermark: u64) -> Option<Duration> {
@@ -221,9 +312,10 @@ impl IngestState {
                 if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(ev.timestamp_ms)) {
                     return Some(wait);
                 }
-                // Late against the source's own running watermark, not the last one sent, so the
-                // verdict does not depend on where batch boundaries fall.
-                let watermark = watermark.max(self.max_ts.saturating_sub(self.cfg.lateness_ms));
+                // Late against the partition's own running watermark, not the last one sent, so
+                // the verdict depends neither on batch boundaries nor on how partitions interleave.
+                let clock = &mut self.clocks[rec.slot];
+                let watermark = watermark.max(clock.max_ts.saturating_sub(self.cfg.lateness_ms));
                 if ev.timestamp_ms < watermark {
                     let detail = format!(
                         "event time {} ms is behind the watermark {} ms",
@@ -231,7 +323,8 @@ impl IngestState {
                     );
                     self.reject(&rec, Reason::Late, detail);
                 } else {
-                    self.max_ts = self.max_ts.max(ev.timestamp_ms);
+                    clock.max_ts = clock.max_ts.max(ev.timestamp_ms);
+                    clock.last_record = Some(self.now);
                     ev.read_ns = self.read_ns;
                     self.batch.push(ev);
                 }
@@ -244,7 +337,7 @@ impl IngestState {
     fn reject(&mut self, rec: &RawRecord<'_>, reason: Reason, detail: String) {
         self.stats.dead_letter(reason);
         let position = Position {
-            source: self.source_name.to_string(),
+            source: rec.topic.map_or_else(|| self.source_name.to_string(), str::to_owned),
             line: rec.line,
             partition: rec.partition,
             offset: rec.offset,

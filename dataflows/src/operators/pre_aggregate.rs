@@ -128,7 +128,10 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
                                 let at = match windows.iter().rposition(|(e, _)| *e == end) {
                                     Some(at) => at,
                                     None => {
-                                        windows.push((end, new_slot(&plan, cap.delayed(&end, 0), cap.delayed(&end, 1), *width, dims)));
+                                        windows.push((
+                                            end,
+                                            new_slot(&plan, cap.delayed(&end, 0), cap.delayed(&end, 1), *width, dims),
+                                        ));
                                         windows.len() - 1
                                     }
                                 };
@@ -155,7 +158,13 @@ impl<'scope> PreAggregate<'scope> for Stream<'scope, u64, Vec<MetricEvent>> {
     }
 }
 
-fn new_slot(plan: &AggregationPlan, partial_cap: Capability<u64>, pair_cap: Capability<u64>, width: u64, dims: &[Dimension]) -> Slot {
+fn new_slot(
+    plan: &AggregationPlan,
+    partial_cap: Capability<u64>,
+    pair_cap: Capability<u64>,
+    width: u64,
+    dims: &[Dimension],
+) -> Slot {
     Slot {
         partial_cap,
         pair_cap,

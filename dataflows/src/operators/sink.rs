@@ -1,8 +1,13 @@
 //! The terminal operator that serializes records to JSON and hands the bytes to a transport.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::Serialize;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Operator;
+use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
 use crate::model::{Anomaly, DeadLetter};
@@ -10,10 +15,23 @@ use crate::window::WindowAggregate;
 
 /// A byte transport for one output stream (a file, stdout, a Kafka topic). Must not block.
 pub trait RecordSink {
-    /// Queues one record; `key` orders records per entity downstream.
-    fn write(&mut self, key: &str, payload: &[u8]);
+    /// Queues one record; `key` orders records per entity downstream, and `time` is the
+    /// dataflow time it was produced at (what [`RecordSink::least_in_flight`] reports).
+    fn write(&mut self, key: &str, payload: &[u8], time: u64);
     /// Pushes queued records on; called after each batch and once at the end.
     fn flush(&mut self);
+    /// For transports that acknowledge asynchronously: the least time with a record not yet
+    /// acknowledged. Synchronous transports have none.
+    fn least_in_flight(&self) -> Option<u64> {
+        None
+    }
+    /// Retries what could not be queued yet; `true` while something still waits locally.
+    fn pump(&mut self) -> bool {
+        false
+    }
+    /// Receives a callback, callable from any thread, that schedules the sink operator again:
+    /// asynchronous transports call it when a delivery completes.
+    fn set_waker(&mut self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 }
 
 /// The key a record is written under, so order holds per entity.
@@ -41,46 +59,84 @@ impl SinkKey for WindowAggregate {
 }
 
 /// Extension trait for [`JsonSink::sink_json`].
-pub trait JsonSink<T> {
+pub trait JsonSink<'scope, T> {
     /// Writes every record as one JSON document to `sink`, calling `observe` on each first
-    /// (for counters). `to_json` picks the serialized form.
-    fn sink_json<S, F, O>(self, name: &str, sink: Box<dyn RecordSink>, to_json: F, observe: O)
+    /// (for counters). `to_json` picks the serialized form. The returned stream carries no
+    /// data: its frontier passes a time once every record at that time is acknowledged by the
+    /// transport, which is what offset commits wait for.
+    fn sink_json<S, F, O>(
+        self,
+        name: &str,
+        sink: Box<dyn RecordSink>,
+        to_json: F,
+        observe: O,
+    ) -> Stream<'scope, u64, Vec<()>>
     where
         S: Serialize,
         F: Fn(&T) -> S + 'static,
         O: FnMut(&T) + 'static;
 }
 
-impl<'scope, T: SinkKey + Clone + 'static> JsonSink<T> for Stream<'scope, u64, Vec<T>> {
-    fn sink_json<S, F, O>(self, name: &str, mut sink: Box<dyn RecordSink>, to_json: F, mut observe: O)
+/// Retry interval while records wait in a sink's local backlog (the transport's queue was full).
+const BACKLOG_RETRY: Duration = Duration::from_millis(2);
+
+impl<'scope, T: SinkKey + Clone + 'static> JsonSink<'scope, T> for Stream<'scope, u64, Vec<T>> {
+    fn sink_json<S, F, O>(
+        self,
+        name: &str,
+        mut sink: Box<dyn RecordSink>,
+        to_json: F,
+        mut observe: O,
+    ) -> Stream<'scope, u64, Vec<()>>
     where
         S: Serialize,
         F: Fn(&T) -> S + 'static,
         O: FnMut(&T) + 'static,
     {
-        let mut buffer = Vec::with_capacity(4096);
-        let mut finished = false;
-        self.sink(Pipeline, name, move |(input, frontier)| {
-            let mut wrote = false;
-            input.for_each_stamp(|_cap, data| {
-                for batch in data {
-                    for record in batch.drain(..) {
-                        observe(&record);
-                        buffer.clear();
-                        match serde_json::to_writer(&mut buffer, &to_json(&record)) {
-                            Ok(()) => sink.write(record.sink_key(), &buffer),
-                            Err(e) => {
-                                tracing::error!(error = %e, "could not serialize an output record")
+        let scope = self.scope();
+        self.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, name, move |_cap, info| {
+            let activator = scope.activator_for(info.address.clone());
+            let sync = scope.worker().sync_activator_for(info.address.to_vec());
+            sink.set_waker(Arc::new(move || {
+                // Fails only once the dataflow is gone, when there is nothing left to wake.
+                let _ = sync.activate();
+            }));
+            let mut buffer = Vec::with_capacity(4096);
+            let mut finished = false;
+            // Times with records written and not yet known to be acknowledged.
+            let mut held: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+            move |(input, frontier), _output| {
+                let mut wrote = false;
+                input.for_each_stamp(|cap, data| {
+                    let time = cap.least().copied().unwrap_or_default();
+                    for batch in data {
+                        for record in batch.drain(..) {
+                            observe(&record);
+                            buffer.clear();
+                            match serde_json::to_writer(&mut buffer, &to_json(&record)) {
+                                Ok(()) => sink.write(record.sink_key(), &buffer, time),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "could not serialize an output record")
+                                }
                             }
+                            wrote = true;
                         }
-                        wrote = true;
                     }
+                    if let (false, Some(c)) = (held.contains_key(&time), cap.retain_least(0)) {
+                        held.insert(time, c);
+                    }
+                });
+                if wrote || (frontier.is_empty() && !finished) {
+                    finished = frontier.is_empty();
+                    sink.flush();
                 }
-            });
-            if wrote || (frontier.is_empty() && !finished) {
-                finished = frontier.is_empty();
-                sink.flush();
+                let waiting = sink.pump();
+                let least = sink.least_in_flight();
+                held.retain(|t, _| least.is_some_and(|l| *t >= l));
+                if waiting {
+                    activator.activate_after(BACKLOG_RETRY);
+                }
             }
-        });
+        })
     }
 }

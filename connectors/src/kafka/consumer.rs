@@ -1,0 +1,323 @@
+//! Reads a fixed set of partitions without ever blocking: manual assignment (no group
+//! rebalancing under static workers), one queue per partition, and a wake-up callback that fires
+//! when a queue turns non-empty, so an idle reader costs no CPU.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{err, KafkaSettings};
+
+/// One partition to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset to read; `None` reads from the earliest retained record.
+    pub start: Option<i64>,
+    /// The partition's end offset when the job started: "caught up" means reaching it.
+    pub end_at_start: i64,
+}
+
+/// One record, borrowed from librdkafka's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct KafkaRecord<'a> {
+    /// Index of the partition in the reader's assignment.
+    pub slot: usize,
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Value bytes (empty for a tombstone).
+    pub payload: &'a [u8],
+}
+
+/// What a read found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReaderStatus {
+    /// The budget ran out with records left: read again soon.
+    More,
+    /// Nothing more ready; the wake-up callback fires when records arrive.
+    Idle,
+}
+
+/// Serves the consumer's own events: commit results and client errors are logged and counted.
+struct ReaderContext {
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Reaching the end of a partition arrives here too; it is progress, not a fault.
+        if matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::trace!(reason, "end of partition");
+        } else {
+            tracing::warn!(%error, reason, "kafka consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
+            Err(e) => tracing::error!(error = %e, "offset commit failed; the next commit retries"),
+        }
+        (self.wake)();
+    }
+}
+
+struct Slot {
+    topic: String,
+    partition: i32,
+    queue: PartitionQueue<ReaderContext>,
+    /// Next offset expected; records below it are redeliveries and are skipped.
+    next: i64,
+    end_at_start: i64,
+    /// At the end of the partition now (until a record arrives).
+    at_end: bool,
+    /// Has reached `end_at_start` at least once.
+    reached_start_end: bool,
+}
+
+/// A non-blocking reader of assigned partitions.
+pub struct PartitionReader {
+    consumer: Arc<BaseConsumer<ReaderContext>>,
+    slots: Vec<Slot>,
+    cursor: usize,
+}
+
+impl PartitionReader {
+    /// Connects and assigns. `wake` is called from librdkafka's threads whenever a queue turns
+    /// non-empty; it must only schedule a read (e.g. a timely `SyncActivator`).
+    pub fn open(
+        settings: &KafkaSettings,
+        group_id: &str,
+        assignments: &[Assignment],
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Self, String> {
+        let context = ReaderContext {
+            wake: Arc::clone(&wake),
+        };
+        let mut consumer: BaseConsumer<ReaderContext> = settings
+            .consumer(group_id)
+            .create_with_context(context)
+            .map_err(|e| err("creating a Kafka consumer", e))?;
+        let main_wake = Arc::clone(&wake);
+        consumer.set_nonempty_callback(move || main_wake());
+        let consumer = Arc::new(consumer);
+        let mut tpl = TopicPartitionList::new();
+        for a in assignments {
+            let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(&a.topic, a.partition, offset)
+                .map_err(|e| err(&format!("assigning {}/{}", a.topic, a.partition), e))?;
+        }
+        consumer.assign(&tpl).map_err(|e| err("assigning partitions", e))?;
+        let mut slots = Vec::with_capacity(assignments.len());
+        for a in assignments {
+            let mut queue = consumer
+                .split_partition_queue(&a.topic, a.partition)
+                .ok_or_else(|| format!("cannot open a queue for {}/{}", a.topic, a.partition))?;
+            let wake = Arc::clone(&wake);
+            queue.set_nonempty_callback(move || wake());
+            slots.push(Slot {
+                topic: a.topic.clone(),
+                partition: a.partition,
+                queue,
+                next: a.start.unwrap_or(0),
+                end_at_start: a.end_at_start,
+                at_end: false,
+                reached_start_end: false,
+            });
+        }
+        Ok(PartitionReader {
+            consumer,
+            slots,
+            cursor: 0,
+        })
+    }
+
+    /// Number of assigned partitions.
+    pub fn partitions(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// `(topic, partition)` of slot `slot`.
+    pub fn partition(&self, slot: usize) -> (&str, i32) {
+        (&self.slots[slot].topic, self.slots[slot].partition)
+    }
+
+    /// Whether slot `slot` has no records waiting right now (its last poll ended at the end).
+    pub fn at_end(&self, slot: usize) -> bool {
+        self.slots[slot].at_end
+    }
+
+    /// Whether every partition has reached the end offset it had when the job started.
+    /// Decided from end-of-partition events, which fire at the true end even on brokers whose
+    /// reported end offsets lag.
+    pub fn caught_up(&self) -> bool {
+        self.slots.iter().all(|s| s.reached_start_end)
+    }
+
+    /// The next offset of each slot.
+    pub fn positions(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.slots.iter().map(|s| (s.topic.as_str(), s.partition, s.next))
+    }
+
+    /// Passes up to `budget` records to `each`, sharing the budget over the partitions in turn;
+    /// stops early when `each` returns `false`. Never blocks.
+    pub fn read(&mut self, budget: usize, each: &mut dyn FnMut(KafkaRecord<'_>) -> bool) -> ReaderStatus {
+        let mut taken = self.serve_main_queue(each);
+        if self.slots.is_empty() {
+            return ReaderStatus::Idle;
+        }
+        let share = (budget / self.slots.len()).max(64);
+        let mut exhausted = 0;
+        let n = self.slots.len();
+        for step in 0..n {
+            let slot_index = (self.cursor + step) % n;
+            let slot = &mut self.slots[slot_index];
+            let mut here = 0;
+            let mut drained = false;
+            while here < share && taken < budget {
+                match slot.queue.poll(Duration::ZERO) {
+                    Some(Ok(msg)) => {
+                        let offset = msg.offset();
+                        slot.at_end = false;
+                        if offset < slot.next {
+                            continue;
+                        }
+                        slot.next = offset + 1;
+                        here += 1;
+                        taken += 1;
+                        let rec = KafkaRecord {
+                            slot: slot_index,
+                            topic: &slot.topic,
+                            partition: slot.partition,
+                            offset,
+                            payload: msg.payload().unwrap_or_default(),
+                        };
+                        if !each(rec) {
+                            self.cursor = slot_index;
+                            return ReaderStatus::More;
+                        }
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => {
+                        slot.at_end = true;
+                        if slot.next >= slot.end_at_start {
+                            slot.reached_start_end = true;
+                        }
+                        drained = true;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(topic = %slot.topic, partition = slot.partition, error = %e, "kafka fetch error");
+                        drained = true;
+                        break;
+                    }
+                    None => {
+                        drained = true;
+                        break;
+                    }
+                }
+            }
+            if drained {
+                exhausted += 1;
+            }
+        }
+        self.cursor = (self.cursor + 1) % n;
+        if exhausted == n {
+            ReaderStatus::Idle
+        } else {
+            ReaderStatus::More
+        }
+    }
+
+    /// Commits `(topic, partition, next_offset, metadata)` without waiting: librdkafka sends
+    /// it from its own thread and reports the result to the commit callback (logged).
+    pub fn commit(&self, positions: &[(String, i32, i64, String)]) -> Result<(), String> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let tpl = commit_list(positions)?;
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| err("queueing an offset commit", e))
+    }
+
+    /// Commits and waits for the broker's answer. Only for the end of a run, off the dataflow.
+    pub fn commit_and_wait(&self, positions: &[(String, i32, i64, String)]) -> Result<(), String> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let tpl = commit_list(positions)?;
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| err("committing offsets", e))
+    }
+
+    /// Serves the main queue: errors, commit results, and any record that reached it before its
+    /// partition queue was split off (assignment and splitting race in librdkafka). Returns the
+    /// records it passed on.
+    fn serve_main_queue(&mut self, each: &mut dyn FnMut(KafkaRecord<'_>) -> bool) -> usize {
+        let mut passed = 0;
+        for _ in 0..64 {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(msg)) => {
+                    let found = self
+                        .slots
+                        .iter()
+                        .position(|s| s.partition == msg.partition() && s.topic == msg.topic());
+                    let Some(slot_index) = found else {
+                        tracing::warn!(
+                            topic = msg.topic(),
+                            partition = msg.partition(),
+                            "record from an unassigned partition"
+                        );
+                        continue;
+                    };
+                    let slot = &mut self.slots[slot_index];
+                    if msg.offset() < slot.next {
+                        continue;
+                    }
+                    slot.next = msg.offset() + 1;
+                    passed += 1;
+                    let rec = KafkaRecord {
+                        slot: slot_index,
+                        topic: &slot.topic,
+                        partition: slot.partition,
+                        offset: msg.offset(),
+                        payload: msg.payload().unwrap_or_default(),
+                    };
+                    if !each(rec) {
+                        break;
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer event"),
+            }
+        }
+        passed
+    }
+}
+
+fn commit_list(positions: &[(String, i32, i64, String)]) -> Result<TopicPartitionList, String> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset, metadata) in positions {
+        let mut elem = tpl.add_partition(topic, *partition);
+        elem.set_offset(Offset::Offset(*offset))
+            .map_err(|e| err(&format!("commit offset for {topic}/{partition}"), e))?;
+        elem.set_metadata(metadata.as_str());
+    }
+    Ok(tpl)
+}

@@ -1,0 +1,72 @@
+//! Bulk publishing from the main thread (tools, tests, benchmarks): blocks until every record
+//! is acknowledged. Never used on a dataflow worker.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::{err, KafkaSettings};
+
+/// Publishes each of `records` to `topic`, record `i` to partition `i % partitions` (so a
+/// publish is reproducible), and waits until all are acknowledged. Returns the count.
+pub fn publish_all<'a>(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+    records: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<u64, String> {
+    let producer: BaseProducer<CountFailures> = settings
+        .producer()
+        .create_with_context(CountFailures::default())
+        .map_err(|e| err("creating a Kafka producer", e))?;
+    let mut sent = 0u64;
+    for payload in records {
+        let partition = (sent % partitions.max(1) as u64) as i32;
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .payload(payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(err(&format!("publishing to {topic}"), e)),
+            }
+        }
+        sent += 1;
+        if sent % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|e| err(&format!("flushing {topic}"), e))?;
+    match producer.context().failed.load(Relaxed) {
+        0 => Ok(sent),
+        n => Err(format!("{n} of {sent} records to {topic} were not delivered")),
+    }
+}
+
+#[derive(Default)]
+struct CountFailures {
+    failed: AtomicU64,
+}
+
+impl ClientContext for CountFailures {}
+
+impl ProducerContext for CountFailures {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            tracing::error!(error = %e, "delivery failed");
+            self.failed.fetch_add(1, Relaxed);
+        }
+    }
+}

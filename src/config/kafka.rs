@@ -1,0 +1,136 @@
+//! The `kafka:` section: brokers, topics, consumer group and librdkafka properties.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Kafka connection and topics. Used when `source.type` is `kafka` or `outputs.target` is
+/// `kafka` (or `--brokers` is given).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers: a list, or one comma-separated string.
+    #[serde(default = "defaults::brokers")]
+    pub brokers: Brokers,
+    /// Consumer group whose committed offsets the job resumes from.
+    #[serde(default = "defaults::group", alias = "consumerGroup")]
+    pub group_id: String,
+    /// Input topics.
+    #[serde(default = "defaults::input_topics")]
+    pub topics: Vec<String>,
+    /// Output topic per stream.
+    #[serde(default)]
+    pub output_topics: OutputTopics,
+    /// librdkafka properties for consumer and producer alike (`security.protocol`, `sasl.*`,
+    /// `ssl.*`, `compression.type`, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertyValue>,
+    /// librdkafka properties for the consumer only.
+    #[serde(default)]
+    pub consumer_properties: BTreeMap<String, PropertyValue>,
+    /// librdkafka properties for the producer only.
+    #[serde(default)]
+    pub producer_properties: BTreeMap<String, PropertyValue>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: defaults::brokers(),
+            group_id: defaults::group(),
+            topics: defaults::input_topics(),
+            output_topics: OutputTopics::default(),
+            properties: BTreeMap::new(),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[a:9092, b:9092]` or `"a:9092,b:9092"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Brokers {
+    /// One comma-separated string.
+    One(String),
+    /// A list.
+    Many(Vec<String>),
+}
+
+impl Brokers {
+    /// The `bootstrap.servers` string.
+    pub fn joined(&self) -> String {
+        match self {
+            Brokers::One(s) => s.clone(),
+            Brokers::Many(v) => v.join(","),
+        }
+    }
+}
+
+/// A librdkafka property value: YAML scalars of any type, passed on as text.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    /// Text.
+    Text(String),
+    /// A number.
+    Number(serde_yaml_ng::Number),
+    /// A flag.
+    Flag(bool),
+}
+
+impl std::fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropertyValue::Text(s) => f.write_str(s),
+            PropertyValue::Number(n) => write!(f, "{n}"),
+            PropertyValue::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Output topic names.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputTopics {
+    /// Anomaly records.
+    pub anomalies: String,
+    /// Dead letters.
+    pub deadletter: String,
+    /// Closed-window aggregates (when `outputs.aggregates` is on).
+    pub aggregates: String,
+}
+
+impl Default for OutputTopics {
+    fn default() -> Self {
+        OutputTopics {
+            anomalies: "sentinel.anomalies".into(),
+            deadletter: "sentinel.deadletter".into(),
+            aggregates: "sentinel.aggregates".into(),
+        }
+    }
+}
+
+impl OutputTopics {
+    /// The topic of output stream `stream` (`anomalies`, `deadletter`, `aggregates`).
+    pub fn of(&self, stream: &str) -> Option<&str> {
+        match stream {
+            "anomalies" => Some(&self.anomalies),
+            "deadletter" => Some(&self.deadletter),
+            "aggregates" => Some(&self.aggregates),
+            _ => None,
+        }
+    }
+}
+
+mod defaults {
+    pub fn brokers() -> super::Brokers {
+        super::Brokers::One("127.0.0.1:9092".into())
+    }
+    pub fn group() -> String {
+        "sentinel".into()
+    }
+    pub fn input_topics() -> Vec<String> {
+        vec!["llm-telemetry".into()]
+    }
+}
