@@ -58,6 +58,8 @@ topics() {
     for t in $OUTPUT_TOPICS; do
         create_topic "$t" 4
     done
+    # Resume points, keyed per group and partition; one partition keeps them in write order.
+    create_topic sentinel.checkpoints 1
 }
 
 start() {

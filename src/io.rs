@@ -2,14 +2,19 @@
 //! sink traits. This is the only place the two crates meet.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sentinel_connectors::file::{FileShardReader, FileWriter, ShardStatus};
-use sentinel_connectors::kafka::{Assignment, KafkaOutput, KafkaSettings, PartitionReader, ReaderStatus, TopicWriter};
+use sentinel_connectors::kafka::{
+    publish_keyed, Assignment, KafkaOutput, KafkaSettings, OffsetCommitter, PartitionReader, ReaderStatus, TopicWriter,
+};
 use sentinel_connectors::stdio::StdoutLines;
 use sentinel_connectors::wake::WakeSlot;
 use sentinel_dataflows::operators::{RawRecord, ReadStatus, RecordReader, RecordSink};
+use sentinel_dataflows::state::CommitPoint;
+
+use crate::kafka_input::{Checkpoint, KafkaInput};
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
 
 /// One worker's share of a trace file.
@@ -121,28 +126,112 @@ pub struct KafkaSource {
     wake: Arc<WakeSlot>,
     max_record: usize,
     exit_when_caught_up: bool,
+    resume: Vec<(Option<i64>, u64)>,
+    group_id: String,
+    checkpoints: TopicWriter,
+    final_points: Arc<Mutex<Option<Vec<CommitPoint>>>>,
+}
+
+/// `(topic, partition, next offset, metadata)`, as committed.
+type Position = (String, i32, i64, String);
+
+/// The commit made when a run ends, after its dataflow has finished (so every output is
+/// acknowledged): the source hands over its last resume points, and the worker commits them.
+pub struct FinalCommit {
+    committer: OffsetCommitter,
+    settings: KafkaSettings,
+    checkpoint_topic: String,
+    group_id: String,
+    partitions: Vec<(String, i32)>,
+    points: Arc<Mutex<Option<Vec<CommitPoint>>>>,
+}
+
+impl FinalCommit {
+    /// Writes the handed-over resume points to the checkpoint topic and commits the offsets,
+    /// waiting for the broker. Call only once the dataflow is done.
+    pub fn commit(self) -> Result<(), String> {
+        let points = self.points.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(points) = points else { return Ok(()) };
+        let checkpoints = checkpoints_of(&self.group_id, &self.partitions, &points);
+        let records: Vec<(Vec<u8>, Vec<u8>)> = checkpoints
+            .iter()
+            .map(|c| (c.key().into_bytes(), serde_json::to_vec(c).unwrap_or_default()))
+            .collect();
+        publish_keyed(&self.settings, &self.checkpoint_topic, &records)?;
+        self.committer.commit_and_wait(&positions_of(&checkpoints))
+    }
+}
+
+/// The checkpoint records of `points`; `partitions[slot]` names each slot's partition.
+fn checkpoints_of(group: &str, partitions: &[(String, i32)], points: &[CommitPoint]) -> Vec<Checkpoint> {
+    points
+        .iter()
+        .map(|p| Checkpoint {
+            group: group.to_owned(),
+            topic: partitions[p.slot].0.clone(),
+            partition: partitions[p.slot].1,
+            offset: p.offset,
+            max_ts: p.max_ts,
+            durable: p.durable,
+        })
+        .collect()
+}
+
+/// Offsets to commit, with the resume state as commit metadata (for brokers that keep it).
+fn positions_of(checkpoints: &[Checkpoint]) -> Vec<Position> {
+    checkpoints
+        .iter()
+        .map(|c| (c.topic.clone(), c.partition, c.offset, c.meta().render()))
+        .collect()
 }
 
 impl KafkaSource {
-    /// Connects and assigns `assignments` (this worker's share).
+    /// Connects and assigns `share` (this worker's partitions, each with its restored newest
+    /// event time).
     pub fn open(
-        settings: &KafkaSettings,
-        group_id: &str,
-        assignments: &[Assignment],
+        input: &KafkaInput,
+        share: &[(Assignment, u64)],
         max_record: usize,
-        exit_when_caught_up: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<(Self, FinalCommit), String> {
         let wake = WakeSlot::new();
-        let reader = PartitionReader::open(settings, group_id, assignments, wake.callback())?;
+        let assignments: Vec<Assignment> = share.iter().map(|(a, _)| a.clone()).collect();
+        let reader = PartitionReader::open(&input.settings, &input.group_id, &assignments, wake.callback())?;
         let mut topics: Vec<&str> = assignments.iter().map(|a| a.topic.as_str()).collect();
         topics.dedup();
-        Ok(KafkaSource {
+        let final_points = Arc::new(Mutex::new(None));
+        let handle = FinalCommit {
+            committer: reader.committer(),
+            settings: input.settings.clone(),
+            checkpoint_topic: input.checkpoint_topic.clone(),
+            group_id: input.group_id.clone(),
+            partitions: assignments.iter().map(|a| (a.topic.clone(), a.partition)).collect(),
+            points: Arc::clone(&final_points),
+        };
+        // Checkpoints need no wake-up: nothing waits on their delivery, and a lost one only
+        // means a restart resumes from an earlier one.
+        let producer = KafkaOutput::create(&input.settings)?;
+        let checkpoints = TopicWriter::new(producer, &input.checkpoint_topic, Arc::new(|| {}));
+        let source = KafkaSource {
             name: format!("kafka:{}", topics.join(",")),
             reader,
             wake,
             max_record,
-            exit_when_caught_up,
-        })
+            exit_when_caught_up: input.exit_when_caught_up,
+            resume: share.iter().map(|(a, max_ts)| (a.start, *max_ts)).collect(),
+            group_id: input.group_id.clone(),
+            checkpoints,
+            final_points,
+        };
+        Ok((source, handle))
+    }
+
+    fn partitions(&self) -> Vec<(String, i32)> {
+        (0..self.reader.partitions())
+            .map(|slot| {
+                let (topic, partition) = self.reader.partition(slot);
+                (topic.to_owned(), partition)
+            })
+            .collect()
     }
 }
 
@@ -181,6 +270,29 @@ impl RecordReader for KafkaSource {
 
     fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.wake.install(wake);
+    }
+
+    fn resume_state(&self) -> Option<Vec<(Option<i64>, u64)>> {
+        Some(self.resume.clone())
+    }
+
+    fn commit(&mut self, points: &[CommitPoint]) {
+        tracing::debug!(source = %self.name, ?points, "committing offsets");
+        let checkpoints = checkpoints_of(&self.group_id, &self.partitions(), points);
+        for c in &checkpoints {
+            match serde_json::to_vec(c) {
+                Ok(value) => self.checkpoints.send(c.key().as_bytes(), &value, 0),
+                Err(e) => tracing::error!(error = %e, "cannot encode a checkpoint"),
+            }
+        }
+        self.checkpoints.pump();
+        if let Err(e) = self.reader.commit(&positions_of(&checkpoints)) {
+            tracing::error!(source = %self.name, error = %e, "offset commit not queued; the next one retries");
+        }
+    }
+
+    fn finish(&mut self, points: &[CommitPoint]) {
+        *self.final_points.lock().unwrap_or_else(|p| p.into_inner()) = Some(points.to_vec());
     }
 }
 

@@ -13,7 +13,9 @@ use sentinel_dataflows::operators::{
     RecordReader, RecordSink, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
-use timely::dataflow::operators::Exchange;
+use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::operators::{Exchange, Probe};
+use timely::dataflow::ProbeHandle;
 
 use crate::io::{Discard, FileSource, KafkaSource, OutputTarget, SyntheticSource};
 use crate::kafka_input::KafkaInput;
@@ -71,19 +73,19 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
     let spec = Arc::new(spec);
     let guards = timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
+        let mut final_commit = None;
         let reader: Box<dyn RecordReader> = match &spec.input {
             InputSpec::File(path) => match FileSource::open(path, index, peers, spec.ingest.limits.max_event_bytes) {
                 Ok(r) => Box::new(r),
                 Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
             },
             InputSpec::Synthetic(cfg) => Box::new(SyntheticSource::new(cfg.clone(), index, peers)),
-            InputSpec::Kafka(input) => Box::new(KafkaSource::open(
-                &input.settings,
-                &input.group_id,
-                &input.share(index, peers),
-                spec.ingest.limits.max_event_bytes,
-                input.exit_when_caught_up,
-            )?),
+            InputSpec::Kafka(input) => {
+                let (source, commit) =
+                    KafkaSource::open(input, &input.share(index, peers), spec.ingest.limits.max_event_bytes)?;
+                final_commit = Some(commit);
+                Box::new(source)
+            }
         };
         // Kafka: every worker writes its own records through its own producer, keyed by
         // entity. Files and stdout: outputs are routed to worker 0, which alone holds real
@@ -115,29 +117,53 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         let latency = Rc::new(RefCell::new(new_histogram()));
         let stats = Arc::clone(&worker_stats);
         let spec = Arc::clone(&spec);
+        let resume_after = match &spec.input {
+            InputSpec::Kafka(input) => input.resume_after,
+            _ => 0,
+        };
+        // Passes a time once every output before it is acknowledged by its transport.
+        let acknowledged = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            let (events, dead) = ingest(scope, reader, spec.ingest.clone(), Arc::clone(&stats));
+            let (events, dead) = ingest(
+                scope,
+                reader,
+                spec.ingest.clone(),
+                Arc::clone(&stats),
+                acknowledged.clone(),
+            );
             let (partials, pairs) = events.pre_aggregate(spec.plan.clone(), Rc::clone(&latency));
             let windows = partials.merge_windows(pairs.distinct_counts(), spec.plan.max_samples);
+            // After a restart, windows ending before the acknowledged point were emitted in full
+            // already, and are re-read only in part: drop them before they reach detectors.
+            let windows = windows.filter(move |w| w.window_end >= resume_after);
             let anomalies = windows.clone().detect_statistical(spec.detectors.clone());
             let counter = Arc::clone(&stats);
-            anomalies.exchange(move |_| writer).sink_json(
-                "AnomalySink",
-                anomaly_sink,
-                |a| a.clone(),
-                move |a| counter.add_anomalies(&a.detector_id, 1),
-            );
+            anomalies
+                .exchange(move |_| writer)
+                .sink_json(
+                    "AnomalySink",
+                    anomaly_sink,
+                    |a| a.clone(),
+                    move |a| counter.add_anomalies(&a.detector_id, 1),
+                )
+                .probe_with(&acknowledged);
             if let Some(sink) = dead_sink {
                 dead.exchange(move |_| writer)
-                    .sink_json("DeadLetterSink", sink, |d| d.clone(), |_| {});
+                    .sink_json("DeadLetterSink", sink, |d| d.clone(), |_| {})
+                    .probe_with(&acknowledged);
             }
             if let Some(sink) = aggregate_sink {
                 windows
                     .exchange(move |_| writer)
-                    .sink_json("AggregateSink", sink, |w| w.record(), |_| {});
+                    .sink_json("AggregateSink", sink, |w| w.record(), |_| {})
+                    .probe_with(&acknowledged);
             }
         });
         while worker.step_or_park(None) {}
+        // The dataflow is done, so every output is acknowledged: commit the final positions.
+        if let Some(commit) = final_commit {
+            commit.commit()?;
+        }
         let histogram = latency.borrow().clone();
         Ok(histogram)
     })?;

@@ -2,7 +2,12 @@
 //! where each one resumes, and where each one ended at start (for `--exit-when-caught-up`).
 //! These lookups block on the network, so they never run on a worker.
 
-use sentinel_connectors::kafka::{committed_offsets, end_offsets, partitions_of, Assignment, KafkaSettings};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sentinel_connectors::kafka::{
+    committed_offsets, end_offsets, fetch_start, partitions_of, read_topic, Assignment, KafkaSettings,
+};
 
 /// Everything the workers need to read Kafka.
 #[derive(Clone, Debug)]
@@ -13,49 +18,188 @@ pub struct KafkaInput {
     pub group_id: String,
     /// Every partition of every input topic, in a fixed order.
     pub partitions: Vec<Assignment>,
+    /// Per partition, the newest event time before its resume offset (0 when none was committed).
+    pub restored_max_ts: Vec<u64>,
+    /// Outputs at times before this were acknowledged before the restart; windows ending
+    /// earlier are not emitted again (their records are only partly re-read).
+    pub resume_after: u64,
+    /// Where each worker writes its resume points (offset, newest event time, acknowledged
+    /// frontier) as it commits.
+    pub checkpoint_topic: String,
     /// Stop once every partition reaches its end offset at start.
     pub exit_when_caught_up: bool,
 }
 
 impl KafkaInput {
-    /// Looks up partitions, committed offsets and end offsets.
+    /// Looks up partitions, resume points and end offsets. A partition resumes from its last
+    /// checkpoint in `checkpoint_topic`, else from the group's committed offset (with the
+    /// metadata committed with it, where the broker keeps it), else from the start.
     pub fn plan(
         settings: KafkaSettings,
         group_id: String,
         topics: &[String],
+        checkpoint_topic: String,
         exit_when_caught_up: bool,
     ) -> Result<Self, String> {
         let ids = partitions_of(&settings, topics)?;
-        let committed = committed_offsets(&settings, &group_id, &ids)?;
+        let mut committed = committed_offsets(&settings, &group_id, &ids)?;
+        let checkpoints = Checkpoint::latest(&settings, &checkpoint_topic, &group_id)?;
+        for c in &mut committed {
+            if let Some(cp) = checkpoints
+                .iter()
+                .find(|cp| cp.topic == c.topic && cp.partition == c.partition)
+            {
+                c.offset = Some(cp.offset);
+                c.metadata = cp.meta().render();
+            }
+        }
         let ends = end_offsets(&settings, &ids)?;
-        let partitions = ids
-            .iter()
-            .zip(ends)
-            .map(|((topic, partition), end)| Assignment {
+        let mut partitions = Vec::with_capacity(ids.len());
+        let mut restored_max_ts = Vec::with_capacity(ids.len());
+        let mut resume_after = 0;
+        for ((topic, partition), end) in ids.iter().zip(ends) {
+            let found = committed
+                .iter()
+                .find(|c| &c.topic == topic && c.partition == *partition);
+            let start = found.and_then(|c| c.offset);
+            tracing::debug!(%topic, partition, ?start, metadata = found.map(|c| c.metadata.as_str()), "resume point");
+            let meta = match (start, found) {
+                (Some(_), Some(c)) => ResumeMeta::parse(&c.metadata).map_err(|e| {
+                    format!(
+                        "group {group_id}, {topic}/{partition}: unreadable commit metadata `{}`: {e}",
+                        c.metadata
+                    )
+                })?,
+                _ => ResumeMeta::default(),
+            };
+            resume_after = resume_after.max(meta.durable);
+            restored_max_ts.push(meta.max_ts);
+            let fetch_from = match start {
+                Some(offset) => Some(fetch_start(&settings, topic, *partition, offset)?),
+                None => None,
+            };
+            partitions.push(Assignment {
                 topic: topic.clone(),
                 partition: *partition,
-                start: committed
-                    .iter()
-                    .find(|c| &c.topic == topic && c.partition == *partition)
-                    .and_then(|c| c.offset),
+                start,
+                fetch_from,
                 end_at_start: end,
-            })
-            .collect();
+            });
+        }
         Ok(KafkaInput {
             settings,
             group_id,
             partitions,
+            restored_max_ts,
+            resume_after,
+            checkpoint_topic,
             exit_when_caught_up,
         })
     }
 
-    /// The partitions worker `index` of `peers` reads: every `peers`-th, starting at `index`.
-    pub fn share(&self, index: usize, peers: usize) -> Vec<Assignment> {
+    /// The partitions worker `index` of `peers` reads (every `peers`-th, starting at `index`),
+    /// each with its restored newest event time.
+    pub fn share(&self, index: usize, peers: usize) -> Vec<(Assignment, u64)> {
         self.partitions
             .iter()
+            .zip(&self.restored_max_ts)
             .enumerate()
             .filter(|(i, _)| i % peers.max(1) == index)
-            .map(|(_, a)| a.clone())
+            .map(|(_, (a, t))| (a.clone(), *t))
             .collect()
+    }
+}
+
+/// One resume point, as written to the checkpoint topic (keyed by group, topic and partition).
+/// Some brokers (tansu) drop offset-commit metadata, so the event-time state a restart needs
+/// travels in a topic of its own.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to read.
+    pub offset: i64,
+    /// Newest event time before `offset`.
+    pub max_ts: u64,
+    /// Every output before this time was acknowledged.
+    pub durable: u64,
+}
+
+impl Checkpoint {
+    /// The record key: per-key order in the topic makes the last record per key the latest.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}", self.group, self.topic, self.partition)
+    }
+
+    /// Its resume state.
+    pub fn meta(&self) -> ResumeMeta {
+        ResumeMeta {
+            max_ts: self.max_ts,
+            durable: self.durable,
+        }
+    }
+
+    /// The last checkpoint of each partition of `group` in `topic`. A missing topic means none.
+    pub fn latest(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Vec<Checkpoint>, String> {
+        let records = match read_topic(settings, topic, Duration::from_secs(60)) {
+            Ok(r) => r,
+            Err(e) if e.contains("is not on") || e.contains("UnknownTopic") => return Ok(Vec::new()),
+            Err(e) => return Err(format!("reading checkpoints: {e}")),
+        };
+        let mut latest: BTreeMap<(String, i32), Checkpoint> = BTreeMap::new();
+        for (_, value) in records {
+            let Ok(cp) = serde_json::from_slice::<Checkpoint>(&value) else {
+                tracing::warn!(topic, "skipping an unreadable checkpoint record");
+                continue;
+            };
+            if cp.group == group {
+                latest.insert((cp.topic.clone(), cp.partition), cp);
+            }
+        }
+        Ok(latest.into_values().collect())
+    }
+}
+
+/// What the job stores with each committed offset (the commit's metadata string, as JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumeMeta {
+    /// Newest event time among the partition's records before the offset.
+    pub max_ts: u64,
+    /// Every output before this time was acknowledged when the commit was made.
+    pub durable: u64,
+}
+
+impl ResumeMeta {
+    /// Parses commit metadata; an empty string (a commit made by another tool) restores nothing.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(ResumeMeta::default());
+        }
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The metadata string.
+    pub fn render(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_metadata_round_trips_and_tolerates_foreign_commits() {
+        let m = ResumeMeta {
+            max_ts: 17,
+            durable: 60_000,
+        };
+        assert_eq!(ResumeMeta::parse(&m.render()), Ok(m));
+        assert_eq!(ResumeMeta::parse(""), Ok(ResumeMeta::default()));
+        assert!(ResumeMeta::parse("not json").is_err());
     }
 }

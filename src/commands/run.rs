@@ -128,6 +128,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 settings.clone(),
                 kafka.group_id.clone(),
                 &topics,
+                kafka.checkpoint_topic.clone(),
                 exit_when_caught_up,
             )?)
         }
@@ -182,6 +183,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         Some(d) => parse_duration_ms(&d).ok_or_else(|| format!("--lateness: `{d}` is not a duration"))?,
         None => cfg.job.allowed_lateness.0,
     };
+    let plan = {
+        let mut c = cfg.clone();
+        c.outputs.aggregates |= m.opt_present("aggregates");
+        c.aggregation_plan()
+    };
     let spec = JobSpec {
         input,
         output,
@@ -195,12 +201,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             batch_records: cfg.job.batch_records.max(1),
             speed,
             idle_timeout: std::time::Duration::from_millis(cfg.job.idle_partition_timeout.0),
+            horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
+            commit_interval: std::time::Duration::from_millis(kafka.commit_interval.0),
         },
-        plan: {
-            let mut c = cfg.clone();
-            c.outputs.aggregates |= m.opt_present("aggregates");
-            c.aggregation_plan()
-        },
+        plan,
         detectors: cfg.statistical_detectors(),
         write_aggregates: cfg.outputs.aggregates || m.opt_present("aggregates"),
         write_dead_letters: cfg.outputs.dead_letters,

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::DurationValue;
+
 /// Kafka connection and topics. Used when `source.type` is `kafka` or `outputs.target` is
 /// `kafka` (or `--brokers` is given).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -21,6 +23,12 @@ pub struct KafkaConfig {
     /// Output topic per stream.
     #[serde(default)]
     pub output_topics: OutputTopics,
+    /// Where resume points (offset, event-time state) are written as offsets are committed.
+    #[serde(default = "defaults::checkpoint_topic")]
+    pub checkpoint_topic: String,
+    /// Least time between offset commits.
+    #[serde(default = "defaults::commit_interval")]
+    pub commit_interval: DurationValue,
     /// librdkafka properties for consumer and producer alike (`security.protocol`, `sasl.*`,
     /// `ssl.*`, `compression.type`, ...).
     #[serde(default)]
@@ -40,6 +48,8 @@ impl Default for KafkaConfig {
             group_id: defaults::group(),
             topics: defaults::input_topics(),
             output_topics: OutputTopics::default(),
+            commit_interval: defaults::commit_interval(),
+            checkpoint_topic: defaults::checkpoint_topic(),
             properties: BTreeMap::new(),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
@@ -124,6 +134,13 @@ impl OutputTopics {
 }
 
 mod defaults {
+    use super::DurationValue;
+    pub fn commit_interval() -> DurationValue {
+        DurationValue(1_000)
+    }
+    pub fn checkpoint_topic() -> String {
+        "sentinel.checkpoints".into()
+    }
     pub fn brokers() -> super::Brokers {
         super::Brokers::One("127.0.0.1:9092".into())
     }

@@ -1,11 +1,13 @@
 //! Blocking metadata and offset lookups, made once on the main thread before the workers start
 //! (never on a worker: they wait on the network).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::consumer::{Assignment, PartitionReader, ReaderStatus};
 use super::{err, KafkaSettings};
 
 /// How long a startup lookup may take before the job gives up with an error.
@@ -102,4 +104,91 @@ pub fn end_offsets(settings: &KafkaSettings, partitions: &[(String, i32)]) -> Re
                 .map_err(|e| err(&format!("reading the end offset of {topic}/{partition}"), e))
         })
         .collect()
+}
+
+/// A record's `(key, value)`.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Every record of `topic` from the start to its end now, in partition then offset order.
+/// Blocks (polling) until done or `timeout` passes.
+pub fn read_topic(settings: &KafkaSettings, topic: &str, timeout: Duration) -> Result<Vec<KeyValue>, String> {
+    let ids = partitions_of(settings, &[topic.to_owned()])?;
+    let ends = end_offsets(settings, &ids)?;
+    let assignments: Vec<Assignment> = ids
+        .into_iter()
+        .zip(ends)
+        .map(|((topic, partition), end)| Assignment {
+            topic,
+            partition,
+            start: None,
+            fetch_from: None,
+            end_at_start: end,
+        })
+        .collect();
+    let group = format!("sentinel-read-{}", std::process::id());
+    let mut reader = PartitionReader::open(settings, &group, &assignments, Arc::new(|| {}))?;
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while !reader.caught_up() {
+        let status = reader.read(4096, &mut |rec| {
+            out.push((rec.key.to_vec(), rec.payload.to_vec()));
+            true
+        });
+        if Instant::now() > deadline {
+            return Err(format!("{topic}: the end was not reached within {timeout:?}"));
+        }
+        if status == ReaderStatus::Idle {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(out)
+}
+
+/// Where to fetch from so that reading starts at or before `offset`.
+///
+/// Kafka returns a whole record batch when a fetch begins inside it, and the reader skips the
+/// records before `offset`. Some brokers (tansu 0.6) instead start at the *next* batch, which
+/// would silently skip the rest of the batch holding `offset`. This probes what a fetch at
+/// `offset` returns and, while that starts later, steps back (doubling the step) until it
+/// starts at or before `offset`, or reaches the partition's start.
+pub fn fetch_start(settings: &KafkaSettings, topic: &str, partition: i32, offset: i64) -> Result<i64, String> {
+    let consumer: BaseConsumer = settings
+        .consumer("sentinel-probe")
+        .create()
+        .map_err(|e| err("creating a Kafka client", e))?;
+    let (low, _) = consumer
+        .fetch_watermarks(topic, partition, LOOKUP_TIMEOUT)
+        .map_err(|e| err(&format!("reading the start offset of {topic}/{partition}"), e))?;
+    let mut candidate = offset;
+    let mut step = 2048;
+    loop {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(candidate))
+            .map_err(|e| err("probe assignment", e))?;
+        consumer.assign(&tpl).map_err(|e| err("probe assignment", e))?;
+        let first = first_offset(&consumer)?;
+        match first {
+            Some(first) if first > offset && candidate > low => {
+                candidate = (candidate - step).max(low);
+                step *= 2;
+            }
+            _ => return Ok(candidate),
+        }
+    }
+}
+
+/// The offset of the first record a fresh assignment delivers (`None` at the end).
+fn first_offset(consumer: &BaseConsumer) -> Result<Option<i64>, String> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::Message;
+    let deadline = Instant::now() + LOOKUP_TIMEOUT;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => return Ok(Some(m.offset())),
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
+            Some(Err(e)) => return Err(err("probing a fetch position", e)),
+            None => {}
+        }
+    }
+    Err("probing a fetch position: no answer from the broker".into())
 }

@@ -22,6 +22,9 @@ pub struct Assignment {
     pub partition: i32,
     /// First offset to read; `None` reads from the earliest retained record.
     pub start: Option<i64>,
+    /// Where to fetch from, when that must be earlier than `start` (see
+    /// [`fetch_start`](super::fetch_start)); records before `start` are skipped.
+    pub fetch_from: Option<i64>,
     /// The partition's end offset when the job started: "caught up" means reaching it.
     pub end_at_start: i64,
 }
@@ -37,6 +40,8 @@ pub struct KafkaRecord<'a> {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
+    /// Key bytes (empty when the record has none).
+    pub key: &'a [u8],
     /// Value bytes (empty for a tombstone).
     pub payload: &'a [u8],
 }
@@ -117,7 +122,7 @@ impl PartitionReader {
         let consumer = Arc::new(consumer);
         let mut tpl = TopicPartitionList::new();
         for a in assignments {
-            let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
+            let offset = a.fetch_from.or(a.start).map_or(Offset::Beginning, Offset::Offset);
             tpl.add_partition_offset(&a.topic, a.partition, offset)
                 .map_err(|e| err(&format!("assigning {}/{}", a.topic, a.partition), e))?;
         }
@@ -204,10 +209,13 @@ impl PartitionReader {
                             topic: &slot.topic,
                             partition: slot.partition,
                             offset,
+                            key: msg.key().unwrap_or_default(),
                             payload: msg.payload().unwrap_or_default(),
                         };
                         if !each(rec) {
-                            self.cursor = slot_index;
+                            // The next read starts with the next partition, so a caller that
+                            // stops early (pacing) still hears from every partition.
+                            self.cursor = (slot_index + 1) % n;
                             return ReaderStatus::More;
                         }
                     }
@@ -254,15 +262,11 @@ impl PartitionReader {
             .map_err(|e| err("queueing an offset commit", e))
     }
 
-    /// Commits and waits for the broker's answer. Only for the end of a run, off the dataflow.
-    pub fn commit_and_wait(&self, positions: &[(String, i32, i64, String)]) -> Result<(), String> {
-        if positions.is_empty() {
-            return Ok(());
+    /// A handle that commits and waits for the broker, usable after the reader is gone.
+    pub fn committer(&self) -> OffsetCommitter {
+        OffsetCommitter {
+            consumer: Arc::clone(&self.consumer),
         }
-        let tpl = commit_list(positions)?;
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| err("committing offsets", e))
     }
 
     /// Serves the main queue: errors, commit results, and any record that reached it before its
@@ -297,6 +301,7 @@ impl PartitionReader {
                         topic: &slot.topic,
                         partition: slot.partition,
                         offset: msg.offset(),
+                        key: msg.key().unwrap_or_default(),
                         payload: msg.payload().unwrap_or_default(),
                     };
                     if !each(rec) {
@@ -308,6 +313,25 @@ impl PartitionReader {
             }
         }
         passed
+    }
+}
+
+/// Commits synchronously, for the end of a run once the dataflow has finished.
+pub struct OffsetCommitter {
+    consumer: Arc<BaseConsumer<ReaderContext>>,
+}
+
+impl OffsetCommitter {
+    /// Commits `(topic, partition, next_offset, metadata)` and waits for the broker's answer.
+    /// Blocks: never call it from a running dataflow.
+    pub fn commit_and_wait(&self, positions: &[(String, i32, i64, String)]) -> Result<(), String> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let tpl = commit_list(positions)?;
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| err("committing offsets", e))
     }
 }
 

@@ -6,10 +6,10 @@ mod consumer;
 mod producer;
 mod publish;
 
-pub use admin::{committed_offsets, end_offsets, partitions_of, Committed};
-pub use consumer::{Assignment, KafkaRecord, PartitionReader, ReaderStatus};
+pub use admin::{committed_offsets, end_offsets, fetch_start, partitions_of, read_topic, Committed, KeyValue};
+pub use consumer::{Assignment, KafkaRecord, OffsetCommitter, PartitionReader, ReaderStatus};
 pub use producer::{DeliveryLedger, KafkaOutput, TopicWriter};
-pub use publish::publish_all;
+pub use publish::{publish_all, publish_keyed};
 
 use rdkafka::ClientConfig;
 

@@ -9,6 +9,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use super::admin::KeyValue;
 use super::{err, KafkaSettings};
 
 /// Publishes each of `records` to `topic`, record `i` to partition `i % partitions` (so a
@@ -19,16 +20,45 @@ pub fn publish_all<'a>(
     partitions: i32,
     records: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<u64, String> {
+    let n = partitions.max(1) as u64;
+    publish(
+        settings,
+        topic,
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| (Some((i as u64 % n) as i32), None, payload)),
+    )
+}
+
+/// Publishes `(key, value)` records to `topic`, partitioned by key, and waits until all are
+/// acknowledged.
+pub fn publish_keyed(settings: &KafkaSettings, topic: &str, records: &[KeyValue]) -> Result<u64, String> {
+    publish(
+        settings,
+        topic,
+        records.iter().map(|(k, v)| (None, Some(k.as_slice()), v.as_slice())),
+    )
+}
+
+fn publish<'a>(
+    settings: &KafkaSettings,
+    topic: &str,
+    records: impl Iterator<Item = (Option<i32>, Option<&'a [u8]>, &'a [u8])>,
+) -> Result<u64, String> {
     let producer: BaseProducer<CountFailures> = settings
         .producer()
         .create_with_context(CountFailures::default())
         .map_err(|e| err("creating a Kafka producer", e))?;
     let mut sent = 0u64;
-    for payload in records {
-        let partition = (sent % partitions.max(1) as u64) as i32;
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
-            .partition(partition)
-            .payload(payload);
+    for (partition, key, payload) in records {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = key {
+            record = record.key(k);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -40,7 +70,7 @@ pub fn publish_all<'a>(
             }
         }
         sent += 1;
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
     }

@@ -10,8 +10,11 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 
+use timely::dataflow::ProbeHandle;
+
 use super::stats::{monotonic_ns, JobStats};
 use crate::model::{decode_with, DeadLetter, DecodeLimits, MetricEvent, Position, Reason};
+use crate::state::{CommitPoint, OffsetLedger};
 
 /// One raw record from a source, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +67,16 @@ pub trait RecordReader {
     /// Receives a callback, callable from any thread, that schedules the source again: readers
     /// fed by another thread (Kafka) call it when records arrive.
     fn set_waker(&mut self, _wake: Arc<dyn Fn() + Send + Sync>) {}
+    /// For sources with committable offsets: each slot's `(resume offset, restored newest event
+    /// time)`. `None` (files, the generator) turns offset tracking off.
+    fn resume_state(&self) -> Option<Vec<(Option<i64>, u64)>> {
+        None
+    }
+    /// Commits resume points whose outputs are all acknowledged. Must not block.
+    fn commit(&mut self, _points: &[CommitPoint]) {}
+    /// Hands over the resume points for the end of the run, to be committed once the dataflow
+    /// has finished (every output then being acknowledged).
+    fn finish(&mut self, _points: &[CommitPoint]) {}
 }
 
 /// Source behaviour.
@@ -81,6 +94,11 @@ pub struct IngestConfig {
     pub speed: Option<f64>,
     /// How long a partition with nothing to read may hold the watermark back.
     pub idle_timeout: Duration,
+    /// Widths of the windows every event feeds: the widest window's end is the last time an
+    /// event's outputs can appear at, which decides when its offset may be committed.
+    pub horizon_widths: Vec<u64>,
+    /// Least time between offset commits.
+    pub commit_interval: Duration,
 }
 
 impl Default for IngestConfig {
@@ -92,6 +110,8 @@ impl Default for IngestConfig {
             batch_records: 4096,
             speed: None,
             idle_timeout: Duration::from_secs(10),
+            horizon_widths: Vec::new(),
+            commit_interval: Duration::from_secs(1),
         }
     }
 }
@@ -110,7 +130,8 @@ impl Pacer {
     }
 }
 
-/// Builds the source: valid events at their watermark, and dead letters.
+/// Builds the source: valid events at their watermark, and dead letters. `acknowledged` is a
+/// probe on the sinks' acknowledgement streams: offsets are committed only behind its frontier.
 ///
 /// Events are sent at the source's watermark (max event time seen − lateness) and carry their own
 /// event time, so a batch needs one capability, not one per event. An event older than the
@@ -120,6 +141,7 @@ pub fn ingest<'scope>(
     mut reader: Box<dyn RecordReader>,
     cfg: IngestConfig,
     stats: Arc<JobStats>,
+    acknowledged: ProbeHandle<u64>,
 ) -> (
     Stream<'scope, u64, Vec<MetricEvent>>,
     Stream<'scope, u64, Vec<DeadLetter>>,
@@ -144,10 +166,20 @@ pub fn ingest<'scope>(
         let mut dead_cap = caps.pop();
         let mut event_cap = caps.pop();
         let slot_count = reader.slots();
+        let resume = reader.resume_state();
+        let mut clocks = vec![PartitionClock::default(); slot_count];
+        if let Some(resume) = &resume {
+            for (clock, (_, max_ts)) in clocks.iter_mut().zip(resume) {
+                clock.max_ts = *max_ts;
+            }
+        }
         let mut state = IngestState {
-            clocks: vec![PartitionClock::default(); slot_count],
+            ledger: resume.map(|r| OffsetLedger::new(&r)),
+            last_commit: None,
+            clocks,
             read_ns: 0,
             now: Instant::now(),
+            dead_time: 0,
             pacer: cfg
                 .speed
                 .filter(|s| *s > 0.0)
@@ -173,6 +205,7 @@ pub fn ingest<'scope>(
             let watermark = *ecap.time();
             state.read_ns = monotonic_ns();
             state.now = Instant::now();
+            state.dead_time = *dcap.time();
             let mut records = 0u64;
             // A record that was not due at the last activation goes first.
             let mut status = ReadStatus::More;
@@ -213,8 +246,15 @@ pub fn ingest<'scope>(
                 dead_out.activate().session(&*dcap).give_container(&mut state.dead);
                 state.dead.clear();
             }
+            state.commit_acknowledged(&mut *reader, &acknowledged);
             match status {
                 ReadStatus::Done if held.is_none() => {
+                    // Windows still open are flushed as the capabilities go; a restart re-reads
+                    // their records, so resume behind the watermark, not behind the flush.
+                    let end = state.watermark(&*reader).unwrap_or(0).max(*ecap.time());
+                    if let Some(ledger) = state.ledger.as_mut() {
+                        reader.finish(&ledger.safe_points(end));
+                    }
                     event_cap = None;
                     dead_cap = None;
                     state.stats.set_watermark(worker_index, u64::MAX);
@@ -238,7 +278,7 @@ pub fn ingest<'scope>(
 }
 
 /// Event-time progress of one partition.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct PartitionClock {
     /// Newest event time seen.
     max_ts: u64,
@@ -246,21 +286,18 @@ struct PartitionClock {
     last_record: Option<Instant>,
 }
 
-impl Default for PartitionClock {
-    fn default() -> Self {
-        PartitionClock {
-            max_ts: 0,
-            last_record: None,
-        }
-    }
-}
-
 struct IngestState {
+    /// Record horizons per partition, for sources with offsets.
+    ledger: Option<OffsetLedger>,
+    /// When offsets were last committed, and what.
+    last_commit: Option<(Instant, Vec<CommitPoint>)>,
     clocks: Vec<PartitionClock>,
     /// When this activation began reading; one clock read per batch, not per record.
     read_ns: u64,
     /// The same moment, as an `Instant`.
     now: Instant,
+    /// The time dead letters of this activation are sent at (the capability's).
+    dead_time: u64,
     pacer: Option<Pacer>,
     batch: Vec<MetricEvent>,
     dead: Vec<DeadLetter>,
@@ -270,6 +307,37 @@ struct IngestState {
 }
 
 impl IngestState {
+    /// Commits the resume points behind the acknowledged frontier, at most once per interval
+    /// and only when they moved.
+    fn commit_acknowledged(&mut self, reader: &mut dyn RecordReader, acknowledged: &ProbeHandle<u64>) {
+        let Some(ledger) = self.ledger.as_mut() else { return };
+        if let Some((at, _)) = &self.last_commit {
+            if at.elapsed() < self.cfg.commit_interval {
+                return;
+            }
+        }
+        let durable = acknowledged.with_frontier(|f| f.iter().next().copied().unwrap_or(u64::MAX));
+        let points = ledger.safe_points(durable);
+        let moved = self
+            .last_commit
+            .as_ref()
+            .is_none_or(|(_, last)| last.iter().map(|p| p.offset).ne(points.iter().map(|p| p.offset)));
+        if moved && !points.is_empty() {
+            reader.commit(&points);
+        }
+        self.last_commit = Some((self.now, points));
+    }
+
+    /// The last time an event at `ts` can affect an output: the end of its widest window.
+    fn horizon(&self, ts: u64) -> u64 {
+        self.cfg
+            .horizon_widths
+            .iter()
+            .map(|w| crate::window::window_end(ts, *w))
+            .max()
+            .unwrap_or(ts)
+    }
+
     /// The source's watermark: the least over active partitions of (newest event time −
     /// lateness). A partition with nothing to read stops counting once it has been quiet for
     /// the idle timeout (at once if it never had a record). `None` while a partition that may
@@ -305,6 +373,7 @@ impl IngestState {
                 rec.original_len, self.cfg.limits.max_event_bytes
             );
             self.reject(&rec, Reason::TooLarge, detail);
+            self.track(&rec, self.dead_time, None);
             return None;
         }
         match decode_with(rec.bytes, &self.cfg.limits, |_wire, metric| metric) {
@@ -314,24 +383,38 @@ impl IngestState {
                 }
                 // Late against the partition's own running watermark, not the last one sent, so
                 // the verdict depends neither on batch boundaries nor on how partitions interleave.
-                let clock = &mut self.clocks[rec.slot];
-                let watermark = watermark.max(clock.max_ts.saturating_sub(self.cfg.lateness_ms));
+                let max_ts = self.clocks[rec.slot].max_ts;
+                let watermark = watermark.max(max_ts.saturating_sub(self.cfg.lateness_ms));
                 if ev.timestamp_ms < watermark {
                     let detail = format!(
                         "event time {} ms is behind the watermark {} ms",
                         ev.timestamp_ms, watermark
                     );
                     self.reject(&rec, Reason::Late, detail);
+                    self.track(&rec, self.dead_time, None);
                 } else {
+                    let horizon = self.horizon(ev.timestamp_ms);
+                    self.track(&rec, horizon, Some(ev.timestamp_ms));
+                    let clock = &mut self.clocks[rec.slot];
                     clock.max_ts = clock.max_ts.max(ev.timestamp_ms);
                     clock.last_record = Some(self.now);
                     ev.read_ns = self.read_ns;
                     self.batch.push(ev);
                 }
             }
-            Err(rejection) => self.reject(&rec, rejection.reason, rejection.detail),
+            Err(rejection) => {
+                self.reject(&rec, rejection.reason, rejection.detail);
+                self.track(&rec, self.dead_time, None);
+            }
         }
         None
+    }
+
+    /// Notes a record's horizon in the offset ledger.
+    fn track(&mut self, rec: &RawRecord<'_>, horizon: u64, event_ts: Option<u64>) {
+        if let (Some(ledger), Some(offset)) = (self.ledger.as_mut(), rec.offset) {
+            ledger.record(rec.slot, offset, horizon, event_ts);
+        }
     }
 
     fn reject(&mut self, rec: &RawRecord<'_>, reason: Reason, detail: String) {

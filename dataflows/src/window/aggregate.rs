@@ -28,6 +28,9 @@ pub struct WindowAggregate {
 /// The printable summary of a [`WindowAggregate`], as written to the aggregates output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AggregateRecord {
+    /// Deterministic: a hash of dimension, key, width and window end, so a window emitted
+    /// again after a restart carries the same id.
+    pub id: String,
     /// Entity kind.
     pub dimension: Dimension,
     /// Entity id.
@@ -36,10 +39,16 @@ pub struct AggregateRecord {
     pub window_start: String,
     /// RFC 3339, exclusive.
     pub window_end: String,
+    /// Window width, ms.
+    pub width_ms: u64,
     /// Completed calls.
     pub requests: u32,
     /// Failed calls.
     pub errors: u32,
+    /// `llm.request` events (prompts sent).
+    pub request_events: u32,
+    /// `agent.tool_call` events.
+    pub tool_calls: u32,
     /// errors / requests.
     pub error_rate: f64,
     /// Input tokens.
@@ -88,12 +97,22 @@ impl WindowAggregate {
     /// The printable summary.
     pub fn record(&self) -> AggregateRecord {
         AggregateRecord {
+            id: crate::hash::stable_id(&[
+                b"aggregate",
+                &[self.dimension as u8],
+                self.key.as_bytes(),
+                &self.width_ms.to_le_bytes(),
+                &self.window_end.to_le_bytes(),
+            ]),
             dimension: self.dimension,
             key: self.key.clone(),
+            width_ms: self.width_ms,
             window_start: format_rfc3339_ms(self.window_start()),
             window_end: format_rfc3339_ms(self.window_end),
             requests: self.acc.calls,
             errors: self.acc.errors,
+            request_events: self.acc.request_events,
+            tool_calls: self.acc.tool_calls,
             error_rate: self.error_rate(),
             prompt_tokens: self.acc.prompt_tokens,
             completion_tokens: self.acc.completion_tokens,

@@ -1,0 +1,390 @@
+//! End to end through a real Kafka-API broker on loopback (`scripts/kafka.sh start`, which
+//! `scripts/test.sh` runs first). Each test uses its own topics and consumer group, so tests run
+//! in parallel against one broker. `SENTINEL_TEST_BROKERS` points them elsewhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn brokers() -> String {
+    std::env::var("SENTINEL_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn sentinel(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(args)
+        .output()
+        .expect("run sentinel");
+    assert!(
+        out.status.success(),
+        "sentinel {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}-{nanos}-{name}", std::process::id())
+}
+
+/// Creates a topic with the broker's own tool.
+fn create_topic(name: &str, partitions: u32) {
+    let tansu = std::env::var("TANSU").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let local = PathBuf::from(home).join(".cargo/bin/tansu");
+        if local.exists() {
+            local.display().to_string()
+        } else {
+            "tansu".into()
+        }
+    });
+    let out = Command::new(&tansu)
+        .args(["topic", "create", name, "--partitions", &partitions.to_string()])
+        .args(["--broker", &format!("tcp://{}", brokers())])
+        .output()
+        .unwrap_or_else(|e| panic!("running {tansu} (start the broker with scripts/kafka.sh start): {e}"));
+    assert!(
+        out.status.success(),
+        "creating topic {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Topics and a config file for one test: input with `partitions`, and the output topics.
+struct Topics {
+    input: String,
+    anomalies: String,
+    deadletter: String,
+    aggregates: String,
+    checkpoints: String,
+    group: String,
+    config: PathBuf,
+}
+
+impl Topics {
+    fn create(dir: &Path, name: &str, partitions: u32, job: &str) -> Topics {
+        let base = unique(name);
+        let t = Topics {
+            input: format!("{base}-in"),
+            anomalies: format!("{base}-anomalies"),
+            deadletter: format!("{base}-deadletter"),
+            aggregates: format!("{base}-aggregates"),
+            checkpoints: format!("{base}-checkpoints"),
+            group: format!("{base}-group"),
+            config: dir.join(format!("{name}.yaml")),
+        };
+        create_topic(&t.input, partitions);
+        for out in [&t.anomalies, &t.deadletter, &t.aggregates] {
+            create_topic(out, 2);
+        }
+        create_topic(&t.checkpoints, 1);
+        // The built-in detectors, with this test's topics.
+        let builtin = include_str!("../examples/sentinel.yaml");
+        let detectors = &builtin[builtin.find("\ndetectors:").unwrap()..];
+        let config = format!(
+            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}}}\n{detectors}",
+            brokers(),
+            t.group,
+            t.input,
+            t.checkpoints,
+            t.anomalies,
+            t.deadletter,
+            t.aggregates
+        );
+        std::fs::write(&t.config, config).unwrap();
+        t
+    }
+
+    fn produce(&self, trace: &Path) {
+        sentinel(&[
+            "produce",
+            trace.to_str().unwrap(),
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &self.input,
+        ]);
+    }
+
+    /// Runs the job on the input topic until caught up; returns the summary.
+    fn run(&self, dir: &Path, extra: &[&str]) -> Value {
+        let summary = dir.join(format!("{}.summary.json", self.group));
+        let mut args = vec![
+            "run",
+            "--config",
+            self.config.to_str().unwrap(),
+            "--input",
+            "kafka",
+            "--output",
+            "kafka",
+            "--exit-when-caught-up",
+            "--no-progress",
+            "--summary",
+            summary.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        sentinel(&args);
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap()
+    }
+}
+
+fn consume(topic: &str) -> Vec<Value> {
+    let out = sentinel(&["consume", topic, "--brokers", &brokers()]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+fn ids(records: &[Value]) -> BTreeSet<String> {
+    records.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn gen_trace(dir: &Path, events: &str, seed: &str) -> PathBuf {
+    let trace = dir.join(format!("trace-{seed}.jsonl"));
+    sentinel(&[
+        "gen-trace",
+        "--events",
+        events,
+        "--rate",
+        "9",
+        "--seed",
+        seed,
+        "--out",
+        trace.to_str().unwrap(),
+    ]);
+    trace
+}
+
+fn file_mode_ids(dir: &Path, trace: &Path, config: &Path) -> BTreeSet<String> {
+    let out = dir.join("file-out");
+    sentinel(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        &format!("file:{}", trace.display()),
+        "--output",
+        &format!("file:{}", out.display()),
+        "--no-progress",
+    ]);
+    let text = std::fs::read_to_string(out.join("anomalies.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn kafka_run_finds_the_same_anomalies_as_file_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path(), "120000", "7");
+    let topics = Topics::create(dir.path(), "same", 4, "  allowed_lateness: 5s");
+    let expected = file_mode_ids(dir.path(), &trace, &topics.config);
+    assert!(
+        expected.len() >= 5,
+        "the trace should hold injected anomalies: {expected:?}"
+    );
+
+    topics.produce(&trace);
+    let summary = topics.run(dir.path(), &["-w", "2"]);
+    assert_eq!(summary["records_in"], 120_000);
+    assert_eq!(summary["dead_lettered"], 0);
+    let anomalies = consume(&topics.anomalies);
+    assert_eq!(anomalies.len(), expected.len(), "one record per anomaly");
+    assert_eq!(ids(&anomalies), expected);
+    // Keyed by entity: every record of one entity sits in one partition, so per-entity order holds.
+    assert!(anomalies.iter().all(|a| a["affected_entity"]["id"].is_string()));
+}
+
+#[test]
+fn malformed_records_reach_the_dead_letter_topic_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = |i: u64, minute: u64| {
+        format!(
+            r#"{{"event_id":"e{i}","timestamp":"2024-06-01T00:{minute:02}:00.000Z","event_type":"llm.response","application_id":"chat","data":{{"model":"m","prompt_tokens":5,"completion_tokens":5,"cost":0.01}},"metadata":{{"user_id":"u1"}}}}"#
+        )
+    };
+    // One partition, so the late record is late against a known history.
+    let mut lines: Vec<Vec<u8>> = (0..40).map(|i| good(i, 10 + i / 10).into_bytes()).collect();
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut invalid_utf8 = good(107, 20).into_bytes();
+    let at = invalid_utf8.windows(4).position(|w| w == b"chat").unwrap();
+    invalid_utf8[at + 1] = 0xff;
+    let big = format!("{{\"event_id\":\"big\",\"pad\":\"{}\"}}", "x".repeat(20_000)).into_bytes();
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (good(100, 20).as_bytes()[..60].to_vec(), "malformed_json"),
+        (
+            good(101, 20)
+                .replace("\"prompt_tokens\":5", "\"prompt_tokens\":\"five\"")
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            good(102, 20).replace("\"cost\":0.01", "\"cost\":NaN").into_bytes(),
+            "malformed_json",
+        ),
+        (
+            good(103, 20)
+                .replace("\"completion_tokens\":5", "\"completion_tokens\":-5")
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (big.clone(), "too_large"),
+        (
+            good(105, 20)
+                .replace("\"timestamp\":\"2024-06-01T00:20:00.000Z\",", "")
+                .into_bytes(),
+            "missing_field",
+        ),
+        (good(106, 1).into_bytes(), "late"),
+        (invalid_utf8, "invalid_utf8"),
+    ];
+    for (bytes, reason) in bad {
+        *expected.entry(reason).or_default() += 1;
+        lines.push(bytes);
+    }
+    lines.extend((200..210).map(|i| good(i, 30).into_bytes()));
+    let trace = dir.path().join("bad.jsonl");
+    std::fs::write(&trace, lines.join(&b"\n"[..])).unwrap();
+
+    let topics = Topics::create(dir.path(), "bad", 1, "  max_event_bytes: 8192");
+    topics.produce(&trace);
+    let summary = topics.run(dir.path(), &["-w", "2"]);
+    let total = lines.len() as u64;
+    assert_eq!(summary["records_in"], total);
+    assert_eq!(summary["balanced"], true);
+
+    let dead = consume(&topics.deadletter);
+    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    for d in &dead {
+        *reasons.entry(d["reason"].as_str().unwrap()).or_default() += 1;
+        assert_eq!(d["position"]["source"], topics.input.as_str(), "{d}");
+        assert_eq!(d["position"]["partition"], 0, "{d}");
+        assert!(d["position"]["offset"].as_u64().unwrap() >= 40, "{d}");
+    }
+    assert_eq!(reasons, expected);
+    assert_eq!(summary["events_decoded"].as_u64().unwrap() + dead.len() as u64, total);
+    // The oversized record is kept, cut to the limit, with its true length.
+    let big_letter = dead.iter().find(|d| d["reason"] == "too_large").unwrap();
+    assert_eq!(big_letter["original_len"], big.len());
+}
+
+/// Every distinct record of `topic` by id; copies of one id must agree on `fields`.
+fn distinct_by_id(records: &[Value], fields: &[&str]) -> BTreeMap<String, Value> {
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for r in records {
+        let id = r["id"].as_str().unwrap().to_owned();
+        if let Some(first) = by_id.get(&id) {
+            for f in fields {
+                assert_eq!(
+                    first[*f], r[*f],
+                    "two records with id {id} differ in {f}:\n{first}\n{r}"
+                );
+            }
+        } else {
+            by_id.insert(id, r.clone());
+        }
+    }
+    by_id
+}
+
+#[test]
+fn a_killed_job_resumes_from_committed_offsets_without_losing_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = 200_000u64;
+    let trace = gen_trace(dir.path(), &events.to_string(), "11");
+    let topics = Topics::create(dir.path(), "restart", 4, "  allowed_lateness: 5s");
+    let config = std::fs::read_to_string(&topics.config)
+        .unwrap()
+        .replace("kafka:\n", "kafka:\n  commit_interval: 200ms\n");
+    std::fs::write(&topics.config, config).unwrap();
+    topics.produce(&trace);
+
+    // First run: paced so that it is mid-stream (~7 s of wall time in all) when killed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["run", "--config", topics.config.to_str().unwrap()])
+        .args(["--input", "kafka", "--output", "kafka", "--aggregates", "--no-progress"])
+        .args(["--speed", "3600", "-w", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first run ended before it was killed"
+    );
+    child.kill().unwrap(); // SIGKILL: no flush, no final commit
+    child.wait().unwrap();
+    let before_restart = consume(&topics.aggregates).len();
+    assert!(before_restart > 0, "the first run emitted nothing before it was killed");
+
+    // Second run: resumes from the committed offsets and catches up.
+    let summary = topics.run(dir.path(), &["-w", "2", "--aggregates"]);
+    let reread = summary["records_in"].as_u64().unwrap();
+    assert!(
+        reread > 0 && reread < events,
+        "the restart should resume mid-stream, read {reread}"
+    );
+
+    // Every event is in exactly one application window of each width; copies of a window
+    // emitted by both runs are identical.
+    let counts = [
+        "requests",
+        "errors",
+        "request_events",
+        "tool_calls",
+        "prompt_tokens",
+        "total_tokens",
+    ];
+    let aggregates = distinct_by_id(&consume(&topics.aggregates), &counts);
+    let dead = consume(&topics.deadletter);
+    for width in [60_000u64, 3_600_000] {
+        let seen: u64 = aggregates
+            .values()
+            .filter(|a| a["dimension"] == "application" && a["width_ms"] == width)
+            .map(|a| {
+                ["requests", "request_events", "tool_calls"]
+                    .iter()
+                    .map(|f| a[*f].as_u64().unwrap())
+                    .sum::<u64>()
+            })
+            .sum();
+        assert_eq!(
+            seen + dead.len() as u64,
+            events,
+            "width {width}: events counted in windows + dead letters"
+        );
+    }
+    // Anomalies: re-emitted ones carry the ids they had.
+    let anomalies = consume(&topics.anomalies);
+    let mut per_window: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+    for a in &anomalies {
+        let key = (
+            a["detector_id"].as_str().unwrap().to_owned(),
+            a["affected_entity"]["id"].as_str().unwrap().to_owned(),
+            a["context"]["window_end"].as_str().unwrap().to_owned(),
+        );
+        per_window
+            .entry(key)
+            .or_default()
+            .insert(a["id"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        per_window.values().all(|ids| ids.len() == 1),
+        "one id per detector, entity and window"
+    );
+}
