@@ -2,27 +2,17 @@
 //! `scripts/test.sh` runs first). Each test uses its own topics and consumer group, so tests run
 //! in parallel against one broker. `SENTINEL_TEST_BROKERS` points them elsewhere.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::sentinel;
 use serde_json::Value;
 
 fn brokers() -> String {
     std::env::var("SENTINEL_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn sentinel(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(args)
-        .output()
-        .expect("run sentinel");
-    assert!(
-        out.status.success(),
-        "sentinel {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A name no other test (or earlier run against the same broker) uses.
@@ -113,11 +103,9 @@ impl Topics {
         ]);
     }
 
-    /// Runs the job on the input topic until caught up; returns the summary.
-    fn run(&self, dir: &Path, extra: &[&str]) -> Value {
-        let summary = dir.join(format!("{}.summary.json", self.group));
-        let mut args = vec![
-            "run",
+    /// The arguments of a run over the input topic until caught up, with its summary file.
+    fn run_args<'a>(&'a self, summary: &'a Path) -> Vec<&'a str> {
+        vec![
             "--config",
             self.config.to_str().unwrap(),
             "--input",
@@ -125,14 +113,24 @@ impl Topics {
             "--output",
             "kafka",
             "--exit-when-caught-up",
-            "--no-progress",
             "--summary",
             summary.to_str().unwrap(),
-        ];
+        ]
+    }
+
+    /// Runs the job on the input topic until caught up; returns the summary.
+    fn run(&self, dir: &Path, extra: &[&str]) -> Value {
+        let summary = dir.join(format!("{}.summary.json", self.group));
+        let mut args = vec!["run", "--no-progress"];
+        args.extend(self.run_args(&summary));
         args.extend_from_slice(extra);
         sentinel(&args);
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap()
+        read_summary(&summary)
     }
+}
+
+fn read_summary(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn consume(topic: &str) -> Vec<Value> {
@@ -387,4 +385,50 @@ fn a_killed_job_resumes_from_committed_offsets_without_losing_events() {
         per_window.values().all(|ids| ids.len() == 1),
         "one id per detector, entity and window"
     );
+}
+
+#[test]
+fn two_processes_share_the_partitions_and_find_what_one_process_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path(), "100000", "23");
+    let single = Topics::create(dir.path(), "single", 4, "  allowed_lateness: 5s");
+    single.produce(&trace);
+    single.run(dir.path(), &["-w", "2"]);
+    let expected = ids(&consume(&single.anomalies));
+    assert!(
+        expected.len() >= 3,
+        "the trace should hold injected anomalies: {expected:?}"
+    );
+
+    let cluster = Topics::create(dir.path(), "cluster", 4, "  allowed_lateness: 5s");
+    cluster.produce(&trace);
+    let hosts = dir.path().join("hosts.txt");
+    common::two_process_hosts(&hosts, 1);
+    let summaries = [dir.path().join("c0.json"), dir.path().join("c1.json")];
+    let spawn = |process: usize| {
+        let mut args = cluster.run_args(&summaries[process]);
+        args.extend(["-w", "1"]);
+        common::spawn_cluster_process(&hosts, &process.to_string(), &args)
+    };
+    let one = spawn(1);
+    let zero = spawn(0);
+    common::wait_all(&mut [zero, one], std::time::Duration::from_secs(180));
+
+    let anomalies = consume(&cluster.anomalies);
+    assert_eq!(
+        anomalies.len(),
+        expected.len(),
+        "each anomaly written once, by one process"
+    );
+    assert_eq!(ids(&anomalies), expected);
+    let read: Vec<u64> = summaries
+        .iter()
+        .map(|s| read_summary(s)["records_in"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        read.iter().sum::<u64>(),
+        100_000,
+        "the processes share the partitions without overlap"
+    );
+    assert!(read.iter().all(|r| *r > 0), "both processes read: {read:?}");
 }
