@@ -29,6 +29,13 @@ sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--rep
 sentinel bench memory [--users N] [--dir DIR]
     Runs the job on a trace with N distinct users active in the same windows and reports
     peak RSS minus that of a one-user run, per active user.
+sentinel bench kafka [--brokers B] [--events N] [--workers 1,2] [--repeat R] [--latency-secs S] [--latency-rate R] [--idle-secs S]
+    Publishes a generated trace to a fresh 4-partition topic, then measures, R times each:
+      bare:    one plain librdkafka consumer reading the topic to its end
+      job:     the whole job reading it to its end, writing its outputs to Kafka
+    then the produce-to-readable latency of per-event outputs at half the job's best rate
+    (or --latency-rate),
+    and the job's CPU with no traffic. Ends with one JSON line.
 ";
 
 /// Entry point.
@@ -38,7 +45,18 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         None => ("help", Vec::new()),
     };
     let mut opts = getopts::Options::new();
-    for name in ["events", "prompt-bytes", "workers", "repeat", "dir", "users"] {
+    for name in [
+        "events",
+        "prompt-bytes",
+        "workers",
+        "repeat",
+        "dir",
+        "users",
+        "brokers",
+        "latency-secs",
+        "latency-rate",
+        "idle-secs",
+    ] {
         opts.optopt("", name, "", "");
     }
     let m = opts.parse(&rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
@@ -49,22 +67,35 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             v.parse().map_err(|_| format!("--{name}: `{v}` is not a number"))
         })
     };
+    let workers: Vec<usize> = m
+        .opt_str("workers")
+        .unwrap_or_else(|| "1,2".into())
+        .split(',')
+        .map(|w| w.trim().parse().map_err(|_| format!("--workers: `{w}`")))
+        .collect::<Result<_, _>>()?;
     match which {
-        "throughput" => {
-            let workers: Vec<usize> = m
-                .opt_str("workers")
-                .unwrap_or_else(|| "1,2".into())
-                .split(',')
-                .map(|w| w.trim().parse().map_err(|_| format!("--workers: `{w}`")))
-                .collect::<Result<_, _>>()?;
-            throughput(
-                &dir,
-                num("events", 10_000_000)?,
-                num("prompt-bytes", 0)? as usize,
-                &workers,
-                num("repeat", 3)? as usize,
-            )
-        }
+        "kafka" => super::bench_kafka::kafka(
+            &dir,
+            &super::bench_kafka::KafkaBench {
+                brokers: m.opt_str("brokers").unwrap_or_else(|| "127.0.0.1:9092".into()),
+                events: num("events", 1_000_000)?,
+                workers,
+                repeat: num("repeat", 3)? as usize,
+                latency_secs: num("latency-secs", 20)?,
+                latency_rate: m
+                    .opt_str("latency-rate")
+                    .map(|v| v.parse::<f64>().map_err(|_| format!("--latency-rate: `{v}`")))
+                    .transpose()?,
+                idle_secs: num("idle-secs", 10)?,
+            },
+        ),
+        "throughput" => throughput(
+            &dir,
+            num("events", 10_000_000)?,
+            num("prompt-bytes", 0)? as usize,
+            &workers,
+            num("repeat", 3)? as usize,
+        ),
         "memory" => memory(&dir, num("users", 1_000_000)?),
         _ => {
             print!("{HELP}");
@@ -73,12 +104,12 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn trace_file(dir: &Path, events: u64, prompt_bytes: usize) -> Result<PathBuf, String> {
+pub(crate) fn trace_file(dir: &Path, events: u64, prompt_bytes: usize) -> Result<PathBuf, String> {
     // Every request carries `prompt_bytes` of prompt and every response as much response text.
     let path = dir.join(format!("bench-{events}-text{prompt_bytes}.jsonl"));
     if path.exists() {
@@ -161,20 +192,27 @@ fn parse_and_validate(line: &[u8]) -> bool {
     decode_event(line, &DecodeLimits::default()).is_ok()
 }
 
-fn run_job(path: &Path, workers: usize) -> Result<(u64, f64), String> {
+/// The job with the built-in detector set, from `input` to `output`.
+pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget) -> Result<JobSpec, String> {
     let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
-    let spec = JobSpec {
-        input: InputSpec::File(path.to_owned()),
-        output: OutputTarget::Discard,
+    let plan = cfg.aggregation_plan();
+    Ok(JobSpec {
+        input,
+        output,
         ingest: IngestConfig {
             lateness_ms: cfg.job.allowed_lateness.0,
+            horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
             ..IngestConfig::default()
         },
-        plan: cfg.aggregation_plan(),
+        plan,
         detectors: cfg.statistical_detectors(),
         write_aggregates: false,
         write_dead_letters: true,
-    };
+    })
+}
+
+fn run_job(path: &Path, workers: usize) -> Result<(u64, f64), String> {
+    let spec = builtin_spec(InputSpec::File(path.to_owned()), OutputTarget::Discard)?;
     let stats = Arc::new(JobStats::new(workers));
     let outcome = job::run(timely::Config::process(workers), Arc::clone(&stats), spec)?;
     Ok((

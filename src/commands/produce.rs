@@ -51,7 +51,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 }
 
 /// The file's non-blank lines (gzip when the name ends in `.gz`).
-fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(file))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::consumer::{Assignment, PartitionReader, ReaderStatus};
+use super::consumer::{Assignment, PartitionReader, QuietContext, ReaderStatus};
 use super::{err, KafkaSettings};
 
 /// How long a startup lookup may take before the job gives up with an error.
@@ -152,9 +152,9 @@ pub fn read_topic(settings: &KafkaSettings, topic: &str, timeout: Duration) -> R
 /// `offset` returns and, while that starts later, steps back (doubling the step) until it
 /// starts at or before `offset`, or reaches the partition's start.
 pub fn fetch_start(settings: &KafkaSettings, topic: &str, partition: i32, offset: i64) -> Result<i64, String> {
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<QuietContext> = settings
         .consumer("sentinel-probe")
-        .create()
+        .create_with_context(QuietContext)
         .map_err(|e| err("creating a Kafka client", e))?;
     let (low, _) = consumer
         .fetch_watermarks(topic, partition, LOOKUP_TIMEOUT)
@@ -178,7 +178,7 @@ pub fn fetch_start(settings: &KafkaSettings, topic: &str, partition: i32, offset
 }
 
 /// The offset of the first record a fresh assignment delivers (`None` at the end).
-fn first_offset(consumer: &BaseConsumer) -> Result<Option<i64>, String> {
+fn first_offset(consumer: &BaseConsumer<QuietContext>) -> Result<Option<i64>, String> {
     use rdkafka::error::KafkaError;
     use rdkafka::message::Message;
     let deadline = Instant::now() + LOOKUP_TIMEOUT;
@@ -191,4 +191,23 @@ fn first_offset(consumer: &BaseConsumer) -> Result<Option<i64>, String> {
         }
     }
     Err("probing a fetch position: no answer from the broker".into())
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1), waiting for the broker.
+/// An existing topic is an error.
+pub fn create_topic(settings: &KafkaSettings, topic: &str, partitions: i32) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = settings
+        .base(&[])
+        .create()
+        .map_err(|e| err("creating a Kafka admin client", e))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(LOOKUP_TIMEOUT));
+    let results = futures_executor::block_on(admin.create_topics([&new], &options))
+        .map_err(|e| err(&format!("creating topic {topic}"), e))?;
+    for r in results {
+        r.map_err(|(t, code)| format!("creating topic {t}: {code}"))?;
+    }
+    Ok(())
 }

@@ -62,14 +62,31 @@ struct ReaderContext {
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        // Reaching the end of a partition arrives here too; it is progress, not a fault.
-        if matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
-            tracing::trace!(reason, "end of partition");
-        } else {
-            tracing::warn!(%error, reason, "kafka consumer error");
-        }
+        log_client_error(error, reason);
     }
 }
+
+/// Logs a client error, except the end-of-partition events librdkafka also reports as errors:
+/// they are progress, not faults.
+pub(super) fn log_client_error(error: KafkaError, reason: &str) {
+    if matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+        tracing::trace!(reason, "end of partition");
+    } else {
+        tracing::warn!(%error, reason, "kafka client error");
+    }
+}
+
+/// A consumer context that only filters the log (for tools and probes).
+#[derive(Default)]
+pub(super) struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(error, reason);
+    }
+}
+
+impl ConsumerContext for QuietContext {}
 
 impl ConsumerContext for ReaderContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {

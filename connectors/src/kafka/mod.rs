@@ -2,11 +2,15 @@
 //! every delivery, and the blocking admin calls a job makes once, before its workers start.
 
 mod admin;
+mod bare;
 mod consumer;
 mod producer;
 mod publish;
 
-pub use admin::{committed_offsets, end_offsets, fetch_start, partitions_of, read_topic, Committed, KeyValue};
+pub use admin::{
+    committed_offsets, create_topic, end_offsets, fetch_start, partitions_of, read_topic, Committed, KeyValue,
+};
+pub use bare::{bare_read, BareRead};
 pub use consumer::{Assignment, KafkaRecord, OffsetCommitter, PartitionReader, ReaderStatus};
 pub use producer::{DeliveryLedger, KafkaOutput, TopicWriter};
 pub use publish::{publish_all, publish_keyed};
@@ -46,7 +50,12 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "true");
+            .set("enable.partition.eof", "true")
+            // How long the broker may hold a fetch that found nothing new. Kafka answers as
+            // soon as data arrives; tansu always waits this long, so it bounds the latency of
+            // each hop. Raise it (consumer_properties) to save idle round trips on Kafka.
+            .set("fetch.wait.max.ms", "10")
+            .set("socket.nagle.disable", "true");
         for (k, v) in self.properties.iter().chain(&self.consumer_properties) {
             config.set(k, v);
         }
@@ -58,7 +67,8 @@ impl KafkaSettings {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("linger.ms", "5")
+            .set("linger.ms", "2")
+            .set("socket.nagle.disable", "true")
             .set("queue.buffering.max.messages", "1000000");
         let user = self.base(&self.producer_properties);
         for (k, v) in user.config_map() {
