@@ -164,6 +164,15 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         if let Some(commit) = final_commit {
             commit.commit()?;
         }
+        if let Some(producer) = &producer {
+            let (delivered, errors) = producer.ledger().counts();
+            stats
+                .delivered
+                .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .delivery_errors
+                .fetch_add(errors, std::sync::atomic::Ordering::Relaxed);
+        }
         let histogram = latency.borrow().clone();
         Ok(histogram)
     })?;

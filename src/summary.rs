@@ -29,6 +29,10 @@ pub struct Summary {
     pub anomalies_by_detector: Vec<(String, u64)>,
     /// All anomalies.
     pub anomalies: u64,
+    /// Output records acknowledged by Kafka.
+    pub delivered: u64,
+    /// Failed or refused deliveries (logged; failed ones were sent again).
+    pub delivery_errors: u64,
     /// Wall time, seconds.
     pub elapsed_secs: f64,
     /// Records read per second of wall time.
@@ -64,6 +68,8 @@ impl Summary {
                 .collect(),
             anomalies_by_detector: s.anomalies_per_detector(),
             anomalies: s.anomalies.load(Relaxed),
+            delivered: s.delivered.load(Relaxed),
+            delivery_errors: s.delivery_errors.load(Relaxed),
             elapsed_secs: secs,
             events_per_sec: records_in as f64 / secs,
             latency_p50_us: if empty {
@@ -93,6 +99,12 @@ impl Summary {
         out.push_str(&format!("  anomalies        {}\n", self.anomalies));
         for (detector, n) in &self.anomalies_by_detector {
             out.push_str(&format!("    {detector:<22}{n}\n"));
+        }
+        if self.delivered + self.delivery_errors > 0 {
+            out.push_str(&format!(
+                "  delivered        {} (delivery errors {})\n",
+                self.delivered, self.delivery_errors
+            ));
         }
         out.push_str(&format!(
             "  throughput       {:.0} events/s over {:.2} s\n  latency          p50 {:.1} µs, p99 {:.1} µs (read → folded into window state)\n  balanced         {}\n  peak memory      {:.1} MiB\n",

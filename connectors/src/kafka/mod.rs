@@ -54,7 +54,7 @@ impl KafkaSettings {
             // How long the broker may hold a fetch that found nothing new. Kafka answers as
             // soon as data arrives; tansu always waits this long, so it bounds the latency of
             // each hop. Raise it (consumer_properties) to save idle round trips on Kafka.
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", "5")
             .set("socket.nagle.disable", "true");
         for (k, v) in self.properties.iter().chain(&self.consumer_properties) {
             config.set(k, v);

@@ -15,6 +15,10 @@ pub struct JobStats {
     dead_letters: [AtomicU64; Reason::ALL.len()],
     /// Anomalies emitted.
     pub anomalies: AtomicU64,
+    /// Output records acknowledged by an asynchronous transport (Kafka).
+    pub delivered: AtomicU64,
+    /// Failed deliveries and records the transport refused (each logged; failed ones are sent again).
+    pub delivery_errors: AtomicU64,
     per_detector: Mutex<Vec<(String, u64)>>,
     watermarks: Mutex<Vec<u64>>,
 }
