@@ -3,28 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-
-use serde_json::Value;
-
-fn anomaly_ids(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(dir.join("anomalies.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
-fn summary(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 #[test]
 fn two_processes_find_what_one_process_finds() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,12 +55,15 @@ fn two_processes_find_what_one_process_finds() {
     let zero = spawn("0");
     common::wait_all(&mut [zero, one], std::time::Duration::from_secs(180));
 
-    let expected = anomaly_ids(&single);
+    let expected = common::ids(&common::read_jsonl(&single.join("anomalies.jsonl")));
     assert!(expected.len() >= 5, "the trace has injected anomalies");
-    assert_eq!(anomaly_ids(&cluster), expected);
+    assert_eq!(
+        common::ids(&common::read_jsonl(&cluster.join("anomalies.jsonl"))),
+        expected
+    );
     let (s0, s1) = (
-        summary(&dir.path().join("summary-0.json")),
-        summary(&dir.path().join("summary-1.json")),
+        common::read_json(&dir.path().join("summary-0.json")),
+        common::read_json(&dir.path().join("summary-1.json")),
     );
     let read = s0["records_in"].as_u64().unwrap() + s1["records_in"].as_u64().unwrap();
     assert_eq!(read, 150_000, "the processes share the input without overlap");

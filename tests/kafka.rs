@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::sentinel;
+use common::{ids, sentinel};
 use serde_json::Value;
 
 fn brokers() -> String {
@@ -125,12 +125,8 @@ impl Topics {
         args.extend(self.run_args(&summary));
         args.extend_from_slice(extra);
         sentinel(&args);
-        read_summary(&summary)
+        common::read_json(&summary)
     }
-}
-
-fn read_summary(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn consume(topic: &str) -> Vec<Value> {
@@ -140,10 +136,6 @@ fn consume(topic: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON record"))
         .collect()
-}
-
-fn ids(records: &[Value]) -> BTreeSet<String> {
-    records.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
 }
 
 fn gen_trace(dir: &Path, events: &str, seed: &str) -> PathBuf {
@@ -212,51 +204,13 @@ fn kafka_run_finds_the_same_anomalies_as_file_mode() {
 #[test]
 fn malformed_records_reach_the_dead_letter_topic_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
-    let good = |i: u64, minute: u64| {
-        format!(
-            r#"{{"event_id":"e{i}","timestamp":"2024-06-01T00:{minute:02}:00.000Z","event_type":"llm.response","application_id":"chat","data":{{"model":"m","prompt_tokens":5,"completion_tokens":5,"cost":0.01}},"metadata":{{"user_id":"u1"}}}}"#
-        )
-    };
     // One partition, so the late record is late against a known history.
-    let mut lines: Vec<Vec<u8>> = (0..40).map(|i| good(i, 10 + i / 10).into_bytes()).collect();
+    let (lines, reasons) = common::bad_input_lines(40, 20_000);
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut invalid_utf8 = good(107, 20).into_bytes();
-    let at = invalid_utf8.windows(4).position(|w| w == b"chat").unwrap();
-    invalid_utf8[at + 1] = 0xff;
-    let big = format!("{{\"event_id\":\"big\",\"pad\":\"{}\"}}", "x".repeat(20_000)).into_bytes();
-    let bad: Vec<(Vec<u8>, &str)> = vec![
-        (good(100, 20).as_bytes()[..60].to_vec(), "malformed_json"),
-        (
-            good(101, 20)
-                .replace("\"prompt_tokens\":5", "\"prompt_tokens\":\"five\"")
-                .into_bytes(),
-            "invalid_field",
-        ),
-        (
-            good(102, 20).replace("\"cost\":0.01", "\"cost\":NaN").into_bytes(),
-            "malformed_json",
-        ),
-        (
-            good(103, 20)
-                .replace("\"completion_tokens\":5", "\"completion_tokens\":-5")
-                .into_bytes(),
-            "invalid_field",
-        ),
-        (big.clone(), "too_large"),
-        (
-            good(105, 20)
-                .replace("\"timestamp\":\"2024-06-01T00:20:00.000Z\",", "")
-                .into_bytes(),
-            "missing_field",
-        ),
-        (good(106, 1).into_bytes(), "late"),
-        (invalid_utf8, "invalid_utf8"),
-    ];
-    for (bytes, reason) in bad {
+    for reason in reasons {
         *expected.entry(reason).or_default() += 1;
-        lines.push(bytes);
     }
-    lines.extend((200..210).map(|i| good(i, 30).into_bytes()));
+    let big = lines.iter().find(|l| l.len() > 20_000).unwrap().clone();
     let trace = dir.path().join("bad.jsonl");
     std::fs::write(&trace, lines.join(&b"\n"[..])).unwrap();
 
@@ -425,7 +379,7 @@ fn two_processes_share_the_partitions_and_find_what_one_process_finds() {
     assert_eq!(ids(&anomalies), expected);
     let read: Vec<u64> = summaries
         .iter()
-        .map(|s| read_summary(s)["records_in"].as_u64().unwrap())
+        .map(|s| common::read_json(s)["records_in"].as_u64().unwrap())
         .collect();
     assert_eq!(
         read.iter().sum::<u64>(),

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+// Each test crate compiles this module and uses only some of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -62,4 +64,76 @@ pub fn wait_all(children: &mut [Child], limit: Duration) {
         let _ = child.wait();
     }
     assert!(statuses.iter().all(|s| s.is_some_and(|s| s.success())), "{statuses:?}");
+}
+
+/// The `id` of every record.
+pub fn ids(records: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    records.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A small trace with one record of each kind of bad input among `good` valid ones (minutes
+/// 10.., all in one source order), then ten more valid ones: every line, and the dead-letter
+/// reason of each bad one. The oversized record is `big` bytes of padding.
+pub fn bad_input_lines(good: u64, big: usize) -> (Vec<Vec<u8>>, Vec<&'static str>) {
+    let event = |i: u64, minute: u64| {
+        format!(
+            r#"{{"event_id":"e{i}","timestamp":"2024-06-01T00:{minute:02}:00.000Z","event_type":"llm.response","application_id":"chat","data":{{"model":"m","prompt_tokens":5,"completion_tokens":5,"cost":0.01}},"metadata":{{"user_id":"u1"}}}}"#
+        )
+    };
+    let mut lines: Vec<Vec<u8>> = (0..good).map(|i| event(i, 10 + i / 10).into_bytes()).collect();
+    let mut invalid_utf8 = event(107, 20).into_bytes();
+    let at = invalid_utf8.windows(4).position(|w| w == b"chat").unwrap();
+    invalid_utf8[at + 1] = 0xff;
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (event(100, 20).as_bytes()[..60].to_vec(), "malformed_json"),
+        (
+            event(101, 20)
+                .replace("\"prompt_tokens\":5", "\"prompt_tokens\":\"five\"")
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            event(102, 20).replace("\"cost\":0.01", "\"cost\":NaN").into_bytes(),
+            "malformed_json",
+        ),
+        (
+            event(103, 20)
+                .replace("\"completion_tokens\":5", "\"completion_tokens\":-5")
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            format!("{{\"event_id\":\"big\",\"pad\":\"{}\"}}", "x".repeat(big)).into_bytes(),
+            "too_large",
+        ),
+        (
+            event(105, 20)
+                .replace("\"timestamp\":\"2024-06-01T00:20:00.000Z\",", "")
+                .into_bytes(),
+            "missing_field",
+        ),
+        (event(106, 1).into_bytes(), "late"),
+        (invalid_utf8, "invalid_utf8"),
+    ];
+    let mut reasons = Vec::new();
+    for (bytes, reason) in bad {
+        lines.push(bytes);
+        reasons.push(reason);
+    }
+    lines.extend((200..210).map(|i| event(i, 30).into_bytes()));
+    (lines, reasons)
+}
+
+/// A JSON-lines file's records (none when it is missing).
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
+}
+
+/// A JSON file (a run summary).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

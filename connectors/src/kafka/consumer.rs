@@ -111,6 +111,30 @@ struct Slot {
     reached_start_end: bool,
 }
 
+/// The record of `msg` from `topic`/`partition` (reader slot `slot`), unless it is a
+/// redelivery below `next`, the next offset expected, which it then advances.
+fn accept<'a, M: Message>(
+    next: &mut i64,
+    topic: &'a str,
+    partition: i32,
+    slot: usize,
+    msg: &'a M,
+) -> Option<KafkaRecord<'a>> {
+    let offset = msg.offset();
+    if offset < *next {
+        return None;
+    }
+    *next = offset + 1;
+    Some(KafkaRecord {
+        slot,
+        topic,
+        partition,
+        offset,
+        key: msg.key().unwrap_or_default(),
+        payload: msg.payload().unwrap_or_default(),
+    })
+}
+
 /// A non-blocking reader of assigned partitions.
 pub struct PartitionReader {
     consumer: Arc<BaseConsumer<ReaderContext>>,
@@ -213,22 +237,12 @@ impl PartitionReader {
             while here < share && taken < budget {
                 match slot.queue.poll(Duration::ZERO) {
                     Some(Ok(msg)) => {
-                        let offset = msg.offset();
                         slot.at_end = false;
-                        if offset < slot.next {
+                        let Some(rec) = accept(&mut slot.next, &slot.topic, slot.partition, slot_index, &msg) else {
                             continue;
-                        }
-                        slot.next = offset + 1;
+                        };
                         here += 1;
                         taken += 1;
-                        let rec = KafkaRecord {
-                            slot: slot_index,
-                            topic: &slot.topic,
-                            partition: slot.partition,
-                            offset,
-                            key: msg.key().unwrap_or_default(),
-                            payload: msg.payload().unwrap_or_default(),
-                        };
                         if !each(rec) {
                             // The next read starts with the next partition, so a caller that
                             // stops early (pacing) still hears from every partition.
@@ -308,19 +322,10 @@ impl PartitionReader {
                         continue;
                     };
                     let slot = &mut self.slots[slot_index];
-                    if msg.offset() < slot.next {
+                    let Some(rec) = accept(&mut slot.next, &slot.topic, slot.partition, slot_index, &msg) else {
                         continue;
-                    }
-                    slot.next = msg.offset() + 1;
-                    passed += 1;
-                    let rec = KafkaRecord {
-                        slot: slot_index,
-                        topic: &slot.topic,
-                        partition: slot.partition,
-                        offset: msg.offset(),
-                        key: msg.key().unwrap_or_default(),
-                        payload: msg.payload().unwrap_or_default(),
                     };
+                    passed += 1;
                     if !each(rec) {
                         break;
                     }
