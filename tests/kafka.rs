@@ -267,16 +267,21 @@ fn a_killed_job_resumes_from_committed_offsets_without_losing_events() {
     std::fs::write(&topics.config, config).unwrap();
     topics.produce(&trace);
 
-    // First run: paced so that it is mid-stream (~7 s of wall time in all) when killed.
+    // First run: paced (~12 s of wall time in all), killed once it has committed a resume point.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
         .args(["run", "--config", topics.config.to_str().unwrap()])
         .args(["--input", "kafka", "--output", "kafka", "--aggregates", "--no-progress"])
-        .args(["--speed", "3600", "-w", "2"])
+        .args(["--speed", "1800", "-w", "2"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while consume(&topics.checkpoints).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(
         child.try_wait().unwrap().is_none(),
         "the first run ended before it was killed"
