@@ -93,6 +93,11 @@ impl Topics {
     }
 
     fn produce(&self, trace: &Path) {
+        self.produce_to(trace, "1000");
+    }
+
+    /// Publishes `trace` round-robin over the first `partitions` partitions of the input.
+    fn produce_to(&self, trace: &Path, partitions: &str) {
         sentinel(&[
             "produce",
             trace.to_str().unwrap(),
@@ -100,6 +105,8 @@ impl Topics {
             &brokers(),
             "--topic",
             &self.input,
+            "--partitions",
+            partitions,
         ]);
     }
 
@@ -392,4 +399,47 @@ fn two_processes_share_the_partitions_and_find_what_one_process_finds() {
         "the processes share the partitions without overlap"
     );
     assert!(read.iter().all(|r| *r > 0), "both processes read: {read:?}");
+}
+
+#[test]
+fn empty_partitions_do_not_hold_windows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path(), "20000", "5");
+    let topics = Topics::create(dir.path(), "idle", 4, "  allowed_lateness: 5s");
+    topics.produce_to(&trace, "2"); // partitions 2 and 3 stay empty
+                                    // No --exit-when-caught-up: windows can only close if the empty partitions are left out of
+                                    // the watermark.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["run", "--config", topics.config.to_str().unwrap()])
+        .args([
+            "--input",
+            "kafka",
+            "--output",
+            "kafka",
+            "--aggregates",
+            "--no-progress",
+            "-w",
+            "2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut aggregates = Vec::new();
+    while aggregates.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        aggregates = consume(&topics.aggregates);
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        still_running,
+        "the job should keep running without --exit-when-caught-up"
+    );
+    assert!(
+        !aggregates.is_empty(),
+        "no window closed while two partitions were empty"
+    );
 }

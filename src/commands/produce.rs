@@ -11,6 +11,7 @@ sentinel produce: publish a JSONL trace (plain or .gz) to a Kafka topic
   --brokers LIST      bootstrap servers (default 127.0.0.1:9092)
   --topic T           topic (default llm-telemetry)
   --property K=V      a librdkafka producer property (repeatable)
+  --partitions N      use only the first N partitions (the rest stay empty)
   FILE                the trace; line i goes to partition i mod the partition count,
                       so a publish is reproducible
 ";
@@ -21,6 +22,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     opts.optopt("", "brokers", "", "LIST");
     opts.optopt("", "topic", "", "T");
     opts.optmulti("", "property", "", "K=V");
+    opts.optopt("", "partitions", "", "N");
     opts.optflag("", "help", "");
     let m = opts.parse(&args).map_err(|e| format!("{e}\n\n{HELP}"))?;
     if m.opt_present("help") {
@@ -43,7 +45,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ..KafkaSettings::default()
     };
     let topic = m.opt_str("topic").unwrap_or_else(|| "llm-telemetry".into());
-    let partitions = partitions_of(&settings, std::slice::from_ref(&topic))?.len() as i32;
+    let mut partitions = partitions_of(&settings, std::slice::from_ref(&topic))?.len() as i32;
+    if let Some(n) = m.opt_str("partitions") {
+        let n: i32 = n.parse().map_err(|_| format!("--partitions: `{n}` is not a number"))?;
+        partitions = partitions.min(n.max(1));
+    }
     let lines = read_lines(Path::new(path))?;
     let sent = publish_all(&settings, &topic, partitions, lines.iter().map(Vec::as_slice))?;
     eprintln!("published {sent} records to {topic} ({partitions} partitions)");
