@@ -55,6 +55,9 @@ impl KafkaSettings {
             // soon as data arrives; tansu always waits this long, so it bounds the latency of
             // each hop. Raise it (consumer_properties) to save idle round trips on Kafka.
             .set("fetch.wait.max.ms", "5")
+            // Keep fetching ahead while the job works through what it has: with librdkafka's
+            // default (100,000) the job reached 0.51x a bare consumer, with this 0.66x.
+            .set("queued.min.messages", "1000000")
             .set("socket.nagle.disable", "true");
         for (k, v) in self.properties.iter().chain(&self.consumer_properties) {
             config.set(k, v);

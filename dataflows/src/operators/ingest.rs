@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{Scope, Stream};
-
-use timely::dataflow::ProbeHandle;
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::stats::{monotonic_ns, JobStats};
 use crate::model::{decode_with, DeadLetter, DecodeLimits, MetricEvent, Position, Reason};
