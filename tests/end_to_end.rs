@@ -245,3 +245,23 @@ fn bench_memory_reports_bytes_per_key() {
     assert_eq!(record["users"], 20_000);
     assert!(record["peak_rss_bytes"].as_u64().unwrap() > record["baseline_rss_bytes"].as_u64().unwrap());
 }
+
+#[test]
+fn eval_pii_prints_per_entity_scores_and_a_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pii.jsonl");
+    let rows = [
+        r#"{"text": "card 4111 1111 1111 1111", "spans": [{"start": 5, "end": 24, "type": "CREDIT_CARD"}], "meta": {"entity_types_tested": ["CREDIT_CARD"]}}"#,
+        r#"{"text": "not a card 4111 1111 1111 1112", "spans": [], "meta": {"entity_types_tested": ["CREDIT_CARD"]}}"#,
+        r#"{"text": "ssn 078-05-1123 and 000-12-3456", "spans": [{"start": 4, "end": 15, "type": "US_SSN"}], "meta": {"entity_types_tested": ["US_SSN"]}}"#,
+        r#"{"text": "mail me: ann@example.org", "spans": [{"start": 9, "end": 24, "type": "EMAIL_ADDRESS"}], "meta": {"entity_types_tested": ["EMAIL_ADDRESS"]}}"#,
+    ];
+    std::fs::write(&data, rows.join("\n")).unwrap();
+    let out = sentinel(&["eval", "pii", "--data", data.to_str().unwrap()]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let json: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for entity in ["CREDIT_CARD", "US_SSN", "EMAIL_ADDRESS"] {
+        assert_eq!(json["per_entity"][entity]["f1"], 1.0, "{entity}: {stdout}");
+    }
+    assert_eq!(json["micro_f1"], 1.0);
+}

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod detect;
+pub mod guard;
 pub mod hash;
 pub mod model;
 pub mod operators;

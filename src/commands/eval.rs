@@ -1,4 +1,4 @@
-//! `sentinel eval nab`: detection quality on NAB-shaped data.
+//! `sentinel eval nab|pii`: detection quality on NAB-shaped data and on labeled PII spans.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,10 @@ sentinel eval nab --data DIR [--results OUT] [--strategy zscore|ewma|mad|windowe
     nothing, 100 = perfect), each at its best corpus-wide threshold, and one JSON line.
     --results OUT also writes OUT/sentinel/<category>/sentinel_<file>.csv
     (timestamp,value,anomaly_score), NAB's own results format.
+sentinel eval pii --data FILE.jsonl [FILE...]
+    Runs the PII scanner over every row (text, spans with start/end/type in code points,
+    meta.entity_types_tested) and prints exact-span precision, recall and F1 per entity type it
+    detects, then one JSON line with per_entity and micro_f1.
 ";
 
 /// Entry point.
@@ -23,6 +27,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         Some((w, rest)) => (w.as_str(), rest.to_vec()),
         None => ("help", Vec::new()),
     };
+    if which == "pii" {
+        return pii(rest);
+    }
     if which != "nab" {
         print!("{HELP}");
         return if which == "help" || which == "--help" {
@@ -132,5 +139,58 @@ fn write_results(out: &Path, corpus: &[nab::Series], scores: &[Vec<f64>]) -> Res
         }
         w.flush().map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+fn pii(args: Vec<String>) -> Result<(), String> {
+    let mut opts = getopts::Options::new();
+    opts.optmulti("", "data", "", "FILE");
+    let m = opts.parse(&args).map_err(|e| format!("{e}\n\n{HELP}"))?;
+    let mut files = m.opt_strs("data");
+    files.extend(m.free.iter().cloned());
+    if files.is_empty() {
+        return Err(format!("--data FILE is required\n\n{HELP}"));
+    }
+    let scanner = sentinel_dataflows::guard::PiiScanner::new();
+    let mut total: std::collections::BTreeMap<_, crate::eval::pii::Counts> = Default::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        for (kind, c) in crate::eval::pii::evaluate(&text, &scanner).map_err(|e| format!("{file}: {e}"))? {
+            let t = total.entry(kind).or_default();
+            t.true_positives += c.true_positives;
+            t.gold += c.gold;
+            t.predicted += c.predicted;
+        }
+    }
+    println!(
+        "{:<16} {:>6} {:>9} {:>6} {:>9} {:>7} {:>6}",
+        "entity", "gold", "predicted", "tp", "precision", "recall", "f1"
+    );
+    let mut micro = crate::eval::pii::Counts::default();
+    let mut per_entity = serde_json::Map::new();
+    for (kind, c) in &total {
+        println!(
+            "{:<16} {:>6} {:>9} {:>6} {:>9.3} {:>7.3} {:>6.3}",
+            kind.as_str(),
+            c.gold,
+            c.predicted,
+            c.true_positives,
+            c.precision(),
+            c.recall(),
+            c.f1()
+        );
+        micro.true_positives += c.true_positives;
+        micro.gold += c.gold;
+        micro.predicted += c.predicted;
+        per_entity.insert(
+            kind.as_str().to_owned(),
+            serde_json::json!({"precision": c.precision(), "recall": c.recall(), "f1": c.f1(), "support": c.gold}),
+        );
+    }
+    println!("micro F1 {:.3} over the types above", micro.f1());
+    println!(
+        "{}",
+        serde_json::json!({"per_entity": per_entity, "micro_f1": micro.f1()})
+    );
     Ok(())
 }

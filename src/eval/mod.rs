@@ -1,4 +1,5 @@
 //! Detection-quality evaluation against labeled benchmarks.
 
 pub mod nab;
+pub mod pii;
 pub mod series;

@@ -1,0 +1,359 @@
+//! PII, PCI and PHI in text: candidates from one pass of a combined pattern set, confirmed by
+//! validators (checksums, number ranges), confidence adjusted by context words nearby. Findings
+//! carry a redacted snippet only; the raw value never leaves the scanner.
+
+use regex::{Regex, RegexSet};
+use serde::Serialize;
+
+use super::validators;
+
+/// What a finding is. Names follow Presidio's entity types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PiiKind {
+    /// Payment card number (PCI).
+    CreditCard,
+    /// US Social Security number.
+    UsSsn,
+    /// Email address.
+    EmailAddress,
+    /// IPv4 or IPv6 address.
+    IpAddress,
+    /// International bank account number.
+    IbanCode,
+    /// US National Provider Identifier (PHI).
+    UsNpi,
+    /// US Medicare Beneficiary Identifier (PHI).
+    UsMbi,
+}
+
+impl PiiKind {
+    /// Every kind.
+    pub const ALL: [PiiKind; 7] = [
+        PiiKind::CreditCard,
+        PiiKind::UsSsn,
+        PiiKind::EmailAddress,
+        PiiKind::IpAddress,
+        PiiKind::IbanCode,
+        PiiKind::UsNpi,
+        PiiKind::UsMbi,
+    ];
+
+    /// The entity type name (`CREDIT_CARD`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PiiKind::CreditCard => "CREDIT_CARD",
+            PiiKind::UsSsn => "US_SSN",
+            PiiKind::EmailAddress => "EMAIL_ADDRESS",
+            PiiKind::IpAddress => "IP_ADDRESS",
+            PiiKind::IbanCode => "IBAN_CODE",
+            PiiKind::UsNpi => "US_NPI",
+            PiiKind::UsMbi => "US_MBI",
+        }
+    }
+}
+
+/// One finding: kind, byte span in the scanned text, confidence in 0..1, and a redacted snippet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PiiFinding {
+    /// Kind.
+    pub kind: PiiKind,
+    /// Byte offset of the first character.
+    pub start: usize,
+    /// Byte offset just past the last character.
+    pub end: usize,
+    /// Confidence, 0..1.
+    pub confidence: f32,
+    /// The value with all but its last few characters masked.
+    pub redacted: String,
+}
+
+struct Rule {
+    kind: PiiKind,
+    pattern: Regex,
+    validate: fn(&str) -> bool,
+    /// Confidence of a validated match with no context.
+    base: f32,
+    /// Words near the match that make it more likely (case-insensitive, within 40 bytes before).
+    context: &'static [&'static str],
+}
+
+/// The PII scanner: build once, share, call [`PiiScanner::scan`] per text.
+///
+/// ```
+/// use sentinel_dataflows::guard::{PiiKind, PiiScanner};
+/// let scanner = PiiScanner::new();
+/// let found = scanner.scan("card 4111 1111 1111 1111, mail jo@example.com");
+/// let kinds: Vec<PiiKind> = found.iter().map(|f| f.kind).collect();
+/// assert_eq!(kinds, vec![PiiKind::CreditCard, PiiKind::EmailAddress]);
+/// assert!(!found[0].redacted.contains("4111 1111"));
+/// ```
+pub struct PiiScanner {
+    set: RegexSet,
+    rules: Vec<Rule>,
+}
+
+impl Default for PiiScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PiiScanner {
+    /// Compiles the patterns.
+    pub fn new() -> Self {
+        let rule = |kind, pattern: &str, validate: fn(&str) -> bool, base, context| Rule {
+            kind,
+            pattern: Regex::new(pattern).expect("valid PII pattern"),
+            validate,
+            base,
+            context,
+        };
+        let rules = vec![
+            rule(
+                PiiKind::CreditCard,
+                r"\b(?:\d[ -]?){11,18}\d\b",
+                validators::credit_card,
+                0.85,
+                &["card", "credit", "visa", "mastercard", "amex", "payment", "cc"],
+            ),
+            rule(
+                PiiKind::UsSsn,
+                r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b",
+                ssn_candidate,
+                0.6,
+                &["ssn", "social security", "social"],
+            ),
+            rule(
+                PiiKind::EmailAddress,
+                r"[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])",
+                |_| true,
+                0.9,
+                &["email", "mail", "contact"],
+            ),
+            // A run of address characters, with an optional zone and prefix length; `ip_span`
+            // decides what part of it, if any, is an address.
+            rule(
+                PiiKind::IpAddress,
+                r"[0-9A-Fa-f:.]*[0-9A-Fa-f:](?:%[0-9A-Za-z]+)?(?:/[0-9]+)?",
+                |_| true,
+                0.7,
+                &["ip", "address", "host", "server"],
+            ),
+            rule(
+                PiiKind::IbanCode,
+                r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{1,4}){2,8}\b",
+                validators::iban,
+                0.9,
+                &["iban", "account", "bank", "transfer"],
+            ),
+            rule(
+                PiiKind::UsNpi,
+                r"\b[12]\d{9}\b",
+                validators::us_npi,
+                0.4,
+                &["npi", "provider"],
+            ),
+            rule(
+                PiiKind::UsMbi,
+                r"\b[1-9][A-Za-z][A-Za-z0-9]\d-?[A-Za-z][A-Za-z0-9]\d-?[A-Za-z]{2}\d{2}\b",
+                validators::us_mbi,
+                0.6,
+                &["mbi", "medicare", "beneficiary"],
+            ),
+        ];
+        let set = RegexSet::new(rules.iter().map(|r| r.pattern.as_str())).expect("valid PII pattern set");
+        PiiScanner { set, rules }
+    }
+
+    /// Every validated finding in `text`, in order of position; overlapping findings keep the
+    /// one with the higher confidence.
+    pub fn scan(&self, text: &str) -> Vec<PiiFinding> {
+        let mut found = Vec::new();
+        let lower = text.to_ascii_lowercase();
+        for index in self.set.matches(text).iter() {
+            let rule = &self.rules[index];
+            for m in rule.pattern.find_iter(text) {
+                let Some((start, end)) = confirm(rule, text, m.start(), m.end()) else {
+                    continue;
+                };
+                let window = &lower[start.saturating_sub(40)..start];
+                let near = rule.context.iter().any(|w| window.contains(w));
+                let confidence = if near { (rule.base + 0.3).min(1.0) } else { rule.base };
+                found.push(PiiFinding {
+                    kind: rule.kind,
+                    start,
+                    end,
+                    confidence,
+                    redacted: redact(&text[start..end]),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.start.cmp(&b.start).then(b.confidence.total_cmp(&a.confidence)));
+        let mut kept: Vec<PiiFinding> = Vec::with_capacity(found.len());
+        for f in found {
+            match kept.last_mut() {
+                Some(last) if f.start < last.end => {
+                    if f.confidence > last.confidence {
+                        *last = f;
+                    }
+                }
+                _ => kept.push(f),
+            }
+        }
+        kept
+    }
+}
+
+/// Validates a match, trimming trailing groups of an IBAN until one validates.
+fn confirm(rule: &Rule, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if rule.kind == PiiKind::IpAddress {
+        return ip_span(text, start, end);
+    }
+    let mut end = end;
+    loop {
+        let candidate = &text[start..end];
+        if (rule.validate)(candidate) {
+            return Some((start, end));
+        }
+        if rule.kind != PiiKind::IbanCode {
+            return None;
+        }
+        // Drop the last group (and its separator) and try again.
+        let cut = candidate.rfind([' ', '-'])?;
+        end = start + cut;
+    }
+}
+
+/// SSN candidates: the same separator throughout (or none), then the number rules.
+fn ssn_candidate(s: &str) -> bool {
+    let seps: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    if seps.len() == 2 && seps[0] != seps[1] {
+        return false;
+    }
+    validators::us_ssn(s)
+}
+
+/// The address within a run of address characters at `start..end`: the whole run (with its
+/// `%zone` and a valid `/prefix`) when it stands apart from surrounding words and parses;
+/// otherwise a dotted IPv4 inside it that does (`text::ffff:192.0.2.1` holds `192.0.2.1`).
+fn ip_span(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let glued = |at: usize, before: bool| {
+        let c = if before {
+            text[..at].chars().next_back()
+        } else {
+            text[at..].chars().next()
+        };
+        c.is_some_and(char::is_alphanumeric)
+    };
+    let token = &text[start..end];
+    let trimmed = token.trim_end_matches('.');
+    let core_len = trimmed.find(['%', '/']).unwrap_or(trimmed.len());
+    let core = &trimmed[..core_len];
+    if !glued(start, true) && !glued(start + trimmed.len(), false) {
+        if let Ok(addr) = core.parse::<std::net::IpAddr>() {
+            let mut span_end = start + core_len;
+            let rest = &trimmed[core_len..];
+            let (zone, prefix) = match rest.split_once('/') {
+                Some((zone, prefix)) => (zone, Some(prefix)),
+                None => (rest, None),
+            };
+            if !zone.is_empty() {
+                if !addr.is_ipv6() {
+                    return None;
+                }
+                span_end += zone.len();
+            }
+            let max = if addr.is_ipv6() { 128 } else { 32 };
+            if let Some(p) = prefix.and_then(|p| p.parse::<u32>().ok()).filter(|p| *p <= max) {
+                span_end += 1 + p.to_string().len();
+            }
+            return Some((start, span_end));
+        }
+    }
+    // A dotted quad inside the run (after `:`, or the first four parts of a longer dotted run).
+    let bytes = trimmed.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_hexdigit()) {
+            let from = start + i;
+            let quad: String = trimmed[i..].split('.').take(4).collect::<Vec<_>>().join(".");
+            let len = quad.len();
+            if trimmed[i..].starts_with(&quad)
+                && !glued(from, true)
+                && quad.split('.').count() == 4
+                && quad.parse::<std::net::Ipv4Addr>().is_ok()
+                && !trimmed[i + len..].starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Some((from, from + len));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Masks all but the last four characters (or all of a short value).
+fn redact(value: &str) -> String {
+    let n = value.chars().count();
+    let keep = if n > 8 { 4 } else { 0 };
+    value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + keep >= n || !c.is_alphanumeric() { c } else { '*' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(PiiKind, &str)> {
+        PiiScanner::new()
+            .scan(text)
+            .into_iter()
+            .map(|f| (f.kind, &text[f.start..f.end]))
+            .collect()
+    }
+
+    #[test]
+    fn finds_validated_values_and_skips_look_alikes() {
+        assert_eq!(
+            kinds("pay with 4012-8888-8888-1881 now"),
+            vec![(PiiKind::CreditCard, "4012-8888-8888-1881")]
+        );
+        assert_eq!(kinds("order 4012-8888-8888-1882"), vec![]); // Luhn fails
+        assert_eq!(kinds("ssn 078-05-1123."), vec![(PiiKind::UsSsn, "078-05-1123")]);
+        assert_eq!(kinds("693-09.4444"), vec![]); // mixed separators
+        assert_eq!(
+            kinds("write to ann.lee@example.co.uk"),
+            vec![(PiiKind::EmailAddress, "ann.lee@example.co.uk")]
+        );
+        assert_eq!(kinds("my email is info@presidio."), vec![]);
+        assert_eq!(
+            kinds("from 10.0.0.12 and fe80::1"),
+            vec![(PiiKind::IpAddress, "10.0.0.12"), (PiiKind::IpAddress, "fe80::1")]
+        );
+        assert_eq!(kinds("ip 300.1.1.1"), vec![]);
+        assert_eq!(
+            kinds("net 10.0.0.0/8, host fe80::1%eth0"),
+            vec![(PiiKind::IpAddress, "10.0.0.0/8"), (PiiKind::IpAddress, "fe80::1%eth0")]
+        );
+        assert_eq!(kinds("std::cout and MyClass::toString at 12:34:56"), vec![]);
+        assert_eq!(kinds("text::ffff:192.0.2.1"), vec![(PiiKind::IpAddress, "192.0.2.1")]);
+        assert_eq!(
+            kinds("IBAN DE89 3704 0044 0532 0130 00 THANKS"),
+            vec![(PiiKind::IbanCode, "DE89 3704 0044 0532 0130 00")]
+        );
+    }
+
+    #[test]
+    fn context_raises_confidence_and_redaction_hides_the_value() {
+        let s = PiiScanner::new();
+        let bare = s.scan("536-90-4399")[0].confidence;
+        let with = s.scan("my social security number is 536-90-4399")[0].confidence;
+        assert!(with > bare);
+        let f = &s.scan("card 4111111111111111")[0];
+        assert_eq!(f.redacted, "************1111");
+    }
+}
