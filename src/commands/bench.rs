@@ -36,6 +36,9 @@ sentinel bench kafka [--brokers B] [--events N] [--workers 1,2] [--repeat R] [--
     then the produce-to-readable latency of per-event outputs at half the job's best rate
     (or --latency-rate),
     and the job's CPU with no traffic. Ends with one JSON line.
+sentinel bench guard [--repeat N]
+    Scans N generated prompts of 200 B, 1 KB and 10 KB with the content guards (today: the PII
+    scanner) and prints p50/p99 µs per prompt and p99 per KB.
 ";
 
 /// Entry point.
@@ -74,6 +77,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         .map(|w| w.trim().parse().map_err(|_| format!("--workers: `{w}`")))
         .collect::<Result<_, _>>()?;
     match which {
+        "guard" => super::bench_guard::guard(&[200, 1024, 10240], num("repeat", 20_000)? as usize),
         "kafka" => super::bench_kafka::kafka(
             &dir,
             &super::bench_kafka::KafkaBench {

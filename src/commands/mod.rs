@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod bench;
+pub mod bench_guard;
 pub mod bench_kafka;
 pub mod check_config;
 pub mod consume;
@@ -20,7 +21,7 @@ USAGE:
   sentinel consume TOPIC [--brokers HOST:PORT]
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]
   sentinel check-config FILE
-  sentinel bench throughput|memory|kafka [...]
+  sentinel bench throughput|memory|kafka|guard [...]
   sentinel eval nab --data DIR [--results OUT]
 
 Run `sentinel <command> --help` for a command's options.

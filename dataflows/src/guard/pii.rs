@@ -131,11 +131,12 @@ impl PiiScanner {
                 0.9,
                 &["email", "mail", "contact"],
             ),
-            // A run of address characters, with an optional zone and prefix length; `ip_span`
+            // A run of address characters holding a digit or a colon (so plain words like
+            // "face" are not candidates), with an optional zone and prefix length; `ip_span`
             // decides what part of it, if any, is an address.
             rule(
                 PiiKind::IpAddress,
-                r"[0-9A-Fa-f:.]*[0-9A-Fa-f:](?:%[0-9A-Za-z]+)?(?:/[0-9]+)?",
+                r"[0-9A-Fa-f:.]*[0-9:][0-9A-Fa-f:.]*(?:%[0-9A-Za-z]+)?(?:/[0-9]+)?",
                 |_| true,
                 0.7,
                 &["ip", "address", "host", "server"],
@@ -170,15 +171,13 @@ impl PiiScanner {
     /// one with the higher confidence.
     pub fn scan(&self, text: &str) -> Vec<PiiFinding> {
         let mut found = Vec::new();
-        let lower = text.to_ascii_lowercase();
         for index in self.set.matches(text).iter() {
             let rule = &self.rules[index];
             for m in rule.pattern.find_iter(text) {
                 let Some((start, end)) = confirm(rule, text, m.start(), m.end()) else {
                     continue;
                 };
-                let window = &lower[start.saturating_sub(40)..start];
-                let near = rule.context.iter().any(|w| window.contains(w));
+                let near = context_near(text, start, rule.context);
                 let confidence = if near { (rule.base + 0.3).min(1.0) } else { rule.base };
                 found.push(PiiFinding {
                     kind: rule.kind,
@@ -203,6 +202,16 @@ impl PiiScanner {
         }
         kept
     }
+}
+
+/// Whether one of `words` (lowercase) occurs in the 40 bytes before `start`, ignoring case.
+fn context_near(text: &str, start: usize, words: &[&str]) -> bool {
+    let mut from = start.saturating_sub(40);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let window = text[from..start].to_ascii_lowercase();
+    words.iter().any(|w| window.contains(w))
 }
 
 /// Validates a match, trimming trailing groups of an IBAN until one validates.
