@@ -1,8 +1,10 @@
-//! PII, PCI and PHI in text: candidates from one pass of a combined pattern set, confirmed by
-//! validators (checksums, number ranges), confidence adjusted by context words nearby. Findings
-//! carry a redacted snippet only; the raw value never leaves the scanner.
+//! PII, PCI and PHI in text: candidates from one pass of a single multi-pattern automaton (the
+//! match says which pattern fired), confirmed by validators (checksums, number ranges),
+//! confidence adjusted by context words nearby. Findings carry a redacted snippet only; the raw
+//! value never leaves the scanner.
 
-use regex::{Regex, RegexSet};
+use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input, PatternID};
 use serde::Serialize;
 
 use super::validators;
@@ -70,7 +72,6 @@ pub struct PiiFinding {
 
 struct Rule {
     kind: PiiKind,
-    pattern: Regex,
     validate: fn(&str) -> bool,
     /// Confidence of a validated match with no context.
     base: f32,
@@ -89,7 +90,8 @@ struct Rule {
 /// assert!(!found[0].redacted.contains("4111 1111"));
 /// ```
 pub struct PiiScanner {
-    set: RegexSet,
+    /// Every rule's pattern, in rule order (earlier rules win at the same position).
+    automaton: Regex,
     rules: Vec<Rule>,
 }
 
@@ -102,12 +104,15 @@ impl Default for PiiScanner {
 impl PiiScanner {
     /// Compiles the patterns.
     pub fn new() -> Self {
-        let rule = |kind, pattern: &str, validate: fn(&str) -> bool, base, context| Rule {
-            kind,
-            pattern: Regex::new(pattern).expect("valid PII pattern"),
-            validate,
-            base,
-            context,
+        let mut patterns: Vec<&'static str> = Vec::new();
+        let mut rule = |kind, pattern: &'static str, validate: fn(&str) -> bool, base, context| {
+            patterns.push(pattern);
+            Rule {
+                kind,
+                validate,
+                base,
+                context,
+            }
         };
         let rules = vec![
             rule(
@@ -163,44 +168,57 @@ impl PiiScanner {
                 &["mbi", "medicare", "beneficiary"],
             ),
         ];
-        let set = RegexSet::new(rules.iter().map(|r| r.pattern.as_str())).expect("valid PII pattern set");
-        PiiScanner { set, rules }
+        let automaton = Regex::new_many(&patterns).expect("valid PII patterns");
+        PiiScanner { automaton, rules }
     }
 
-    /// Every validated finding in `text`, in order of position; overlapping findings keep the
-    /// one with the higher confidence.
+    /// Every validated finding in `text`, in order of position. Where the first pattern to match
+    /// at a position fails its validator, the others are tried anchored at the same position.
     pub fn scan(&self, text: &str) -> Vec<PiiFinding> {
         let mut found = Vec::new();
-        for index in self.set.matches(text).iter() {
-            let rule = &self.rules[index];
-            for m in rule.pattern.find_iter(text) {
-                let Some((start, end)) = confirm(rule, text, m.start(), m.end()) else {
-                    continue;
-                };
-                let near = context_near(text, start, rule.context);
-                let confidence = if near { (rule.base + 0.3).min(1.0) } else { rule.base };
-                found.push(PiiFinding {
-                    kind: rule.kind,
-                    start,
-                    end,
-                    confidence,
-                    redacted: redact(&text[start..end]),
+        let mut pos = 0;
+        while pos < text.len() {
+            let Some(m) = self.automaton.find(Input::new(text).range(pos..)) else {
+                break;
+            };
+            let first = m.pattern().as_usize();
+            let mut hit = confirm(&self.rules[first], text, m.start(), m.end()).map(|span| (first, span));
+            if hit.is_none() {
+                hit = (0..self.rules.len()).filter(|i| *i != first).find_map(|i| {
+                    let input = Input::new(text)
+                        .range(m.start()..)
+                        .anchored(Anchored::Pattern(PatternID::must(i)));
+                    let other = self.automaton.find(input)?;
+                    confirm(&self.rules[i], text, other.start(), other.end()).map(|span| (i, span))
                 });
             }
-        }
-        found.sort_by(|a, b| a.start.cmp(&b.start).then(b.confidence.total_cmp(&a.confidence)));
-        let mut kept: Vec<PiiFinding> = Vec::with_capacity(found.len());
-        for f in found {
-            match kept.last_mut() {
-                Some(last) if f.start < last.end => {
-                    if f.confidence > last.confidence {
-                        *last = f;
-                    }
+            match hit {
+                Some((i, (start, end))) => {
+                    let rule = &self.rules[i];
+                    let confidence = if context_near(text, start, rule.context) {
+                        (rule.base + 0.3).min(1.0)
+                    } else {
+                        rule.base
+                    };
+                    found.push(PiiFinding {
+                        kind: rule.kind,
+                        start,
+                        end,
+                        confidence,
+                        redacted: redact(&text[start..end]),
+                    });
+                    pos = end.max(m.start() + 1);
                 }
-                _ => kept.push(f),
+                // A rejected run of address characters is rejected whole (its inner addresses
+                // were already looked for); anything else may still start one character on.
+                None if self.rules[first].kind == PiiKind::IpAddress => pos = m.end().max(m.start() + 1),
+                None => pos = m.start() + 1,
+            }
+            while !text.is_char_boundary(pos) {
+                pos += 1;
             }
         }
-        kept
+        found
     }
 }
 
