@@ -27,11 +27,23 @@ pub enum PiiKind {
     UsNpi,
     /// US Medicare Beneficiary Identifier (PHI).
     UsMbi,
+    /// AWS access key id.
+    AwsAccessKey,
+    /// GitHub token (classic or fine-grained).
+    GithubToken,
+    /// Slack token.
+    SlackToken,
+    /// PEM private key block header.
+    PrivateKey,
+    /// JSON Web Token.
+    Jwt,
+    /// A long random-looking token (an API key or password of unknown issuer).
+    HighEntropySecret,
 }
 
 impl PiiKind {
     /// Every kind.
-    pub const ALL: [PiiKind; 7] = [
+    pub const ALL: [PiiKind; 13] = [
         PiiKind::CreditCard,
         PiiKind::UsSsn,
         PiiKind::EmailAddress,
@@ -39,7 +51,26 @@ impl PiiKind {
         PiiKind::IbanCode,
         PiiKind::UsNpi,
         PiiKind::UsMbi,
+        PiiKind::AwsAccessKey,
+        PiiKind::GithubToken,
+        PiiKind::SlackToken,
+        PiiKind::PrivateKey,
+        PiiKind::Jwt,
+        PiiKind::HighEntropySecret,
     ];
+
+    /// Whether this kind is a credential rather than personal data.
+    pub fn is_secret(self) -> bool {
+        matches!(
+            self,
+            PiiKind::AwsAccessKey
+                | PiiKind::GithubToken
+                | PiiKind::SlackToken
+                | PiiKind::PrivateKey
+                | PiiKind::Jwt
+                | PiiKind::HighEntropySecret
+        )
+    }
 
     /// The entity type name (`CREDIT_CARD`, ...).
     pub fn as_str(self) -> &'static str {
@@ -51,6 +82,12 @@ impl PiiKind {
             PiiKind::IbanCode => "IBAN_CODE",
             PiiKind::UsNpi => "US_NPI",
             PiiKind::UsMbi => "US_MBI",
+            PiiKind::AwsAccessKey => "AWS_ACCESS_KEY",
+            PiiKind::GithubToken => "GITHUB_TOKEN",
+            PiiKind::SlackToken => "SLACK_TOKEN",
+            PiiKind::PrivateKey => "PRIVATE_KEY",
+            PiiKind::Jwt => "JWT",
+            PiiKind::HighEntropySecret => "HIGH_ENTROPY_SECRET",
         }
     }
 }
@@ -166,6 +203,49 @@ impl PiiScanner {
                 validators::us_mbi,
                 0.6,
                 &["mbi", "medicare", "beneficiary"],
+            ),
+            // Secrets. Issuer formats first; the entropy rule last, as a catch-all.
+            rule(
+                PiiKind::AwsAccessKey,
+                r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+                |_| true,
+                0.9,
+                &["aws", "key", "access"],
+            ),
+            rule(
+                PiiKind::GithubToken,
+                r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})\b",
+                |_| true,
+                0.95,
+                &["github", "token"],
+            ),
+            rule(
+                PiiKind::SlackToken,
+                r"\bxox[abposr]-[0-9A-Za-z-]{10,250}",
+                |_| true,
+                0.9,
+                &["slack", "token"],
+            ),
+            rule(
+                PiiKind::PrivateKey,
+                r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
+                |_| true,
+                1.0,
+                &[],
+            ),
+            rule(
+                PiiKind::Jwt,
+                r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+                validators::jwt,
+                0.9,
+                &["token", "bearer", "authorization"],
+            ),
+            rule(
+                PiiKind::HighEntropySecret,
+                r"\b[A-Za-z0-9_\-+/]{24,}={0,2}",
+                validators::high_entropy_secret,
+                0.5,
+                &["key", "secret", "token", "password", "passwd", "api"],
             ),
         ];
         let automaton = Regex::new_many(&patterns).expect("valid PII patterns");
@@ -372,6 +452,27 @@ mod tests {
             kinds("IBAN DE89 3704 0044 0532 0130 00 THANKS"),
             vec![(PiiKind::IbanCode, "DE89 3704 0044 0532 0130 00")]
         );
+    }
+
+    #[test]
+    fn finds_secrets() {
+        let text = concat!(
+            "aws AKIAIOSFODNN7EXAMPLE and ghp_abcdefghijklmnopqrstuvwxyz0123456789 ",
+            "slack xoxb-123456789012-abcdefghijkl -----BEGIN RSA PRIVATE KEY----- ",
+            "api_key=Zq8vN2xLr5TbW9cYh3JkPd7F"
+        );
+        let found: Vec<PiiKind> = kinds(text).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            found,
+            vec![
+                PiiKind::AwsAccessKey,
+                PiiKind::GithubToken,
+                PiiKind::SlackToken,
+                PiiKind::PrivateKey,
+                PiiKind::HighEntropySecret
+            ]
+        );
+        assert!(kinds("please summarise the quarterly_revenue_report_for_2024 by region").is_empty());
     }
 
     #[test]

@@ -254,6 +254,75 @@ pub fn ip_address(s: &str) -> bool {
     s.parse::<std::net::IpAddr>().is_ok()
 }
 
+/// A JWT: the header segment decodes (base64url) to a JSON object naming an `alg`.
+pub fn jwt(s: &str) -> bool {
+    let Some(header) = s.split('.').next() else {
+        return false;
+    };
+    base64url_decode(header).is_some_and(|h| {
+        let h = String::from_utf8_lossy(&h);
+        h.trim_start().starts_with('{') && h.contains("\"alg\"")
+    })
+}
+
+fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'-' | b'+' => Some(62),
+        b'_' | b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().take_while(|c| *c != b'=') {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// A random-looking token: at least 24 characters, letters and digits mixed (upper and lower
+/// case, or hex with letters and digits), not a word or a repetition, and a Shannon entropy of
+/// at least 3.5 bits per character (4.0 for lowercase-only).
+pub fn high_entropy_secret(s: &str) -> bool {
+    let s = s.trim_end_matches('=');
+    if s.len() < 24 || s.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') {
+        return false;
+    }
+    let has_digit = s.bytes().any(|b| b.is_ascii_digit());
+    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
+    let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
+    if !has_digit || !(has_upper || has_lower) {
+        return false;
+    }
+    // Identifiers with separators between words (snake_case, kebab-case) are not secrets.
+    if s.split(['_', '-']).filter(|part| part.len() >= 3).count() >= 3 {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    let floor: f64 = if has_upper && has_lower { 3.5 } else { 4.0 };
+    entropy >= floor.min(n.log2() - 0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +370,23 @@ mod tests {
         assert!(!iban("DE89 3704 0044 0532 0130 01"));
         assert!(!iban("DE89 3704 0044 0532 0130")); // wrong length
         assert!(!iban("XX89370400440532013000"));
+    }
+
+    #[test]
+    fn jwt_and_entropy() {
+        let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert!(jwt(token));
+        assert!(!jwt(
+            "eyJub3QtanNvbiI.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N"
+        ));
+        assert!(high_entropy_secret("sk_live_4eC39HqLyjWDarjtT1zdp7dc"));
+        // A lowercase hex digest (a checksum, a commit) is below the floor: not flagged.
+        assert!(!high_entropy_secret(
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        ));
+        assert!(!high_entropy_secret("this_is_a_long_identifier_name_2024"));
+        assert!(!high_entropy_secret("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1"));
+        assert!(!high_entropy_secret("internationalization"));
     }
 
     #[test]
