@@ -1,4 +1,4 @@
-//! `sentinel eval nab|pii`: detection quality on NAB-shaped data and on labeled PII spans.
+//! `sentinel eval nab|pii|prompts`: detection quality on NAB-shaped data and on labeled PII spans.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,14 @@ sentinel eval pii --data FILE.jsonl [FILE...]
     Runs the PII scanner over every row (text, spans with start/end/type in code points,
     meta.entity_types_tested) and prints exact-span precision, recall and F1 per entity type it
     detects, then one JSON line with per_entity and micro_f1.
+sentinel eval prompts --data FILE.jsonl [FILE...] [--profile balanced|high_security|performance]
+                      [--threshold SCORE] [--pred-out FILE]
+    Runs the prompt-attack guard over every row (text, label, source, id; labels injection and
+    jailbreak are attacks) and prints TPR and FPR per file, per source and overall, with the
+    count of prompts per decision tier under the profile. A prompt is flagged at the profile's
+    warn threshold unless --threshold says otherwise. Ends with one JSON line:
+    {\"tpr\", \"fpr\", \"tiers\", \"per_file\", \"per_source\"}. --pred-out writes one line per prompt:
+    {\"id\", \"score\", \"flagged\", \"us\"}.
 ";
 
 /// Entry point.
@@ -29,6 +37,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     };
     if which == "pii" {
         return pii(rest);
+    }
+    if which == "prompts" {
+        return prompts(rest);
     }
     if which != "nab" {
         print!("{HELP}");
@@ -192,5 +203,99 @@ fn pii(args: Vec<String>) -> Result<(), String> {
         "{}",
         serde_json::json!({"per_entity": per_entity, "micro_f1": micro.f1()})
     );
+    Ok(())
+}
+
+fn prompts(args: Vec<String>) -> Result<(), String> {
+    use sentinel_dataflows::guard::{InjectionScanner, Profile, Tier};
+    let mut opts = getopts::Options::new();
+    opts.optmulti("", "data", "", "FILE");
+    for name in ["profile", "threshold", "pred-out"] {
+        opts.optopt("", name, "", "");
+    }
+    let m = opts.parse(&args).map_err(|e| format!("{e}\n\n{HELP}"))?;
+    let mut files = m.opt_strs("data");
+    files.extend(m.free.iter().cloned());
+    if files.is_empty() {
+        return Err(format!("--data FILE is required\n\n{HELP}"));
+    }
+    let profile = match m.opt_str("profile") {
+        Some(p) => Profile::parse(&p).ok_or_else(|| format!("--profile: unknown profile `{p}`"))?,
+        None => Profile::Balanced,
+    };
+    let thresholds = profile.thresholds();
+    let flag_at = match m.opt_str("threshold") {
+        Some(t) => t
+            .parse::<f32>()
+            .map_err(|_| format!("--threshold: `{t}` is not a number"))?,
+        None => thresholds.low,
+    };
+    let scanner = InjectionScanner::new();
+    let mut eval = crate::eval::prompts::Evaluation::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        let name = Path::new(file)
+            .file_name()
+            .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+        crate::eval::prompts::evaluate_file(&name, &text, &scanner, &thresholds, flag_at, &mut eval)
+            .map_err(|e| format!("{file}: {e}"))?;
+    }
+    let rate = |r: Option<f64>| r.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    let tiers = |r: &crate::eval::prompts::Rates| {
+        Tier::ALL
+            .iter()
+            .map(|t| format!("{} {}", t.as_str(), r.tiers.get(t.as_str()).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("prompt guard, profile {profile:?}, flagged at score >= {flag_at}");
+    println!(
+        "{:<44} {:>6} {:>7} {:>6} {:>7}   tiers",
+        "file", "attack", "tpr", "benign", "fpr"
+    );
+    for (name, r) in &eval.per_file {
+        println!(
+            "{name:<44} {:>6} {:>7} {:>6} {:>7}   {}",
+            r.positives,
+            rate(r.tpr()),
+            r.negatives,
+            rate(r.fpr()),
+            tiers(r)
+        );
+    }
+    println!("per source:");
+    for (source, r) in &eval.per_source {
+        let source: String = source.chars().take(60).collect();
+        println!(
+            "  {source:<60} {:>6} {:>7} {:>6} {:>7}",
+            r.positives,
+            rate(r.tpr()),
+            r.negatives,
+            rate(r.fpr())
+        );
+    }
+    let all = eval.overall();
+    println!(
+        "overall: tpr {} on {} attacks, fpr {} on {} benign; {}",
+        rate(all.tpr()),
+        all.positives,
+        rate(all.fpr()),
+        all.negatives,
+        tiers(&all)
+    );
+    let mut us: Vec<f64> = eval.predictions.iter().map(|p| p.us).collect();
+    us.sort_by(f64::total_cmp);
+    if let (Some(p50), Some(p99)) = (us.get(us.len() / 2), us.get(us.len() * 99 / 100)) {
+        println!("scan time per prompt: p50 {p50:.1} us, p99 {p99:.1} us");
+    }
+    if let Some(path) = m.opt_str("pred-out") {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?);
+        for p in &eval.predictions {
+            serde_json::to_writer(&mut w, p).map_err(|e| e.to_string())?;
+            writeln!(w).map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| format!("{path}: {e}"))?;
+    }
+    println!("{}", eval.json());
     Ok(())
 }

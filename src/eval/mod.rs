@@ -2,4 +2,5 @@
 
 pub mod nab;
 pub mod pii;
+pub mod prompts;
 pub mod series;
