@@ -94,7 +94,7 @@ fn decode_hex(run: &str) -> Option<String> {
             part.bytes()
         })
         .collect();
-    if digits.len() < MIN_RUN || digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
+    if digits.len() < MIN_RUN || !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let value = |d: u8| (d as char).to_digit(16).unwrap_or(0) as u8;
