@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use sentinel_dataflows::guard::PiiScanner;
+use sentinel_dataflows::guard::{ContentGuard, GuardPolicy};
 use serde_json::json;
 
 /// Words prompts are made of, with PII values among them now and then.
@@ -76,7 +76,8 @@ pub fn prompt(bytes: usize, seed: u64) -> String {
 
 /// Times `scan` over `iterations` prompts of each size; prints p50/p99 per prompt and per KB.
 pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
-    let scanner = PiiScanner::new();
+    let guard = ContentGuard::new();
+    let policy = GuardPolicy::default();
     let mut rows = Vec::new();
     for &size in sizes {
         let prompts: Vec<String> = (0..64).map(|i| prompt(size, i)).collect();
@@ -85,7 +86,7 @@ pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
         for i in 0..iterations.max(1) {
             let text = &prompts[i % prompts.len()];
             let start = Instant::now();
-            found += scanner.scan(text).len();
+            found += guard.input(&policy, text).findings.len();
             let _ = hist.record((start.elapsed().as_nanos() as u64).max(1));
         }
         let (p50, p99) = (
@@ -101,6 +102,9 @@ pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
         );
         rows.push(json!({"bytes": size, "p50_us": p50, "p99_us": p99, "p99_us_per_kb": p99 / kb}));
     }
-    println!("{}", json!({"bench": "guard", "detectors": ["pii"], "rows": rows}));
+    println!(
+        "{}",
+        json!({"bench": "guard", "detectors": ["prompt_injection", "pii", "secrets"], "rows": rows})
+    );
     Ok(())
 }

@@ -29,7 +29,7 @@ pub struct DecodedPayload {
 }
 
 /// Shortest encoded run worth decoding: 16 base64 characters are 12 bytes, a few words.
-const MIN_RUN: usize = 16;
+pub(crate) const MIN_RUN: u32 = 16;
 
 /// Finds base64 and hex runs in `text` that decode to readable text.
 ///
@@ -53,7 +53,7 @@ pub fn decoded_payloads(text: &str) -> Vec<DecodedPayload> {
             i += 1;
         }
         let run = &text[start..i];
-        if run.len() >= MIN_RUN {
+        if run.len() >= MIN_RUN as usize {
             let decoded = decode_hex(run)
                 .map(|text| (Encoding::Hex, text))
                 .or_else(|| decode_base64(run).map(|text| (Encoding::Base64, text)));
@@ -94,7 +94,7 @@ fn decode_hex(run: &str) -> Option<String> {
             part.bytes()
         })
         .collect();
-    if digits.len() < MIN_RUN || !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
+    if digits.len() < MIN_RUN as usize || !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let value = |d: u8| (d as char).to_digit(16).unwrap_or(0) as u8;
@@ -107,7 +107,7 @@ fn decode_base64(run: &str) -> Option<String> {
         return None;
     }
     let body = run.trim_end_matches('=');
-    if body.len() < MIN_RUN || body.contains('=') || run.len() - body.len() > 2 {
+    if body.len() < MIN_RUN as usize || body.contains('=') || run.len() - body.len() > 2 {
         return None;
     }
     // Words and identifiers are long runs of letters too; base64 of text mixes cases densely.

@@ -14,9 +14,10 @@ use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Serialize;
 
+use super::encoded::MIN_RUN as MIN_PAYLOAD_RUN;
 use super::encoded::{decoded_payloads, Encoding};
 use super::injection_rules::{expand, AttackFamily, RULES};
-use super::normalize::{join_spelled, looks_rot13, normalize, rot13, Disguises};
+use super::normalize::{join_spelled, normalize, rot13, Disguises};
 use super::risk::noisy_or;
 
 /// One rule that fired.
@@ -67,6 +68,21 @@ const FLOOD_WEIGHT: f32 = 0.35;
 /// Added to a rule's weight when it fired inside a hidden payload.
 const HIDDEN_BOOST: f32 = 0.1;
 
+/// Per-thread buffers, so a scan allocates nothing when it finds nothing.
+struct Scratch {
+    canonical: String,
+    variant: String,
+    set: PatternSet,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch {
+        canonical: String::new(),
+        variant: String::new(),
+        set: PatternSet::new(0),
+    });
+}
+
 /// Scans prompts for injection and jailbreak attempts. Build once and share: the automaton is
 /// immutable and keeps its search caches per thread.
 ///
@@ -108,15 +124,33 @@ impl InjectionScanner {
 
     /// Scores one text.
     pub fn scan(&self, text: &str) -> InjectionReport {
-        let mut canonical = String::new();
-        let disguises = normalize(text, &mut canonical);
-        let mut hits: BTreeMap<&'static str, InjectionFinding> = BTreeMap::new();
-        self.match_rules(&canonical, None, &mut hits);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch {
+                canonical,
+                variant,
+                set,
+            } = &mut *scratch;
+            if set.capacity() != self.rules.pattern_len() {
+                *set = PatternSet::new(self.rules.pattern_len());
+            }
+            self.scan_with(text, canonical, variant, set)
+        })
+    }
 
-        let mut scratch = String::new();
+    fn scan_with(
+        &self,
+        text: &str,
+        canonical: &mut String,
+        variant: &mut String,
+        set: &mut PatternSet,
+    ) -> InjectionReport {
+        let disguises = normalize(text, canonical);
+        let mut hits: BTreeMap<&'static str, InjectionFinding> = BTreeMap::new();
+        self.match_rules(canonical, None, set, &mut hits);
         if disguises.longest_spelled_run >= 4 {
-            join_spelled(&canonical, &mut scratch);
-            if self.match_rules(&scratch, Some(Encoding::Spelled), &mut hits) {
+            join_spelled(canonical, variant);
+            if self.match_rules(variant, Some(Encoding::Spelled), set, &mut hits) {
                 signal(
                     &mut hits,
                     "obfuscation.spelled_out",
@@ -125,22 +159,23 @@ impl InjectionScanner {
                 );
             }
         }
-        if looks_rot13(&canonical) {
-            rot13(&canonical, &mut scratch);
-            self.match_rules(&scratch, Some(Encoding::Rot13), &mut hits);
+        if disguises.looks_rot13() {
+            rot13(canonical, variant);
+            self.match_rules(variant, Some(Encoding::Rot13), set, &mut hits);
         }
-        for payload in decoded_payloads(text) {
-            let mut inner = String::new();
-            normalize(&payload.text, &mut inner);
-            self.match_rules(&inner, Some(payload.encoding), &mut hits);
-            signal(
-                &mut hits,
-                "obfuscation.encoded_text",
-                ENCODED_TEXT_WEIGHT,
-                Some(payload.encoding),
-            );
+        if disguises.longest_encoded_run >= MIN_PAYLOAD_RUN {
+            for payload in decoded_payloads(text) {
+                normalize(&payload.text, variant);
+                self.match_rules(variant, Some(payload.encoding), set, &mut hits);
+                signal(
+                    &mut hits,
+                    "obfuscation.encoded_text",
+                    ENCODED_TEXT_WEIGHT,
+                    Some(payload.encoding),
+                );
+            }
         }
-        structural_signals(&disguises, &canonical, &mut hits);
+        structural_signals(&disguises, canonical, &mut hits);
 
         let mut findings: Vec<InjectionFinding> = hits.into_values().collect();
         findings.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.rule.cmp(b.rule)));
@@ -155,10 +190,11 @@ impl InjectionScanner {
         &self,
         canonical: &str,
         encoding: Option<Encoding>,
+        set: &mut PatternSet,
         hits: &mut BTreeMap<&'static str, InjectionFinding>,
     ) -> bool {
-        let mut set = PatternSet::new(self.rules.pattern_len());
-        self.rules.which_overlapping_matches(&Input::new(canonical), &mut set);
+        set.clear();
+        self.rules.which_overlapping_matches(&Input::new(canonical), set);
         for pid in set.iter() {
             let rule = &RULES[pid.as_usize()];
             let weight = if encoding.is_some() {

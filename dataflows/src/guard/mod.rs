@@ -1,5 +1,6 @@
 //! Content guards: detectors that read prompt and response text. Plain structs, no timely types.
 
+mod content;
 mod encoded;
 mod injection;
 mod injection_rules;
@@ -8,9 +9,10 @@ mod pii;
 mod risk;
 pub mod validators;
 
+pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict};
 pub use encoded::{decoded_payloads, DecodedPayload, Encoding};
 pub use injection::{InjectionFinding, InjectionReport, InjectionScanner};
 pub use injection_rules::{AttackFamily, InjectionRule, RULES as INJECTION_RULES};
-pub use normalize::{join_spelled, looks_rot13, normalize, rot13, Disguises};
+pub use normalize::{join_spelled, normalize, rot13, Disguises};
 pub use pii::{PiiFinding, PiiKind, PiiScanner};
 pub use risk::{noisy_or, Profile, RiskScores, RiskThresholds, Tier};

@@ -39,11 +39,15 @@ pub enum PiiKind {
     Jwt,
     /// A long random-looking token (an API key or password of unknown issuer).
     HighEntropySecret,
+    /// Phone number, international or national.
+    PhoneNumber,
+    /// Cryptocurrency wallet address (Bitcoin, Ethereum).
+    CryptoAddress,
 }
 
 impl PiiKind {
     /// Every kind.
-    pub const ALL: [PiiKind; 13] = [
+    pub const ALL: [PiiKind; 15] = [
         PiiKind::CreditCard,
         PiiKind::UsSsn,
         PiiKind::EmailAddress,
@@ -57,6 +61,8 @@ impl PiiKind {
         PiiKind::PrivateKey,
         PiiKind::Jwt,
         PiiKind::HighEntropySecret,
+        PiiKind::PhoneNumber,
+        PiiKind::CryptoAddress,
     ];
 
     /// Whether this kind is a credential rather than personal data.
@@ -88,6 +94,8 @@ impl PiiKind {
             PiiKind::PrivateKey => "PRIVATE_KEY",
             PiiKind::Jwt => "JWT",
             PiiKind::HighEntropySecret => "HIGH_ENTROPY_SECRET",
+            PiiKind::PhoneNumber => "PHONE_NUMBER",
+            PiiKind::CryptoAddress => "CRYPTO",
         }
     }
 }
@@ -203,6 +211,29 @@ impl PiiScanner {
                 validators::us_mbi,
                 0.6,
                 &["mbi", "medicare", "beneficiary"],
+            ),
+            rule(
+                PiiKind::PhoneNumber,
+                r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d[\d .\-]{5,16}\d\b",
+                validators::phone_number,
+                0.5,
+                &[
+                    "phone", "call", "tel", "mobile", "cell", "fax", "whatsapp", "number", "contact", "reach",
+                ],
+            ),
+            rule(
+                PiiKind::CryptoAddress,
+                r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|(?:bc1|tb1)[02-9ac-hj-np-z]{11,71})\b",
+                validators::crypto_address,
+                0.9,
+                &["wallet", "bitcoin", "btc", "address", "send"],
+            ),
+            rule(
+                PiiKind::CryptoAddress,
+                r"\b0x[0-9a-fA-F]{40}\b",
+                |_| true,
+                0.5,
+                &["wallet", "eth", "ethereum", "address", "send"],
             ),
             // Secrets. Issuer formats first; the entropy rule last, as a catch-all.
             rule(

@@ -400,3 +400,247 @@ mod tests {
         assert!(!ip_address("192.168.0") && !ip_address("256.1.1.1"));
     }
 }
+
+/// A phone number: international (`+` and 8 to 15 digits), North American (`(415) 555-0132`,
+/// `415-555-0132`), trunk-prefixed national (`090-1234-5678`, `09-7625400`) or an 11-digit
+/// mobile number starting `1[3-9]`. Dates and dotted version numbers are not phones.
+///
+/// ```
+/// use sentinel_dataflows::guard::validators::phone_number;
+/// assert!(phone_number("+44 (20) 7123 4567"));
+/// assert!(phone_number("(415) 555-0132"));
+/// assert!(!phone_number("2024-05-01"));
+/// assert!(!phone_number("1.2.3.4.5.6"));
+/// ```
+pub fn phone_number(s: &str) -> bool {
+    if !s.bytes().all(|b| b.is_ascii_digit() || b" +()-.".contains(&b)) {
+        return false;
+    }
+    let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
+    let n = digits.len();
+    if !(7..=15).contains(&n) || s.matches('+').count() > 1 || s[1..].contains('+') {
+        return false;
+    }
+    let groups: Vec<&str> = s
+        .split([' ', '-', '.', '(', ')', '+'])
+        .filter(|g| !g.is_empty())
+        .collect();
+    if s.contains('.') && groups.iter().all(|g| g.len() <= 3) {
+        return false;
+    }
+    // Dates (2024-05-01) and SSN-shaped runs (078-05-1120) are not phones.
+    let shape: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if matches!(shape.as_slice(), [4, 2, 2] | [3, 2, 4]) {
+        return false;
+    }
+    if s.starts_with('+') {
+        return n >= 8;
+    }
+    let nanp = matches!(shape.as_slice(), [3, 3, 4] | [10]) && (b'2'..=b'9').contains(&digits[0]);
+    let trunk = digits[0] == b'0' && (9..=11).contains(&n) && groups.len() >= 2;
+    let mobile = n == 11 && groups.len() == 1 && digits[0] == b'1' && (b'3'..=b'9').contains(&digits[1]);
+    (nanp && (groups.len() > 1 || s.starts_with('('))) || trunk || mobile
+}
+
+/// A Bitcoin address: base58check (P2PKH `1...`, P2SH `3...`) or bech32/bech32m (`bc1...`).
+///
+/// ```
+/// use sentinel_dataflows::guard::validators::crypto_address;
+/// assert!(crypto_address("3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"));
+/// assert!(crypto_address("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"));
+/// assert!(!crypto_address("3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLz"));
+/// ```
+pub fn crypto_address(s: &str) -> bool {
+    if s.starts_with("bc1") || s.starts_with("tb1") {
+        return bech32(s);
+    }
+    base58check(s).is_some_and(|payload| payload.len() == 21 && matches!(payload[0], 0x00 | 0x05))
+}
+
+fn base58check(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut bytes: Vec<u8> = Vec::with_capacity(32);
+    for c in s.bytes() {
+        let mut carry = ALPHABET.iter().position(|&a| a == c)? as u32;
+        for b in bytes.iter_mut().rev() {
+            carry += u32::from(*b) * 58;
+            *b = carry as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            bytes.insert(0, carry as u8);
+            carry >>= 8;
+        }
+    }
+    let zeros = s.bytes().take_while(|&c| c == b'1').count();
+    let mut full = vec![0u8; zeros];
+    full.extend(bytes);
+    if full.len() < 5 {
+        return None;
+    }
+    let (payload, check) = full.split_at(full.len() - 4);
+    (sha256(&sha256(payload))[..4] == *check).then(|| payload.to_vec())
+}
+
+fn bech32(s: &str) -> bool {
+    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let lower = s.to_ascii_lowercase();
+    if lower != s && s.to_ascii_uppercase() != s {
+        return false;
+    }
+    let Some((hrp, data)) = lower.rsplit_once('1') else {
+        return false;
+    };
+    if data.len() < 6 {
+        return false;
+    }
+    let mut values: Vec<u8> = hrp.bytes().map(|b| b >> 5).collect();
+    values.push(0);
+    values.extend(hrp.bytes().map(|b| b & 31));
+    for c in data.bytes() {
+        match CHARSET.iter().position(|&x| x == c) {
+            Some(v) => values.push(v as u8),
+            None => return false,
+        }
+    }
+    let mut chk: u32 = 1;
+    for v in values {
+        let top = chk >> 25;
+        chk = (chk & 0x1ff_ffff) << 5 ^ u32::from(v);
+        for (i, g) in [0x3b6a_57b2u32, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3]
+            .iter()
+            .enumerate()
+        {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    // bech32 (segwit v0) or bech32m (v1+).
+    chk == 1 || chk == 0x2bc8_30a3
+}
+
+/// SHA-256, for base58check. Small and slow is fine: it runs only on address candidates.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+        0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+        0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+        0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+        0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+        0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+        0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let mut v = h;
+        for i in 0..64 {
+            let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
+            let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
+            let t1 = v[7]
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
+            let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+            let t2 = s0.wrapping_add(maj);
+            v = [
+                t1.wrapping_add(t2),
+                v[0],
+                v[1],
+                v[2],
+                v[3].wrapping_add(t1),
+                v[4],
+                v[5],
+                v[6],
+            ];
+        }
+        for (a, b) in h.iter_mut().zip(v) {
+            *a = a.wrapping_add(b);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (i, x) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_the_standard_vectors() {
+        let hex = |b: [u8; 32]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let long = vec![b'a'; 1000];
+        assert_eq!(
+            hex(sha256(&long)),
+            "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"
+        );
+    }
+
+    #[test]
+    fn bitcoin_addresses_validate() {
+        assert!(crypto_address("16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ"));
+        assert!(crypto_address(
+            "bc1p5d7rjq7g6rdk2yhzks9smlaqtedr4dekq08ge8ztwac72sfr9rusxg3297"
+        ));
+        assert!(!crypto_address("16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ2"));
+        assert!(!crypto_address("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdx"));
+        assert!(!crypto_address("1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3"));
+    }
+
+    #[test]
+    fn phone_numbers_validate() {
+        for ok in [
+            "+1 415 555 0132",
+            "415-555-0132",
+            "(415)555-0132",
+            "+55 11 98456 5666",
+            "090-1234-5678",
+            "09-7625400",
+            "13812345678",
+            "+49 30 1234567",
+        ] {
+            assert!(phone_number(ok), "{ok}");
+        }
+        for bad in [
+            "12345",
+            "2024-05-01",
+            "123-456-7890",
+            "4111 1111 1111 1111 1111",
+            "10.0.0.1",
+            "1+2+3456789",
+        ] {
+            assert!(!phone_number(bad), "{bad}");
+        }
+    }
+}
