@@ -1,9 +1,13 @@
 //! Detector logic as plain structs: no timely types, unit-tested on their own.
 
+pub mod assess;
 pub mod baseline;
+pub mod behavior;
 pub mod metric;
 pub mod statistical;
 
+pub use assess::{Assessment, Assessor};
 pub use baseline::{Baseline, BaselineConfig, Deviation, Direction, Strategy};
+pub use behavior::{ActorState, BehaviorConfig, BehaviorSignal};
 pub use metric::Metric;
 pub use statistical::{SeverityBands, StatisticalConfig, StatisticalDetector};

@@ -1,6 +1,8 @@
 //! The input and output guards: every content detector over a prompt or a response, under an
 //! application's policy, reduced to findings and one score per layer.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::encoded::Encoding;
@@ -49,23 +51,39 @@ impl Default for GuardPolicy {
     }
 }
 
+/// The default policy and the per-application ones.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyBook {
+    /// For applications without their own.
+    pub default: GuardPolicy,
+    /// By `application_id`.
+    pub applications: std::collections::HashMap<String, GuardPolicy>,
+}
+
+impl PolicyBook {
+    /// The policy `application` runs under.
+    pub fn for_app(&self, application: &str) -> &GuardPolicy {
+        self.applications.get(application).unwrap_or(&self.default)
+    }
+}
+
 /// One thing a guard found. Carries positions and redacted snippets, never raw values.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "detector", rename_all = "snake_case")]
 pub enum Finding {
     /// An injection or jailbreak rule fired.
     PromptInjection {
         /// Rule id.
-        rule: &'static str,
+        rule: Cow<'static, str>,
         /// Attack family.
         family: AttackFamily,
         /// The rule's weight.
         weight: f32,
         /// Set when the rule fired inside a hidden payload.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         encoding: Option<Encoding>,
     },
-    /// Personal data or a credential.
+    /// Personal data or a credential (`detector` says which: personal data is `pii`).
     Pii {
         /// Entity type.
         #[serde(rename = "type")]
@@ -79,7 +97,7 @@ pub enum Finding {
         /// Masked value.
         redacted: String,
         /// Response findings only: the same value was in the prompt (an echo, not a leak).
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         in_prompt: bool,
     },
     /// A canary token from the system prompt appeared in a response.
@@ -92,7 +110,7 @@ pub enum Finding {
 }
 
 /// One layer's result: a score in 0..1 and what produced it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerVerdict {
     /// Score.
     pub score: f32,
@@ -159,7 +177,7 @@ impl ContentGuard {
                     .into_iter()
                     .filter(|f| !policy.allow_rules.iter().any(|r| r == f.rule))
                     .map(|f| Finding::PromptInjection {
-                        rule: f.rule,
+                        rule: Cow::Borrowed(f.rule),
                         family: f.family,
                         weight: f.weight,
                         encoding: f.encoding,
@@ -236,23 +254,27 @@ fn contains_value(haystack: &str, value: &str) -> bool {
     !needle.is_empty() && squash(haystack).contains(&needle)
 }
 
-fn weight(f: &Finding) -> f32 {
-    match f {
-        Finding::PromptInjection { weight, .. } => *weight,
-        Finding::Pii {
-            kind,
-            confidence,
-            in_prompt,
-            ..
-        } => {
-            let w = pii_weight(*kind) * confidence.clamp(0.0, 1.0);
-            if *in_prompt {
-                w * ECHO_DISCOUNT
-            } else {
-                w
+impl Finding {
+    /// What this finding adds to its layer's risk: the rule's weight, or the kind's weight
+    /// times confidence (discounted when a response only echoes the prompt).
+    pub fn weight(&self) -> f32 {
+        match self {
+            Finding::PromptInjection { weight, .. } => *weight,
+            Finding::Pii {
+                kind,
+                confidence,
+                in_prompt,
+                ..
+            } => {
+                let w = pii_weight(*kind) * confidence.clamp(0.0, 1.0);
+                if *in_prompt {
+                    w * ECHO_DISCOUNT
+                } else {
+                    w
+                }
             }
+            Finding::CanaryLeak { .. } => CANARY_WEIGHT,
         }
-        Finding::CanaryLeak { .. } => CANARY_WEIGHT,
     }
 }
 
@@ -265,7 +287,7 @@ fn verdict(findings: Vec<Finding>) -> LayerVerdict {
             Finding::Pii { kind, .. } => Some(*kind),
             _ => None,
         };
-        let w = weight(f);
+        let w = f.weight();
         match strongest_per_kind.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
             Some(slot) => slot.1 = slot.1.max(w),
             None => strongest_per_kind.push((key, w)),
@@ -325,13 +347,7 @@ mod tests {
         let v = guard().input(&allow, text);
         assert!(
             v.findings.iter().all(|f| !matches!(f, Finding::Pii { .. })
-                && !matches!(
-                    f,
-                    Finding::PromptInjection {
-                        rule: "override.prior_instructions",
-                        ..
-                    }
-                )),
+                && !matches!(f, Finding::PromptInjection { rule, .. } if rule == "override.prior_instructions")),
             "{v:?}"
         );
     }

@@ -1,10 +1,10 @@
 //! Payloads hidden in base64 or hex inside a prompt: found, decoded, and kept only when they
 //! decode to readable text, so the injection rules can scan them again.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a payload was encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// Base64, standard or URL-safe alphabet, padded or not.

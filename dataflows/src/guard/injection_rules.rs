@@ -6,10 +6,10 @@
 //! In a pattern, a space stands for a short run of separators, and ` _ ` for up to three filler
 //! words, so `ignore _ instructions` matches `ignore all of the previous instructions`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The attack family a rule belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttackFamily {
     /// Override or cancel the instructions the model was given.

@@ -9,7 +9,7 @@ mod pii;
 mod risk;
 pub mod validators;
 
-pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict};
+pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict, PolicyBook};
 pub use encoded::{decoded_payloads, DecodedPayload, Encoding};
 pub use injection::{InjectionFinding, InjectionReport, InjectionScanner};
 pub use injection_rules::{AttackFamily, InjectionRule, RULES as INJECTION_RULES};

@@ -5,12 +5,12 @@
 
 use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input, PatternID};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::validators;
 
 /// What a finding is. Names follow Presidio's entity types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PiiKind {
     /// Payment card number (PCI).
@@ -42,6 +42,7 @@ pub enum PiiKind {
     /// Phone number, international or national.
     PhoneNumber,
     /// Cryptocurrency wallet address (Bitcoin, Ethereum).
+    #[serde(rename = "CRYPTO")]
     CryptoAddress,
 }
 

@@ -2,6 +2,7 @@
 
 pub mod anomaly;
 pub mod dead_letter;
+pub mod decision;
 pub mod decode;
 pub mod event;
 mod fast_decode;
@@ -9,6 +10,7 @@ pub mod metric_event;
 
 pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
+pub use decision::{AggregatedRisk, Decision, DecisionFindings, ScreenedEvent};
 pub use decode::{decode_event, decode_with, parse_event, DecodeLimits, DecodedEvent, Rejection};
 pub use event::{EventData, EventType, TelemetryEvent};
 pub use metric_event::{EntityKeys, KeyField, MetricEvent};
