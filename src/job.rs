@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use sentinel_dataflows::detect::StatisticalConfig;
+use sentinel_dataflows::detect::{BehaviorConfig, StatisticalConfig};
+use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::operators::{
-    ingest, AggregationPlan, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, PreAggregate,
+    ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, PreAggregate,
     RecordReader, RecordSink, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::vec::Filter;
-use timely::dataflow::operators::{Exchange, Probe};
+use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::ProbeHandle;
 
 use crate::io::{Discard, FileSource, KafkaSource, OutputTarget, SyntheticSource};
@@ -30,6 +31,19 @@ pub enum InputSpec {
     Synthetic(TraceConfig),
     /// Kafka topics, partitions shared among all workers of all processes.
     Kafka(KafkaInput),
+}
+
+/// The guard stage: content guards (run in the source), behavioral detectors and decisions.
+#[derive(Clone, Debug)]
+pub struct GuardSpec {
+    /// Compiled guards and policies, shared by the workers of this process.
+    pub screening: Arc<Screening>,
+    /// Policies, for tiers and allowed tools.
+    pub policies: PolicyBook,
+    /// Behavioral limits.
+    pub behavior: BehaviorConfig,
+    /// Write decisions.
+    pub write_decisions: bool,
 }
 
 /// Everything a worker needs to build its dataflow.
@@ -49,6 +63,8 @@ pub struct JobSpec {
     pub write_aggregates: bool,
     /// Write dead letters.
     pub write_dead_letters: bool,
+    /// Guards, behavior and decisions; `None` runs metrics only.
+    pub guards: Option<GuardSpec>,
 }
 
 /// What a run did.
@@ -109,6 +125,10 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         } else {
             None
         };
+        let decision_sink = match &spec.guards {
+            Some(g) if g.write_decisions => Some(open("decisions")?),
+            _ => None,
+        };
         let aggregate_sink = if spec.write_aggregates {
             Some(open("aggregates")?)
         } else {
@@ -124,7 +144,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         // Passes a time once every output before it is acknowledged by its transport.
         let acknowledged = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            let (events, dead) = ingest(
+            let (events, dead, screened) = ingest(
                 scope,
                 reader,
                 spec.ingest.clone(),
@@ -136,7 +156,23 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             // After a restart, windows ending before the acknowledged point were emitted in full
             // already, and are re-read only in part: drop them before they reach detectors.
             let windows = windows.filter(move |w| w.window_end >= resume_after);
-            let anomalies = windows.clone().detect_statistical(spec.detectors.clone());
+            let mut anomalies = windows.clone().detect_statistical(spec.detectors.clone());
+            if let Some(g) = &spec.guards {
+                let (decisions, guard_anomalies) = screened.assess(g.policies.clone(), g.behavior.clone());
+                anomalies = anomalies.concat(guard_anomalies);
+                if let Some(sink) = decision_sink {
+                    let counter = Arc::clone(&stats);
+                    decisions
+                        .exchange(move |_| writer)
+                        .sink_json(
+                            "DecisionSink",
+                            sink,
+                            |d| d.clone(),
+                            move |d| counter.add_decision(d.tier),
+                        )
+                        .probe_with(&acknowledged);
+                }
+            }
             let counter = Arc::clone(&stats);
             anomalies
                 .exchange(move |_| writer)

@@ -19,12 +19,13 @@ use crate::io::OutputTarget;
 use crate::job::{self, InputSpec, JobSpec};
 
 const HELP: &str = "\
-sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--repeat R] [--dir DIR]
+sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--repeat R] [--dir DIR] [--no-guards]
     Generates (or reuses) DIR/bench-N-textB.jsonl (B bytes of prompt on every request and of response on every response), then measures, R times each:
       ceiling: JSON parsing alone (the job's parser into the borrowed event), per worker count
       serde:   serde_json alone, for reference
       decode:  parsing plus validation
-      job:     the whole job with the built-in detector set, output discarded
+      job:     the whole job with the built-in detector set and the content guards (unless
+               --no-guards), output discarded
     and prints medians, job/ceiling ratios and the -w scaling, ending with one JSON line.
 sentinel bench memory [--users N] [--dir DIR]
     Runs the job on a trace with N distinct users active in the same windows and reports
@@ -37,8 +38,8 @@ sentinel bench kafka [--brokers B] [--events N] [--workers 1,2] [--repeat R] [--
     (or --latency-rate),
     and the job's CPU with no traffic. Ends with one JSON line.
 sentinel bench guard [--repeat N]
-    Scans N generated prompts of 200 B, 1 KB and 10 KB with the content guards (today: the PII
-    scanner) and prints p50/p99 µs per prompt and p99 per KB.
+    Scans N generated prompts of 200 B, 1 KB and 10 KB with the input guard (injection and
+    jailbreak rules, PII, secrets) and prints p50/p99 µs per prompt and p99 per KB.
 ";
 
 /// Entry point.
@@ -62,6 +63,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     ] {
         opts.optopt("", name, "", "");
     }
+    opts.optflag("", "no-guards", "");
     let m = opts.parse(&rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
     let dir = PathBuf::from(m.opt_str("dir").unwrap_or_else(|| "target/bench".into()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -99,6 +101,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             num("prompt-bytes", 0)? as usize,
             &workers,
             num("repeat", 3)? as usize,
+            !m.opt_present("no-guards"),
         ),
         "memory" => memory(&dir, num("users", 1_000_000)?),
         _ => {
@@ -197,8 +200,9 @@ fn parse_and_validate(line: &[u8]) -> bool {
 }
 
 /// The job with the built-in detector set, from `input` to `output`.
-pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget) -> Result<JobSpec, String> {
+pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: bool) -> Result<JobSpec, String> {
     let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
+    let guards = if guards { super::run::guard_spec(&cfg)? } else { None };
     let plan = cfg.aggregation_plan();
     Ok(JobSpec {
         input,
@@ -206,8 +210,10 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget) -> Result<Job
         ingest: IngestConfig {
             lateness_ms: cfg.job.allowed_lateness.0,
             horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
+            screening: guards.as_ref().map(|g| Arc::clone(&g.screening)),
             ..IngestConfig::default()
         },
+        guards,
         plan,
         detectors: cfg.statistical_detectors(),
         write_aggregates: false,
@@ -215,8 +221,8 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget) -> Result<Job
     })
 }
 
-fn run_job(path: &Path, workers: usize) -> Result<(u64, f64), String> {
-    let spec = builtin_spec(InputSpec::File(path.to_owned()), OutputTarget::Discard)?;
+fn run_job(path: &Path, workers: usize, guards: bool) -> Result<(u64, f64), String> {
+    let spec = builtin_spec(InputSpec::File(path.to_owned()), OutputTarget::Discard, guards)?;
     let stats = Arc::new(JobStats::new(workers));
     let outcome = job::run(timely::Config::process(workers), Arc::clone(&stats), spec)?;
     Ok((
@@ -225,7 +231,14 @@ fn run_job(path: &Path, workers: usize) -> Result<(u64, f64), String> {
     ))
 }
 
-fn throughput(dir: &Path, events: u64, prompt_bytes: usize, workers: &[usize], repeat: usize) -> Result<(), String> {
+fn throughput(
+    dir: &Path,
+    events: u64,
+    prompt_bytes: usize,
+    workers: &[usize],
+    repeat: usize,
+    guards: bool,
+) -> Result<(), String> {
     let path = trace_file(dir, events, prompt_bytes)?;
     let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     println!(
@@ -244,7 +257,7 @@ fn throughput(dir: &Path, events: u64, prompt_bytes: usize, workers: &[usize], r
                 let (n, secs) = match what {
                     0 => scan(&path, w, parse_only)?,
                     1 => scan(&path, w, parse_and_validate)?,
-                    2 => run_job(&path, w)?,
+                    2 => run_job(&path, w, guards)?,
                     _ => scan(&path, w, serde_only)?,
                 };
                 *m = n as f64 / secs;

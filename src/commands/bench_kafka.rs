@@ -91,7 +91,7 @@ fn job_rate(settings: &KafkaSettings, topics: &BenchTopics, workers: usize, roun
         settings: settings.clone(),
         topics: topics.outputs.clone(),
     };
-    let spec = builtin_spec(InputSpec::Kafka(input), output)?;
+    let spec = builtin_spec(InputSpec::Kafka(input), output, true)?;
     let stats = Arc::new(JobStats::new(workers));
     let outcome = job::run(timely::Config::process(workers), Arc::clone(&stats), spec)?;
     Ok(stats.records_in.load(Ordering::Relaxed) as f64 / outcome.elapsed.as_secs_f64())

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sentinel_dataflows::guard::Screening;
 use sentinel_dataflows::model::DecodeLimits;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use sentinel_dataflows::time::parse_duration_ms;
 
 use crate::config::{Brokers, KafkaConfig, SentinelConfig, SourceConfig, DEFAULT_CONFIG};
 use crate::io::OutputTarget;
-use crate::job::{self, InputSpec, JobSpec};
+use crate::job::{self, GuardSpec, InputSpec, JobSpec};
 use crate::kafka_input::KafkaInput;
 use crate::summary::{Progress, Summary};
 use sentinel_connectors::kafka::KafkaSettings;
@@ -34,6 +35,7 @@ sentinel run: detect anomalies in LLM telemetry
   --events N          events for the synthetic source
   --seed S            seed for the synthetic source
   --aggregates        also write closed-window aggregates
+  --no-guards         skip content guards, behavioral detectors and decisions (metrics only)
   --summary FILE      write the run summary as JSON
   --no-progress       no live progress line
 timely options (work alongside the above):
@@ -62,6 +64,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         opts.optopt("", name, "", hint);
     }
     opts.optflag("", "aggregates", "");
+    opts.optflag("", "no-guards", "");
     opts.optflag("", "exit-when-caught-up", "");
     opts.optflag("", "no-progress", "");
     opts.optflag("", "help", "");
@@ -170,7 +173,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         let t = &kafka.output_topics;
         OutputTarget::Kafka {
             settings,
-            topics: ["anomalies", "deadletter", "aggregates"]
+            topics: ["anomalies", "deadletter", "aggregates", "decisions"]
                 .iter()
                 .filter_map(|s| t.of(s).map(|topic| ((*s).to_owned(), topic.to_owned())))
                 .collect(),
@@ -188,6 +191,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         c.outputs.aggregates |= m.opt_present("aggregates");
         c.aggregation_plan()
     };
+    let guards = if m.opt_present("no-guards") {
+        None
+    } else {
+        guard_spec(&cfg)?
+    };
     let spec = JobSpec {
         input,
         output,
@@ -203,7 +211,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             idle_timeout: std::time::Duration::from_millis(cfg.job.idle_partition_timeout.0),
             horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
             commit_interval: std::time::Duration::from_millis(kafka.commit_interval.0),
+            screening: guards.as_ref().map(|g| Arc::clone(&g.screening)),
         },
+        guards,
         plan,
         detectors: cfg.statistical_detectors(),
         write_aggregates: cfg.outputs.aggregates || m.opt_present("aggregates"),
@@ -221,6 +231,23 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
+}
+
+/// The guard stage as configured, or `None` when `guards.enabled` is off.
+pub(crate) fn guard_spec(cfg: &SentinelConfig) -> Result<Option<GuardSpec>, String> {
+    if !cfg.guards.enabled {
+        return Ok(None);
+    }
+    let policies = cfg
+        .guards
+        .policies()
+        .map_err(|(key, why)| format!("key `{key}`: {why}"))?;
+    Ok(Some(GuardSpec {
+        screening: Arc::new(Screening::new(policies.clone())),
+        policies,
+        behavior: cfg.guards.behavior.clone(),
+        write_decisions: cfg.guards.decisions,
+    }))
 }
 
 /// librdkafka settings from the `kafka` section.

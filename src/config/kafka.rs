@@ -109,6 +109,8 @@ pub struct OutputTopics {
     pub deadletter: String,
     /// Closed-window aggregates (when `outputs.aggregates` is on).
     pub aggregates: String,
+    /// One decision per request (the audit log).
+    pub decisions: String,
 }
 
 impl Default for OutputTopics {
@@ -117,17 +119,19 @@ impl Default for OutputTopics {
             anomalies: "sentinel.anomalies".into(),
             deadletter: "sentinel.deadletter".into(),
             aggregates: "sentinel.aggregates".into(),
+            decisions: "sentinel.decisions".into(),
         }
     }
 }
 
 impl OutputTopics {
-    /// The topic of output stream `stream` (`anomalies`, `deadletter`, `aggregates`).
+    /// The topic of output stream `stream` (`anomalies`, `deadletter`, `aggregates`, `decisions`).
     pub fn of(&self, stream: &str) -> Option<&str> {
         match stream {
             "anomalies" => Some(&self.anomalies),
             "deadletter" => Some(&self.deadletter),
             "aggregates" => Some(&self.aggregates),
+            "decisions" => Some(&self.decisions),
             _ => None,
         }
     }

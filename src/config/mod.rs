@@ -4,6 +4,7 @@
 //! replaced by the environment variable `NAME` (for secrets) before parsing.
 
 mod env;
+mod guards;
 mod kafka;
 mod locate;
 mod values;
@@ -14,6 +15,8 @@ use sentinel_dataflows::detect::{BaselineConfig, Metric, SeverityBands, Statisti
 use sentinel_dataflows::operators::AggregationPlan;
 use sentinel_dataflows::window::Dimension;
 use serde::Deserialize;
+
+pub use guards::GuardsConfig;
 
 pub use kafka::{Brokers, KafkaConfig, PropertyValue};
 pub use values::{DimensionName, DirectionName, DurationValue, MetricName, StrategyName};
@@ -40,6 +43,9 @@ pub struct SentinelConfig {
     /// Detectors, in the seed's shape.
     #[serde(default)]
     pub detectors: Vec<DetectorConfig>,
+    /// Content guards, tiers, per-application policies, behavioral detectors.
+    #[serde(default)]
+    pub guards: GuardsConfig,
 }
 
 /// Job-wide settings.
@@ -373,6 +379,10 @@ impl SentinelConfig {
                     )));
                 }
             }
+        }
+        if let Err((key, why)) = self.guards.policies() {
+            let line = locate::line_of_path(text, &key).map_or_else(String::new, |l| format!(" (line {l})"));
+            return Err(ConfigError(format!("key `{key}`{line}: {why}")));
         }
         if self.windows.iter().any(|w| w.0 == 0) {
             return Err(ConfigError("key `windows`: widths must be positive".into()));

@@ -37,9 +37,9 @@ impl Default for BehaviorConfig {
         BehaviorConfig {
             loop_repeats: 4,
             cycle_repeats: 3,
-            tool_burst: 30,
+            tool_burst: 60,
             burst_window_ms: 60_000,
-            flood_requests: 120,
+            flood_requests: 600,
             switch_window: 20,
             switch_ratio: 0.25,
             session_cost_limit: 10.0,
@@ -75,8 +75,8 @@ pub struct ActorState {
     pub last_seen_ms: u64,
     /// Recent tool calls: (session, tool name hash, arguments hash), newest last.
     tools: VecDeque<(u64, u64, u64)>,
-    /// Times of recent tool calls, per burst window.
-    tool_times: VecDeque<u64>,
+    /// Times of recent tool calls and their sessions, per burst window.
+    tool_times: VecDeque<(u64, u64)>,
     /// Times of recent requests.
     request_times: VecDeque<u64>,
     /// Recent models (hashes), newest last.
@@ -144,8 +144,15 @@ impl ActorState {
             });
             self.edge("agent-loop", fired, &mut out);
 
-            push_window(&mut self.tool_times, now, cfg.burst_window_ms);
-            let n = self.tool_times.len();
+            self.tool_times.push_back((now, session_key));
+            while self
+                .tool_times
+                .front()
+                .is_some_and(|(t, _)| *t + cfg.burst_window_ms <= now)
+            {
+                self.tool_times.pop_front();
+            }
+            let n = self.tool_times.iter().filter(|(_, s)| *s == session_key).count();
             let fired = (n > cfg.tool_burst).then(|| {
                 let (entity_type, entity_id) = entity("session");
                 BehaviorSignal {

@@ -7,6 +7,7 @@ mod injection_rules;
 mod normalize;
 mod pii;
 mod risk;
+mod screen;
 pub mod validators;
 
 pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict, PolicyBook};
@@ -16,3 +17,4 @@ pub use injection_rules::{AttackFamily, InjectionRule, RULES as INJECTION_RULES}
 pub use normalize::{join_spelled, normalize, rot13, Disguises};
 pub use pii::{PiiFinding, PiiKind, PiiScanner};
 pub use risk::{noisy_or, Profile, RiskScores, RiskThresholds, Tier};
+pub use screen::Screening;

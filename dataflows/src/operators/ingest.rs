@@ -11,7 +11,8 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::stats::{monotonic_ns, JobStats};
-use crate::model::{decode_with, DeadLetter, DecodeLimits, MetricEvent, Position, Reason};
+use crate::guard::Screening;
+use crate::model::{decode_with, DeadLetter, DecodeLimits, MetricEvent, Position, Reason, ScreenedEvent};
 use crate::state::{CommitPoint, OffsetLedger};
 
 /// One raw record from a source, borrowed from the reader's buffer.
@@ -97,6 +98,9 @@ pub struct IngestConfig {
     pub horizon_widths: Vec<u64>,
     /// Least time between offset commits.
     pub commit_interval: Duration,
+    /// Content guards to run on every event while its text is at hand; `None` skips them
+    /// (and the screened-event output stays empty).
+    pub screening: Option<Arc<Screening>>,
 }
 
 impl Default for IngestConfig {
@@ -110,6 +114,7 @@ impl Default for IngestConfig {
             idle_timeout: Duration::from_secs(10),
             horizon_widths: Vec::new(),
             commit_interval: Duration::from_secs(1),
+            screening: None,
         }
     }
 }
@@ -143,11 +148,15 @@ pub fn ingest<'scope>(
 ) -> (
     Stream<'scope, u64, Vec<MetricEvent>>,
     Stream<'scope, u64, Vec<DeadLetter>>,
+    Stream<'scope, u64, Vec<ScreenedEvent>>,
 ) {
     let mut builder = OperatorBuilder::new(format!("Ingest({})", reader.name()), scope);
     let info = builder.operator_info();
     let (events_out, events) = builder.new_output::<Vec<MetricEvent>>();
     let (dead_out, dead) = builder.new_output::<Vec<DeadLetter>>();
+    let (screened_out, screened) = builder.new_output::<Vec<ScreenedEvent>>();
+    let mut screened_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<ScreenedEvent>>>::from(screened_out);
     let mut events_out =
         OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<MetricEvent>>>::from(events_out);
     let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
@@ -161,6 +170,7 @@ pub fn ingest<'scope>(
     let worker_index = scope.worker().index();
 
     builder.build(move |mut caps| {
+        let mut screened_cap = caps.pop();
         let mut dead_cap = caps.pop();
         let mut event_cap = caps.pop();
         let slot_count = reader.slots();
@@ -184,6 +194,7 @@ pub fn ingest<'scope>(
                 .map(|speed| Pacer { speed, origin: None }),
             batch: Vec::with_capacity(cfg.batch_records),
             dead: Vec::new(),
+            screened: Vec::new(),
             source_name,
             cfg,
             stats,
@@ -195,9 +206,11 @@ pub fn ingest<'scope>(
                 // so the other workers' watermarks alone decide progress.
                 event_cap = None;
                 dead_cap = None;
+                screened_cap = None;
                 state.stats.set_watermark(worker_index, u64::MAX);
             }
-            let (Some(ecap), Some(dcap)) = (event_cap.as_mut(), dead_cap.as_mut()) else {
+            let (Some(ecap), Some(dcap), Some(scap)) = (event_cap.as_mut(), dead_cap.as_mut(), screened_cap.as_mut())
+            else {
                 return;
             };
             let watermark = *ecap.time();
@@ -244,6 +257,13 @@ pub fn ingest<'scope>(
                 dead_out.activate().session(&*dcap).give_container(&mut state.dead);
                 state.dead.clear();
             }
+            if !state.screened.is_empty() {
+                screened_out
+                    .activate()
+                    .session(&*scap)
+                    .give_container(&mut state.screened);
+                state.screened.clear();
+            }
             state.commit_acknowledged(&mut *reader, &acknowledged);
             match status {
                 ReadStatus::Done if held.is_none() => {
@@ -255,6 +275,7 @@ pub fn ingest<'scope>(
                     }
                     event_cap = None;
                     dead_cap = None;
+                    screened_cap = None;
                     state.stats.set_watermark(worker_index, u64::MAX);
                     return;
                 }
@@ -268,11 +289,12 @@ pub fn ingest<'scope>(
             if next > *ecap.time() {
                 ecap.downgrade(&next);
                 dcap.downgrade(&next);
+                scap.downgrade(&next);
                 state.stats.set_watermark(worker_index, next);
             }
         }
     });
-    (events, dead)
+    (events, dead, screened)
 }
 
 /// Event-time progress of one partition.
@@ -298,6 +320,7 @@ struct IngestState {
     dead_time: u64,
     pacer: Option<Pacer>,
     batch: Vec<MetricEvent>,
+    screened: Vec<ScreenedEvent>,
     dead: Vec<DeadLetter>,
     source_name: Arc<str>,
     cfg: IngestConfig,
@@ -374,8 +397,13 @@ impl IngestState {
             self.track(&rec, self.dead_time, None);
             return None;
         }
-        match decode_with(rec.bytes, &self.cfg.limits, |_wire, metric| metric) {
-            Ok(mut ev) => {
+        let screening = self.cfg.screening.clone();
+        let decoded = decode_with(rec.bytes, &self.cfg.limits, |wire, metric| {
+            let screened = screening.as_ref().map(|s| s.screen(wire, &metric));
+            (metric, screened)
+        });
+        match decoded {
+            Ok((mut ev, screened)) => {
                 if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(ev.timestamp_ms)) {
                     return Some(wait);
                 }
@@ -398,6 +426,7 @@ impl IngestState {
                     clock.last_record = Some(self.now);
                     ev.read_ns = self.read_ns;
                     self.batch.push(ev);
+                    self.screened.extend(screened);
                 }
             }
             Err(rejection) => {

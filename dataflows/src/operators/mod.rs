@@ -1,5 +1,6 @@
 //! Timely and differential operators, one per file. Each is a thin adapter around plain logic.
 
+pub mod assess;
 pub mod distinct;
 pub mod ingest;
 pub mod pre_aggregate;
@@ -9,6 +10,7 @@ pub mod statistical;
 pub mod stats;
 pub mod window_merge;
 
+pub use assess::{Assess, Assessed};
 pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};
 pub use ingest::{ingest, IngestConfig, RawRecord, ReadStatus, RecordReader};
 pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};

@@ -10,7 +10,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
-use crate::model::{Anomaly, DeadLetter};
+use crate::model::{Anomaly, DeadLetter, Decision};
 use crate::window::WindowAggregate;
 
 /// A byte transport for one output stream (a file, stdout, a Kafka topic). Must not block.
@@ -43,6 +43,16 @@ pub trait SinkKey {
 impl SinkKey for Anomaly {
     fn sink_key(&self) -> &str {
         &self.affected_entity.id
+    }
+}
+
+impl SinkKey for Decision {
+    fn sink_key(&self) -> &str {
+        if self.user_id.is_empty() {
+            &self.application_id
+        } else {
+            &self.user_id
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use crate::guard::Tier;
 use crate::model::Reason;
 
 /// Process-wide counters. Workers add to them; nothing on the hot path takes a lock.
@@ -20,6 +21,7 @@ pub struct JobStats {
     /// Failed deliveries and records the transport refused (each logged; failed ones are sent again).
     pub delivery_errors: AtomicU64,
     per_detector: Mutex<Vec<(String, u64)>>,
+    decisions: [AtomicU64; Tier::ALL.len()],
     watermarks: Mutex<Vec<u64>>,
 }
 
@@ -54,6 +56,16 @@ impl JobStats {
             Some(entry) => entry.1 += n,
             None => per.push((detector.to_owned(), n)),
         }
+    }
+
+    /// Counts one decision written.
+    pub fn add_decision(&self, tier: Tier) {
+        self.decisions[tier as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Decisions written per tier, lowest tier first.
+    pub fn decisions_per_tier(&self) -> [(Tier, u64); 4] {
+        Tier::ALL.map(|t| (t, self.decisions[t as usize].load(Relaxed)))
     }
 
     /// Anomalies per detector id, sorted by id.
