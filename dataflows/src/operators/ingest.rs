@@ -133,6 +133,9 @@ impl Pacer {
     }
 }
 
+/// A stream of batches of `D` at event-time watermarks.
+pub type Batches<'scope, D> = Stream<'scope, u64, Vec<D>>;
+
 /// Builds the source: valid events at their watermark, and dead letters. `acknowledged` is a
 /// probe on the sinks' acknowledgement streams: offsets are committed only behind its frontier.
 ///
@@ -146,9 +149,9 @@ pub fn ingest<'scope>(
     stats: Arc<JobStats>,
     acknowledged: ProbeHandle<u64>,
 ) -> (
-    Stream<'scope, u64, Vec<MetricEvent>>,
-    Stream<'scope, u64, Vec<DeadLetter>>,
-    Stream<'scope, u64, Vec<ScreenedEvent>>,
+    Batches<'scope, MetricEvent>,
+    Batches<'scope, DeadLetter>,
+    Batches<'scope, ScreenedEvent>,
 ) {
     let mut builder = OperatorBuilder::new(format!("Ingest({})", reader.name()), scope);
     let info = builder.operator_info();
