@@ -355,6 +355,8 @@ impl OutputTarget {
         let io = |e: std::io::Error| format!("cannot open output {name}: {e}");
         Ok(match self {
             OutputTarget::Stdout if name == "deadletter" => Box::new(StderrSink),
+            // One decision per request would bury the anomalies; decisions need a file or Kafka.
+            OutputTarget::Stdout if name == "decisions" => Box::new(Discard),
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
             OutputTarget::Dir(dir) => Box::new(FileSink(
                 FileWriter::create(&dir.join(format!("{name}.jsonl"))).map_err(io)?,

@@ -265,3 +265,85 @@ fn eval_pii_prints_per_entity_scores_and_a_json_line() {
     }
     assert_eq!(json["micro_f1"], 1.0);
 }
+
+#[test]
+fn guards_find_the_labeled_content_and_behavior_cases_and_decide_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("text.jsonl");
+    let labels = dir.path().join("text.labels.jsonl");
+    sentinel(&[
+        "gen-trace",
+        "--events",
+        "200000",
+        "--prompt-bytes",
+        "100",
+        "--seed",
+        "11",
+        "--out",
+        trace.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("out");
+    let (anomalies, summary) = run_job(&trace, &out, "2");
+    assert_eq!(summary["balanced"], true);
+    let decisions = read_jsonl(&out.join("decisions.jsonl"));
+
+    // One decision per request, response and tool call; none for errors; ids unique.
+    let events = read_jsonl(&trace);
+    let decidable = events.iter().filter(|e| e["event_type"] != "llm.error").count();
+    assert_eq!(decisions.len(), decidable);
+    assert_eq!(ids(&decisions).len(), decisions.len());
+
+    let expected = [
+        ("prompt_injection", "prompt-injection"),
+        ("pii_prompt", "pii-exposure"),
+        ("pii_response", "pii-leak"),
+        ("tool_loop", "agent-loop"),
+    ];
+    // The generator labels cases planned past the trace's last event too: keep the ones in it.
+    let last_ms = events
+        .iter()
+        .filter_map(|e| e["timestamp"].as_str())
+        .map(sentinel_time)
+        .max()
+        .unwrap();
+    let labels: Vec<Value> = read_jsonl(&labels)
+        .into_iter()
+        .filter(|l| l["end_ms"].as_u64().unwrap() <= last_ms)
+        .collect();
+    for (kind, detector) in expected {
+        let cases: Vec<&Value> = labels.iter().filter(|l| l["kind"] == kind).collect();
+        assert!(!cases.is_empty(), "the trace carries {kind}");
+        for case in cases {
+            let found = anomalies.iter().any(|a| {
+                a["detector_id"] == detector
+                    && (case["event_ids"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|id| a["context"]["sample_events"].as_array().unwrap().contains(id))
+                        || a["affected_entity"]["id"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with(case["entity_id"].as_str().unwrap()))
+            });
+            assert!(found, "missed {kind} {}", case["id"]);
+        }
+    }
+    // Injections escalate or block; their decisions name a reason.
+    for case in labels.iter().filter(|l| l["kind"] == "prompt_injection") {
+        let id = &case["event_ids"][0];
+        let d = decisions
+            .iter()
+            .find(|d| &d["event_id"] == id)
+            .expect("decision for the injection");
+        assert!(d["tier"] == "escalate" || d["tier"] == "block", "{d}");
+        assert!(d["escalation_reason"].as_str().unwrap().starts_with("input: "), "{d}");
+    }
+    // Raw values never reach an output.
+    let written = std::fs::read_to_string(out.join("decisions.jsonl")).unwrap()
+        + &std::fs::read_to_string(out.join("anomalies.jsonl")).unwrap();
+    assert!(!written.contains("4111 1111 1111 1111"));
+    assert!(!written.contains("536-22-8874"));
+}

@@ -65,9 +65,11 @@ impl Assessor {
 
         let mut out = Assessment::default();
         let timestamp = format_rfc3339_ms(ev.timestamp_ms);
+        // A one-event window: [event time, event time + 1 ms).
+        let window_end = format_rfc3339_ms(ev.timestamp_ms + 1);
         let event_id = ev.keys.get(KeyField::EventId);
         for s in &signals {
-            out.anomalies.push(behavior_anomaly(s, ev, &timestamp));
+            out.anomalies.push(behavior_anomaly(s, ev, &timestamp, &window_end));
         }
         let entity = AffectedEntity {
             entity_type: actor_kind.to_owned(),
@@ -76,7 +78,8 @@ impl Assessor {
         };
         for (layer, verdict) in [("input", &ev.input), ("output", &ev.output)] {
             if let Some(v) = verdict {
-                content_anomalies(layer, v, policy, ev, &timestamp, &entity, &mut out.anomalies);
+                let at = (timestamp.as_str(), window_end.as_str());
+                content_anomalies(layer, v, policy, ev, at, &entity, &mut out.anomalies);
             }
         }
         if ev.event_type != EventType::Error {
@@ -133,7 +136,7 @@ fn content_anomalies(
     verdict: &LayerVerdict,
     policy: &GuardPolicy,
     ev: &ScreenedEvent,
-    timestamp: &str,
+    (timestamp, window_end): (&str, &str),
     entity: &AffectedEntity,
     out: &mut Vec<Anomaly>,
 ) {
@@ -185,7 +188,7 @@ fn content_anomalies(
             },
             context: AnomalyContext {
                 window_start: timestamp.to_owned(),
-                window_end: timestamp.to_owned(),
+                window_end: window_end.to_owned(),
                 sample_events: vec![event_id.to_owned()],
             },
             actions_taken: Vec::new(),
@@ -202,7 +205,7 @@ fn finding_label(f: &Finding) -> String {
     }
 }
 
-fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str) -> Anomaly {
+fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, window_end: &str) -> Anomaly {
     let event_id = ev.keys.get(KeyField::EventId);
     Anomaly {
         id: stable_id(&[s.detector_id.as_bytes(), s.entity_id.as_bytes(), event_id.as_bytes()]),
@@ -239,7 +242,7 @@ fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str) -> 
         },
         context: AnomalyContext {
             window_start: timestamp.to_owned(),
-            window_end: timestamp.to_owned(),
+            window_end: window_end.to_owned(),
             sample_events: vec![event_id.to_owned()],
         },
         actions_taken: Vec::new(),

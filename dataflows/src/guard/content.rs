@@ -127,8 +127,10 @@ pub fn pii_weight(kind: PiiKind) -> f32 {
         PiiKind::Jwt => 0.7,
         PiiKind::CreditCard | PiiKind::UsSsn | PiiKind::UsMbi => 0.6,
         PiiKind::IbanCode | PiiKind::UsNpi | PiiKind::HighEntropySecret => 0.5,
-        PiiKind::EmailAddress | PiiKind::PhoneNumber | PiiKind::CryptoAddress => 0.3,
-        PiiKind::IpAddress => 0.2,
+        // Contact details warn once validated with context (the seed: minor PII warns).
+        PiiKind::PhoneNumber => 0.65,
+        PiiKind::EmailAddress | PiiKind::CryptoAddress => 0.6,
+        PiiKind::IpAddress => 0.3,
     }
 }
 

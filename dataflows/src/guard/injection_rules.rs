@@ -89,7 +89,7 @@ pub const RULES: &[InjectionRule] = &[
         id: "override.new_instructions",
         family: AttackFamily::InstructionOverride,
         weight: 0.6,
-        pattern: r"\b(?:new|updated|revised|real|actual|true|override|overriding|secret|hidden|additional|important|urgent) (?:instructions?|directives?|task|rules|system prompt|orders|commands?) ?(?:[:\-]|are|is)",
+        pattern: r"\b(?:new|updated|revised|real|actual|true|override|overriding|secret|hidden|additional|important|urgent) (?:instructions?|directives?|task|rules|system prompt|orders|commands?)(?: from (?:the |your )?(?:admin|administrator|developer|system|operator|owner|creator|openai|anthropic|management|security team))? ?(?:[:\-]|are|is)",
     },
     InjectionRule {
         id: "override.authority_claim",
@@ -346,6 +346,9 @@ pub fn expand(pattern: &str) -> String {
         p = p.replace(name, value);
     }
     // Separators: a space, maybe with punctuation or quotes around it.
+    // ` ?` is an optional separator run.
     p.replace(" _ ", " (?:[a-z0-9']{1,20} ){0,3}")
+        .replace(" ?", "\u{1}")
         .replace(' ', r#"[ \n,;:"'*()\-]{1,3}"#)
+        .replace('\u{1}', r#"[ \n,;:"'*()\-]{0,3}"#)
 }

@@ -3,13 +3,13 @@
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::vec::{Map, Partition};
-use timely::dataflow::operators::Operator;
+use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
 use crate::detect::{Assessor, BehaviorConfig};
 use crate::guard::PolicyBook;
 use crate::hash::hash64;
-use crate::model::{Anomaly, Decision, ScreenedEvent};
+use crate::model::{Anomaly, Decision, KeyField, ScreenedEvent};
 
 /// How often (event time) idle actors are swept out.
 const EVICT_EVERY_MS: u64 = 60_000;
@@ -44,26 +44,55 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
         let assessed = self.unary_frontier(route, "Assess", move |_cap, _info| {
             let mut assessor = Assessor::new(policies, behavior);
             let mut last_evict = 0u64;
+            // Events wait until the frontier passes their own time, then go in (time, id) order,
+            // so behavioral state sees the same sequence whatever the worker count.
+            let mut pending: Vec<ScreenedEvent> = Vec::new();
+            let mut held: Option<Capability<u64>> = None;
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
-                    let mut session = output.session(&cap);
-                    for batch in data {
-                        for ev in batch.drain(..) {
-                            let out = assessor.assess(&ev);
-                            if let Some(d) = out.decision {
-                                session.give(Assessed::Decision(Box::new(d)));
-                            }
-                            for a in out.anomalies {
-                                session.give(Assessed::Anomaly(Box::new(a)));
-                            }
+                    if let Some(c) = cap.retain_least(0) {
+                        if held.as_ref().is_none_or(|h| c.time() < h.time()) {
+                            held = Some(c);
                         }
                     }
-                });
-                if let Some(&now) = frontier.frontier().first() {
-                    if now != u64::MAX && now >= last_evict + EVICT_EVERY_MS {
-                        assessor.evict(now);
-                        last_evict = now;
+                    for batch in data {
+                        pending.append(batch);
                     }
+                });
+                let now = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                let Some(cap) = held.as_mut() else {
+                    return;
+                };
+                let (mut ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|e| e.timestamp_ms < now);
+                pending = rest;
+                if !ready.is_empty() {
+                    ready.sort_by(|a, b| {
+                        (a.timestamp_ms, a.keys.get(KeyField::EventId))
+                            .cmp(&(b.timestamp_ms, b.keys.get(KeyField::EventId)))
+                    });
+                    let mut session = output.session(&*cap);
+                    for ev in &ready {
+                        let out = assessor.assess(ev);
+                        if let Some(d) = out.decision {
+                            session.give(Assessed::Decision(Box::new(d)));
+                        }
+                        for a in out.anomalies {
+                            session.give(Assessed::Anomaly(Box::new(a)));
+                        }
+                    }
+                }
+                match pending.iter().map(|e| e.timestamp_ms).min() {
+                    None => held = None,
+                    Some(least) => {
+                        let to = least.min(now);
+                        if to > *cap.time() {
+                            cap.downgrade(&to);
+                        }
+                    }
+                }
+                if now != u64::MAX && now >= last_evict + EVICT_EVERY_MS {
+                    assessor.evict(now);
+                    last_evict = now;
                 }
             }
         });
