@@ -69,7 +69,7 @@ impl PolicyBook {
 
 /// One thing a guard found. Carries positions and redacted snippets, never raw values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "detector", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Finding {
     /// An injection or jailbreak rule fired.
     PromptInjection {
@@ -80,7 +80,6 @@ pub enum Finding {
         /// The rule's weight.
         weight: f32,
         /// Set when the rule fired inside a hidden payload.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         encoding: Option<Encoding>,
     },
     /// Personal data or a credential (`detector` says which: personal data is `pii`).
@@ -97,7 +96,6 @@ pub enum Finding {
         /// Masked value.
         redacted: String,
         /// Response findings only: the same value was in the prompt (an echo, not a leak).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         in_prompt: bool,
     },
     /// A canary token from the system prompt appeared in a response.

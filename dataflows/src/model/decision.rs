@@ -70,10 +70,8 @@ pub struct Decision {
     /// Application.
     pub application_id: String,
     /// User, when known.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub user_id: String,
     /// Session, when known.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub session_id: String,
     /// Tier is block.
     pub blocked: bool,
@@ -86,14 +84,12 @@ pub struct Decision {
     /// Whether the judges were asked (the judge stage fills this; until then, always false).
     pub shadow_agent_escalated: bool,
     /// Why the tier is escalate or block: the strongest finding.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub escalation_reason: Option<String>,
     /// Judge verdicts (ShadowAgentResponse), filled by the judge stage.
-    pub shadow_agent_analyses: Vec<serde_json::Value>,
+    pub shadow_agent_analyses: Vec<String>,
     /// Content findings, by layer.
     pub findings: DecisionFindings,
     /// Behavioral detectors that fired on this event.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub behaviors: Vec<String>,
 }
 
@@ -101,9 +97,7 @@ pub struct Decision {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecisionFindings {
     /// On the prompt.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub input: Vec<Finding>,
     /// On the response.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub output: Vec<Finding>,
 }
