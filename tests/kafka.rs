@@ -201,7 +201,17 @@ fn kafka_run_finds_the_same_anomalies_as_file_mode() {
     assert_eq!(summary["dead_lettered"], 0);
     let anomalies = consume(&topics.anomalies);
     assert_eq!(anomalies.len(), expected.len(), "one record per anomaly");
-    assert_eq!(summary["delivered"], expected.len() as u64, "every output acknowledged");
+    // Every anomaly and every decision (one per event that is not an `llm.error`) acknowledged.
+    let decisions = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"llm.error\""))
+        .count();
+    assert_eq!(
+        summary["delivered"],
+        (expected.len() + decisions) as u64,
+        "every output acknowledged"
+    );
     assert_eq!(summary["delivery_errors"], 0);
     assert_eq!(ids(&anomalies), expected);
     // Keyed by entity: every record of one entity sits in one partition, so per-entity order holds.
