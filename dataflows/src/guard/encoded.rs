@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::normalize::MIN_ENCODED_RUN as MIN_RUN;
+
 /// How a payload was encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,8 +30,6 @@ pub struct DecodedPayload {
     pub text: String,
 }
 
-/// Shortest encoded run worth decoding: 16 base64 characters are 12 bytes, a few words.
-pub(crate) const MIN_RUN: u32 = 16;
 
 /// Finds base64 and hex runs in `text` that decode to readable text.
 ///

@@ -14,7 +14,6 @@ use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Serialize;
 
-use super::encoded::MIN_RUN as MIN_PAYLOAD_RUN;
 use super::encoded::{decoded_payloads, Encoding};
 use super::injection_rules::{expand, AttackFamily, RULES};
 use super::normalize::{join_spelled, normalize, rot13, Disguises};
@@ -115,7 +114,8 @@ impl InjectionScanner {
                 Regex::config()
                     .match_kind(MatchKind::All)
                     .utf8_empty(false)
-                    .hybrid_cache_capacity(32 << 20),
+                    .hybrid_cache_capacity(32 << 20)
+                    .auto_prefilter(false),
             )
             .build_many(&patterns)
             .unwrap_or_else(|e| panic!("injection rule table does not compile: {e}"));
@@ -163,8 +163,8 @@ impl InjectionScanner {
             rot13(canonical, variant);
             self.match_rules(variant, Some(Encoding::Rot13), set, &mut hits);
         }
-        if disguises.longest_encoded_run >= MIN_PAYLOAD_RUN {
-            for payload in decoded_payloads(text) {
+        if let Some((start, end)) = disguises.encoded_span {
+            for payload in decoded_payloads(&text[start..end]) {
                 normalize(&payload.text, variant);
                 self.match_rules(variant, Some(payload.encoding), set, &mut hits);
                 signal(
@@ -245,7 +245,7 @@ fn structural_signals(d: &Disguises, canonical: &str, hits: &mut BTreeMap<&'stat
     if d.confusables >= 4 && canonical.is_ascii() {
         signal(hits, "obfuscation.confusable_letters", CONFUSABLE_MIX_WEIGHT, None);
     }
-    if is_flooded(canonical) {
+    if d.flooded {
         hits.entry("delimiter.flood").or_insert(InjectionFinding {
             rule: "delimiter.flood",
             family: AttackFamily::Delimiter,
@@ -253,37 +253,6 @@ fn structural_signals(d: &Disguises, canonical: &str, hits: &mut BTreeMap<&'stat
             encoding: None,
         });
     }
-}
-
-/// A run of one repeated punctuation character, or one repeated short token, long enough to
-/// push earlier instructions out of view.
-fn is_flooded(canonical: &str) -> bool {
-    let bytes = canonical.as_bytes();
-    let mut run = 1;
-    for w in bytes.windows(2) {
-        if w[0] == w[1] && w[0].is_ascii_punctuation() {
-            run += 1;
-            if run >= 24 {
-                return true;
-            }
-        } else {
-            run = 1;
-        }
-    }
-    let mut repeats = 0;
-    let mut previous = "";
-    for token in canonical.split([' ', '\n']) {
-        if !token.is_empty() && token == previous && token.len() <= 4 {
-            repeats += 1;
-            if repeats >= 24 {
-                return true;
-            }
-        } else {
-            repeats = 0;
-        }
-        previous = token;
-    }
-    false
 }
 
 #[cfg(test)]

@@ -22,8 +22,14 @@ pub struct Disguises {
     pub plain_words: u32,
     /// The same words rot13'd (`gur`, `naq`, `lbh`...).
     pub rot13_words: u32,
-    /// The longest run of base64 or hex characters: whether a payload may hide here.
+    /// The longest run of base64 or hex characters, when [`MIN_ENCODED_RUN`] or more.
     pub longest_encoded_run: u32,
+    /// Byte span of the input covering every such run of [`MIN_ENCODED_RUN`] or more, so a
+    /// payload decoder need not rescan the whole text.
+    pub encoded_span: Option<(usize, usize)>,
+    /// A run of one punctuation character, or of one short token, long enough to push earlier
+    /// instructions out of view ([`FLOOD_RUN`] or more).
+    pub flooded: bool,
 }
 
 impl Disguises {
@@ -33,7 +39,16 @@ impl Disguises {
     }
 }
 
+/// Shortest encoded run worth decoding: 16 base64 characters are 12 bytes, a few words.
+pub const MIN_ENCODED_RUN: u32 = 16;
+
+/// Repeats of one punctuation character or one short token that count as a flood.
+pub const FLOOD_RUN: u32 = 24;
+
 /// Writes the canonical form of `text` into `out` (cleared first) and reports the disguises.
+///
+/// Works byte by byte on ASCII (the common case) and decodes a character only where the
+/// text leaves ASCII.
 ///
 /// ```
 /// use sentinel_dataflows::guard::normalize;
@@ -45,85 +60,185 @@ impl Disguises {
 pub fn normalize(text: &str, out: &mut String) -> Disguises {
     out.clear();
     out.reserve(text.len());
-    let mut found = Disguises::default();
-    let mut pending_space: Option<char> = None;
-    let mut word = WordState::default();
-    let mut spelled = SpelledRun::default();
-    let mut encoded = EncodedRun::default();
-    for c in text.chars() {
-        encoded.note(c, &mut found);
-        let mapped = if c.is_ascii() {
-            Some(c.to_ascii_lowercase())
+    let mut n = Normalizer {
+        out,
+        found: Disguises::default(),
+        pending_space: None,
+        word: WordState::default(),
+        spelled: SpelledRun::default(),
+        encoded: EncodedRun::default(),
+        flood: FloodState::default(),
+    };
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_alphanumeric() {
+            i = n.alphanumeric_run(text, i);
+        } else if b.is_ascii() {
+            n.encoded.separator(b, i, &mut n.found);
+            n.ascii(b.to_ascii_lowercase());
+            i += 1;
         } else {
-            match classify(c) {
-                Class::Invisible => {
-                    found.invisible += 1;
-                    continue;
-                }
-                Class::Tag(ascii) => {
-                    found.tags += 1;
-                    Some(ascii)
-                }
-                Class::Confusable(ascii) => {
-                    found.confusables += 1;
-                    Some(ascii)
-                }
-                Class::Other => None,
+            let c = text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            // Any non-ASCII character ends a base64 or hex run.
+            n.encoded.separator(0x80, i, &mut n.found);
+            n.other(c);
+            i += c.len_utf8();
+        }
+    }
+    n.word.end(n.out, &mut n.found);
+    n.flood.token_end(n.out, &mut n.found);
+    n.found
+}
+
+/// The state of one normalisation pass.
+struct Normalizer<'o> {
+    out: &'o mut String,
+    found: Disguises,
+    pending_space: Option<char>,
+    word: WordState,
+    spelled: SpelledRun,
+    encoded: EncodedRun,
+    flood: FloodState,
+}
+
+impl Normalizer<'_> {
+    /// The run of ASCII letters and digits starting at byte `at` of `text`: the bulk of most
+    /// prompts, handled a run at a time. Returns where the run ends.
+    #[inline(always)]
+    fn alphanumeric_run(&mut self, text: &str, at: usize) -> usize {
+        let bytes = text.as_bytes();
+        let (mut end, mut letters, mut leet, mut hex, mut seen) = (at, 0u32, 0u32, 0u32, 0u8);
+        while end < bytes.len() {
+            let class = BYTE_CLASS[bytes[end] as usize];
+            if class & ALNUM == 0 {
+                break;
             }
-        };
-        match mapped {
-            Some(a) if a.is_ascii_whitespace() => {
-                word.end(out, &mut found);
-                spelled.note(' ', &mut found);
-                if a == '\n' || a == '\r' {
-                    pending_space = Some('\n');
-                } else {
-                    pending_space.get_or_insert(' ');
-                }
+            seen |= class;
+            letters += u32::from(class & (LOWER | UPPER) != 0);
+            leet += u32::from(class & LEET != 0);
+            hex += u32::from(class & HEX != 0);
+            end += 1;
+        }
+        let (upper, lower) = (seen & UPPER != 0, seen & LOWER != 0);
+        self.encoded.alphanumeric(&bytes[at..end], at, upper, lower, letters, hex);
+        self.encoded.run_end(end - 1, &mut self.found);
+        self.flush_space();
+        let start = self.out.len();
+        self.word.start.get_or_insert(start);
+        self.word.letters += letters;
+        self.word.leet += leet;
+        self.out.push_str(&text[at..end]);
+        if upper {
+            self.out[start..].make_ascii_lowercase();
+        }
+        self.spelled.in_token += (end - at) as u32;
+        self.spelled.letter = bytes[end - 1].is_ascii_alphabetic();
+        self.flood.punct = 0;
+        end
+    }
+
+    /// One lowercase ASCII character, from the text or mapped from a look-alike.
+    #[inline(always)]
+    fn ascii(&mut self, a: u8) {
+        if a.is_ascii_whitespace() {
+            self.word.end(self.out, &mut self.found);
+            self.flood.token_end(self.out, &mut self.found);
+            self.spelled.note_ascii(b' ', &mut self.found);
+            if a == b'\n' || a == b'\r' {
+                self.pending_space = Some('\n');
+            } else {
+                self.pending_space.get_or_insert(' ');
             }
-            Some(a) => {
-                flush_space(out, &mut pending_space);
-                if is_word_byte(a) {
-                    word.push(out.len(), a);
-                } else {
-                    word.end(out, &mut found);
-                }
-                spelled.note(a, &mut found);
-                out.push(a);
+            return;
+        }
+        self.flush_space();
+        if is_word_byte(a) {
+            self.word.push(self.out.len(), a);
+        } else {
+            self.word.end(self.out, &mut self.found);
+        }
+        self.flood.punctuation(a, &mut self.found);
+        self.spelled.note_ascii(a, &mut self.found);
+        self.out.push(a as char);
+    }
+
+    /// One non-ASCII character: dropped, decoded or mapped when it hides ASCII, else lowercased.
+    fn other(&mut self, c: char) {
+        match classify(c) {
+            Class::Invisible => self.found.invisible += 1,
+            Class::Tag(a) => {
+                self.found.tags += 1;
+                self.ascii(a as u8);
             }
-            None if c.is_whitespace() => {
-                word.end(out, &mut found);
-                spelled.note(' ', &mut found);
-                pending_space.get_or_insert(' ');
+            Class::Confusable(a) => {
+                self.found.confusables += 1;
+                self.ascii(a as u8);
             }
-            None => {
-                flush_space(out, &mut pending_space);
-                word.end(out, &mut found);
-                spelled.note(c, &mut found);
+            Class::Other if c.is_whitespace() => self.ascii(b' '),
+            Class::Other => {
+                self.flush_space();
+                self.word.end(self.out, &mut self.found);
+                self.flood.punctuation(0, &mut self.found);
+                self.spelled.note_other(c, &mut self.found);
                 for l in c.to_lowercase() {
-                    out.push(l);
+                    self.out.push(l);
                 }
             }
         }
     }
-    word.end(out, &mut found);
-    found
-}
 
-fn flush_space(out: &mut String, pending: &mut Option<char>) {
-    if let Some(s) = pending.take() {
-        if !out.is_empty() {
-            out.push(s);
+    #[inline(always)]
+    fn flush_space(&mut self) {
+        if let Some(s) = self.pending_space.take() {
+            if !self.out.is_empty() {
+                self.out.push(s);
+                self.flood.token_start(self.out.len());
+            }
         }
     }
 }
 
-fn is_word_byte(a: char) -> bool {
-    a.is_ascii_alphanumeric() || a == '@' || a == '$'
+/// Byte classes for the letter-and-digit scan: one table load instead of a chain of compares.
+const ALNUM: u8 = 1;
+const LOWER: u8 = 2;
+const UPPER: u8 = 4;
+const LEET: u8 = 8;
+const HEX: u8 = 16;
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        let mut class = 0;
+        if c.is_ascii_alphanumeric() {
+            class |= ALNUM;
+        }
+        if c.is_ascii_lowercase() {
+            class |= LOWER;
+        }
+        if c.is_ascii_uppercase() {
+            class |= UPPER;
+        }
+        if c.is_ascii_digit() && leet_letter(c).is_some() {
+            class |= LEET;
+        }
+        if c.is_ascii_hexdigit() {
+            class |= HEX;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+
+fn is_word_byte(a: u8) -> bool {
+    a.is_ascii_alphanumeric() || a == b'@' || a == b'$'
 }
 
 /// The ASCII letter a leetspeak symbol stands for.
-fn leet_letter(a: u8) -> Option<u8> {
+const fn leet_letter(a: u8) -> Option<u8> {
     Some(match a {
         b'0' => b'o',
         b'1' => b'i',
@@ -146,39 +261,44 @@ struct WordState {
 }
 
 impl WordState {
-    fn push(&mut self, at: usize, a: char) {
+    #[inline]
+    fn push(&mut self, at: usize, a: u8) {
         if self.start.is_none() {
             self.start = Some(at);
         }
         if a.is_ascii_alphabetic() {
             self.letters += 1;
-        } else if leet_letter(a as u8).is_some() {
+        } else if leet_letter(a).is_some() {
             self.leet += 1;
         }
     }
 
     fn end(&mut self, out: &mut String, found: &mut Disguises) {
-        if let Some(start) = self.start.take() {
-            // `p4ssw0rd` and `1gn0r3` are words; `2024`, `v1` and `a1b2c3d4...` hex ids are not
-            // rewritten: at least two letters, and fewer symbols than letters plus one.
-            let word = &out.as_bytes()[start..];
-            if word.len() <= 3 {
-                if PLAIN_WORDS.contains(&word) {
-                    found.plain_words += 1;
-                } else if ROT13_WORDS.contains(&word) {
-                    found.rot13_words += 1;
-                }
+        let Some(start) = self.start.take() else {
+            return;
+        };
+        let word = &out.as_bytes()[start..];
+        if let Some(packed) = pack_short(word) {
+            if PLAIN_WORDS.contains(&packed) {
+                found.plain_words += 1;
+            } else if ROT13_WORDS.contains(&packed) {
+                found.rot13_words += 1;
             }
-            let hexlike = word.iter().all(|b| b.is_ascii_hexdigit());
-            if self.leet > 0 && self.letters >= 2 && self.leet <= self.letters + 1 && !hexlike {
-                let decoded: String = word
-                    .iter()
-                    .map(|&b| if b.is_ascii_alphabetic() { b } else { leet_letter(b).unwrap_or(b) } as char)
-                    .collect();
-                out.truncate(start);
-                out.push_str(&decoded);
-                found.leet_words += 1;
-            }
+        }
+        // `p4ssw0rd` and `1gn0r3` are words; `2024`, `v1` and `a1b2c3d4...` hex ids are not
+        // rewritten: at least two letters, and fewer symbols than letters plus one.
+        if self.leet > 0
+            && self.letters >= 2
+            && self.leet <= self.letters + 1
+            && !word.iter().all(u8::is_ascii_hexdigit)
+        {
+            let decoded: String = word
+                .iter()
+                .map(|&b| if b.is_ascii_alphabetic() { b } else { leet_letter(b).unwrap_or(b) } as char)
+                .collect();
+            out.truncate(start);
+            out.push_str(&decoded);
+            found.leet_words += 1;
         }
         self.letters = 0;
         self.leet = 0;
@@ -194,12 +314,26 @@ struct SpelledRun {
 }
 
 impl SpelledRun {
-    fn note(&mut self, c: char, found: &mut Disguises) {
+    #[inline]
+    fn note_ascii(&mut self, a: u8, found: &mut Disguises) {
+        if a.is_ascii_alphanumeric() {
+            self.in_token += 1;
+            self.letter = a.is_ascii_alphabetic();
+        } else {
+            self.separator(found);
+        }
+    }
+
+    fn note_other(&mut self, c: char, found: &mut Disguises) {
         if c.is_alphanumeric() {
             self.in_token += 1;
             self.letter = c.is_alphabetic();
-            return;
+        } else {
+            self.separator(found);
         }
+    }
+
+    fn separator(&mut self, found: &mut Disguises) {
         match self.in_token {
             0 => {}
             1 if self.letter => {
@@ -212,48 +346,151 @@ impl SpelledRun {
     }
 }
 
-/// Tracks the longest run of characters a base64 or hex payload of text is made of: base64
-/// of text mixes upper and lower case, hex of text holds letter digits (`a`-`f`), so plain
-/// words and long numbers do not count.
+/// Tracks the runs of characters a base64 or hex payload of text is made of: base64 of text
+/// mixes upper and lower case, hex of text holds letter digits (`a`-`f`), so plain words and
+/// long numbers do not count. Works on whole runs of letters and digits.
 #[derive(Default)]
 struct EncodedRun {
     base64: u32,
+    base64_start: usize,
     upper: bool,
     lower: bool,
     hex_digits: u32,
+    hex_start: usize,
     hex_letter: bool,
-    hex_gap: bool,
+    /// Separator bytes seen since the last hex group (`69 67`, `\x69\x67`: one is allowed).
+    hex_separators: u32,
 }
 
 impl EncodedRun {
-    fn note(&mut self, c: char, found: &mut Disguises) {
-        if c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-') {
+    /// Notes ASCII byte `b`, not a letter or digit, at offset `at` (a non-ASCII character is
+    /// passed as 0x80).
+    #[inline]
+    fn separator(&mut self, b: u8, at: usize, found: &mut Disguises) {
+        if matches!(b, b'+' | b'/' | b'=' | b'_' | b'-') {
+            if self.base64 == 0 {
+                self.base64_start = at;
+            }
             self.base64 += 1;
-            self.upper |= c.is_ascii_uppercase();
-            self.lower |= c.is_ascii_lowercase();
             if self.upper && self.lower {
-                found.longest_encoded_run = found.longest_encoded_run.max(self.base64);
+                candidate(found, self.base64, self.base64_start, at);
             }
         } else {
             self.base64 = 0;
             self.upper = false;
             self.lower = false;
         }
-        if c.is_ascii_hexdigit() {
-            self.hex_digits += 1;
-            self.hex_letter |= c.is_ascii_alphabetic();
-            self.hex_gap = false;
-            if self.hex_letter {
-                found.longest_encoded_run = found.longest_encoded_run.max(self.hex_digits);
-            }
-        } else if matches!(c, ' ' | '\\' | 'x') && !self.hex_gap {
-            // `69 67`, `\x69\x67`: one separator between pairs keeps the run going.
-            self.hex_gap = c != '\\';
-        } else {
+        self.hex_separators += 1;
+        if !matches!(b, b' ' | b'\\') || self.hex_separators > 1 {
             self.hex_digits = 0;
-            self.hex_letter = false;
-            self.hex_gap = false;
         }
+    }
+
+    /// Notes a run of ASCII letters and digits at `at`: `upper` and `lower` say whether it
+    /// holds either case, `letters` and `hex` count its letters and its hex digits.
+    #[inline(always)]
+    fn alphanumeric(&mut self, run: &[u8], at: usize, upper: bool, lower: bool, letters: u32, hex: u32) {
+        if self.base64 == 0 {
+            self.base64_start = at;
+        }
+        self.base64 += run.len() as u32;
+        self.upper |= upper;
+        self.lower |= lower;
+        // A hex group, bare or as `x69` (after `\`) or `0x69`.
+        let len = run.len() as u32;
+        let prefix = match run {
+            _ if hex == len => 0,
+            [b'x', ..] if hex == len - 1 => 1,
+            [b'0', b'x', ..] if hex == len - 1 => 2,
+            _ => {
+                self.hex_digits = 0;
+                self.hex_separators = 0;
+                return;
+            }
+        };
+        if self.hex_digits == 0 || self.hex_separators > 1 {
+            self.hex_digits = 0;
+            self.hex_start = at;
+            self.hex_letter = false;
+        }
+        self.hex_digits += len - prefix;
+        self.hex_letter |= letters > u32::from(prefix > 0);
+        self.hex_separators = 0;
+    }
+
+    /// Records the runs that end at `last` as payload candidates.
+    #[inline(always)]
+    fn run_end(&mut self, last: usize, found: &mut Disguises) {
+        if self.upper && self.lower {
+            candidate(found, self.base64, self.base64_start, last);
+        }
+        if self.hex_letter && self.hex_digits > 0 {
+            candidate(found, self.hex_digits, self.hex_start, last);
+        }
+    }
+}
+
+/// Records a run of `len` encoded characters from `start` to the byte at `last`.
+#[inline(always)]
+fn candidate(found: &mut Disguises, len: u32, start: usize, last: usize) {
+    if len >= MIN_ENCODED_RUN {
+        found.longest_encoded_run = found.longest_encoded_run.max(len);
+        let span = found.encoded_span.get_or_insert((start, last + 1));
+        span.0 = span.0.min(start);
+        span.1 = span.1.max(last + 1);
+    }
+}
+
+/// Tracks repeats of one punctuation character and of one short token in the canonical text.
+#[derive(Default)]
+struct FloodState {
+    punct: u8,
+    punct_run: u32,
+    token_start: usize,
+    /// The previous token if it was 1 to 4 bytes long, packed with its length.
+    previous: Option<u64>,
+    token_repeats: u32,
+}
+
+impl FloodState {
+    /// A character written that is not whitespace (0 for a non-ASCII one).
+    #[inline]
+    fn punctuation(&mut self, a: u8, found: &mut Disguises) {
+        if a == self.punct && a.is_ascii_punctuation() {
+            self.punct_run += 1;
+            found.flooded |= self.punct_run >= FLOOD_RUN;
+        } else {
+            self.punct = a;
+            self.punct_run = 1;
+        }
+    }
+
+    fn token_start(&mut self, at: usize) {
+        self.token_start = at;
+        self.punct = 0;
+    }
+
+    /// At whitespace: compares the token just written with the one before it.
+    #[inline]
+    fn token_end(&mut self, out: &str, found: &mut Disguises) {
+        let token = &out.as_bytes()[self.token_start.min(out.len())..];
+        if token.is_empty() {
+            return;
+        }
+        let packed = (token.len() <= 4).then(|| {
+            token
+                .iter()
+                .enumerate()
+                .fold((token.len() as u64) << 32, |p, (i, &b)| p | (b as u64) << (8 * i))
+        });
+        if packed.is_some() && packed == self.previous {
+            self.token_repeats += 1;
+            found.flooded |= self.token_repeats >= FLOOD_RUN;
+        } else {
+            self.token_repeats = 0;
+        }
+        self.previous = packed;
+        self.token_start = out.len();
     }
 }
 
@@ -299,8 +536,40 @@ pub fn rot13(text: &str, out: &mut String) {
     }));
 }
 
-const PLAIN_WORDS: [&[u8]; 8] = [b"the", b"and", b"you", b"to", b"is", b"of", b"are", b"for"];
-const ROT13_WORDS: [&[u8]; 8] = [b"gur", b"naq", b"lbh", b"gb", b"vf", b"bs", b"ner", b"sbe"];
+const PLAIN_WORDS: [u32; 8] = pack_all([b"the", b"and", b"you", b"to", b"is", b"of", b"are", b"for"]);
+const ROT13_WORDS: [u32; 8] = pack_all([b"gur", b"naq", b"lbh", b"gb", b"vf", b"bs", b"ner", b"sbe"]);
+
+/// A token of 1 to 3 bytes as one integer (length in the top byte), so comparing short words
+/// costs one instruction.
+#[inline]
+fn pack_short(token: &[u8]) -> Option<u32> {
+    if token.is_empty() || token.len() > 3 {
+        return None;
+    }
+    let mut packed = (token.len() as u32) << 24;
+    let mut i = 0;
+    while i < token.len() {
+        packed |= (token[i] as u32) << (8 * i);
+        i += 1;
+    }
+    Some(packed)
+}
+
+const fn pack_all(words: [&[u8]; 8]) -> [u32; 8] {
+    let mut packed = [0; 8];
+    let mut w = 0;
+    while w < 8 {
+        let word = words[w];
+        packed[w] = (word.len() as u32) << 24;
+        let mut i = 0;
+        while i < word.len() {
+            packed[w] |= (word[i] as u32) << (8 * i);
+            i += 1;
+        }
+        w += 1;
+    }
+    packed
+}
 
 enum Class {
     Invisible,

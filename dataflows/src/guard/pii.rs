@@ -3,8 +3,11 @@
 //! confidence adjusted by context words nearby. Findings carry a redacted snippet only; the raw
 //! value never leaves the scanner.
 
-use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input, PatternID};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use regex_automata::meta::{Cache, Regex};
+use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
 use serde::{Deserialize, Serialize};
 
 use super::validators;
@@ -138,8 +141,27 @@ struct Rule {
 pub struct PiiScanner {
     /// Every rule's pattern, in rule order (earlier rules win at the same position).
     automaton: Regex,
+    /// The same patterns reporting every one that matches, to find at once which others
+    /// could take a position whose first candidate failed its validator.
+    all_matches: Regex,
     rules: Vec<Rule>,
+    /// Tells this scanner's per-thread search caches from another scanner's.
+    id: usize,
 }
+
+/// Search state for one scanner on one thread, so no scan goes through a shared pool.
+struct Scratch {
+    scanner: usize,
+    first: Cache,
+    all: Cache,
+    set: PatternSet,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+static NEXT_SCANNER_ID: AtomicUsize = AtomicUsize::new(0);
 
 impl Default for PiiScanner {
     fn default() -> Self {
@@ -281,26 +303,55 @@ impl PiiScanner {
             ),
         ];
         let automaton = Regex::new_many(&patterns).expect("valid PII patterns");
-        PiiScanner { automaton, rules }
+        let all_matches = Regex::builder()
+            .configure(Regex::config().match_kind(MatchKind::All))
+            .build_many(&patterns)
+            .expect("valid PII patterns");
+        PiiScanner {
+            automaton,
+            all_matches,
+            rules,
+            id: NEXT_SCANNER_ID.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Every validated finding in `text`, in order of position. Where the first pattern to match
     /// at a position fails its validator, the others are tried anchored at the same position.
     pub fn scan(&self, text: &str) -> Vec<PiiFinding> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let scratch = match &mut *scratch {
+                Some(s) if s.scanner == self.id => s,
+                other => other.insert(Scratch {
+                    scanner: self.id,
+                    first: self.automaton.create_cache(),
+                    all: self.all_matches.create_cache(),
+                    set: PatternSet::new(self.rules.len()),
+                }),
+            };
+            self.scan_with(text, scratch)
+        })
+    }
+
+    fn scan_with(&self, text: &str, scratch: &mut Scratch) -> Vec<PiiFinding> {
         let mut found = Vec::new();
         let mut pos = 0;
         while pos < text.len() {
-            let Some(m) = self.automaton.find(Input::new(text).range(pos..)) else {
+            let Some(m) = self.automaton.search_with(&mut scratch.first, &Input::new(text).range(pos..)) else {
                 break;
             };
             let first = m.pattern().as_usize();
             let mut hit = confirm(&self.rules[first], text, m.start(), m.end()).map(|span| (first, span));
             if hit.is_none() {
-                hit = (0..self.rules.len()).filter(|i| *i != first).find_map(|i| {
+                scratch.set.clear();
+                let here = Input::new(text).range(m.start()..).anchored(Anchored::Yes);
+                self.all_matches
+                    .which_overlapping_matches_with(&mut scratch.all, &here, &mut scratch.set);
+                hit = scratch.set.iter().map(|p| p.as_usize()).filter(|i| *i != first).find_map(|i| {
                     let input = Input::new(text)
                         .range(m.start()..)
                         .anchored(Anchored::Pattern(PatternID::must(i)));
-                    let other = self.automaton.find(input)?;
+                    let other = self.automaton.search_with(&mut scratch.first, &input)?;
                     confirm(&self.rules[i], text, other.start(), other.end()).map(|span| (i, span))
                 });
             }
