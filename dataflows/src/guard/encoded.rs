@@ -30,7 +30,6 @@ pub struct DecodedPayload {
     pub text: String,
 }
 
-
 /// Finds base64 and hex runs in `text` that decode to readable text.
 ///
 /// ```

@@ -122,7 +122,8 @@ impl Normalizer<'_> {
             end += 1;
         }
         let (upper, lower) = (seen & UPPER != 0, seen & LOWER != 0);
-        self.encoded.alphanumeric(&bytes[at..end], at, upper, lower, letters, hex);
+        self.encoded
+            .alphanumeric(&bytes[at..end], at, upper, lower, letters, hex);
         self.encoded.run_end(end - 1, &mut self.found);
         self.flush_space();
         let start = self.out.len();

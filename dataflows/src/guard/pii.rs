@@ -337,7 +337,10 @@ impl PiiScanner {
         let mut found = Vec::new();
         let mut pos = 0;
         while pos < text.len() {
-            let Some(m) = self.automaton.search_with(&mut scratch.first, &Input::new(text).range(pos..)) else {
+            let Some(m) = self
+                .automaton
+                .search_with(&mut scratch.first, &Input::new(text).range(pos..))
+            else {
                 break;
             };
             let first = m.pattern().as_usize();
@@ -347,13 +350,18 @@ impl PiiScanner {
                 let here = Input::new(text).range(m.start()..).anchored(Anchored::Yes);
                 self.all_matches
                     .which_overlapping_matches_with(&mut scratch.all, &here, &mut scratch.set);
-                hit = scratch.set.iter().map(|p| p.as_usize()).filter(|i| *i != first).find_map(|i| {
-                    let input = Input::new(text)
-                        .range(m.start()..)
-                        .anchored(Anchored::Pattern(PatternID::must(i)));
-                    let other = self.automaton.search_with(&mut scratch.first, &input)?;
-                    confirm(&self.rules[i], text, other.start(), other.end()).map(|span| (i, span))
-                });
+                hit = scratch
+                    .set
+                    .iter()
+                    .map(|p| p.as_usize())
+                    .filter(|i| *i != first)
+                    .find_map(|i| {
+                        let input = Input::new(text)
+                            .range(m.start()..)
+                            .anchored(Anchored::Pattern(PatternID::must(i)));
+                        let other = self.automaton.search_with(&mut scratch.first, &input)?;
+                        confirm(&self.rules[i], text, other.start(), other.end()).map(|span| (i, span))
+                    });
             }
             match hit {
                 Some((i, (start, end))) => {
