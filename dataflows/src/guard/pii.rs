@@ -204,12 +204,13 @@ impl PiiScanner {
                 0.9,
                 &["email", "mail", "contact"],
             ),
-            // A run of address characters holding a digit or a colon (so plain words like
-            // "face" are not candidates), with an optional zone and prefix length; `ip_span`
-            // decides what part of it, if any, is an address.
+            // A run of address characters holding two colons or three dots (so words like
+            // "face", versions like "2.3.1" and times like "12:30" are not candidates), with an
+            // optional zone and prefix length; `ip_span` decides what part of it, if any, is an
+            // address.
             rule(
                 PiiKind::IpAddress,
-                r"[0-9A-Fa-f:.]*[0-9:][0-9A-Fa-f:.]*(?:%[0-9A-Za-z]+)?(?:/[0-9]+)?",
+                r"(?:[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:|[0-9A-Fa-f:]*\.[0-9A-Fa-f:]*\.[0-9A-Fa-f:]*\.)[0-9A-Fa-f:.]*(?:%[0-9A-Za-z]+)?(?:/[0-9]+)?",
                 |_| true,
                 0.7,
                 &["ip", "address", "host", "server"],
@@ -381,9 +382,17 @@ impl PiiScanner {
                     pos = end.max(m.start() + 1);
                 }
                 // A rejected run of address characters is rejected whole (its inner addresses
-                // were already looked for); anything else may still start one character on.
+                // were already looked for); anything else may still start one character on,
+                // but not inside a number: no number-shaped value starts mid-number, and
+                // retrying at every digit of a long one rescans it once per digit.
                 None if self.rules[first].kind == PiiKind::IpAddress => pos = m.end().max(m.start() + 1),
-                None => pos = m.start() + 1,
+                None => {
+                    let bytes = text.as_bytes();
+                    pos = m.start() + 1;
+                    while pos < bytes.len() && bytes[pos].is_ascii_digit() && bytes[pos - 1].is_ascii_digit() {
+                        pos += 1;
+                    }
+                }
             }
             while !text.is_char_boundary(pos) {
                 pos += 1;
@@ -403,18 +412,29 @@ fn context_near(text: &str, start: usize, words: &[&str]) -> bool {
     words.iter().any(|w| window.contains(w))
 }
 
-/// Validates a match, trimming trailing groups of an IBAN until one validates.
+/// Validates a match, trimming trailing groups of an IBAN until one validates, and the last
+/// group of a card number when that group belongs to the next token (`4111 1111 1111 1111
+/// 2.3.1` holds a card followed by a version).
 fn confirm(rule: &Rule, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     if rule.kind == PiiKind::IpAddress {
         return ip_span(text, start, end);
     }
+    let glued_to_next = |end: usize| {
+        let rest = text.as_bytes().get(end..).unwrap_or_default();
+        matches!(rest, [b'.' | b':' | b',' | b'/', d, ..] if d.is_ascii_digit())
+    };
     let mut end = end;
     loop {
         let candidate = &text[start..end];
         if (rule.validate)(candidate) {
             return Some((start, end));
         }
-        if rule.kind != PiiKind::IbanCode {
+        let trim = match rule.kind {
+            PiiKind::IbanCode => true,
+            PiiKind::CreditCard => glued_to_next(end),
+            _ => false,
+        };
+        if !trim {
             return None;
         }
         // Drop the last group (and its separator) and try again.
@@ -543,6 +563,22 @@ mod tests {
             kinds("IBAN DE89 3704 0044 0532 0130 00 THANKS"),
             vec![(PiiKind::IbanCode, "DE89 3704 0044 0532 0130 00")]
         );
+    }
+
+    #[test]
+    fn a_card_followed_by_a_number_token_is_still_found() {
+        assert_eq!(
+            kinds("card 4111 1111 1111 1111 2.3.1 release"),
+            vec![(PiiKind::CreditCard, "4111 1111 1111 1111")]
+        );
+        // A longer digit group run is not cut down to a card that happens to pass Luhn.
+        assert_eq!(kinds("ref 4111 1111 1111 1111 2 done"), vec![]);
+    }
+
+    #[test]
+    fn versions_and_times_are_not_address_candidates() {
+        assert_eq!(kinds("version 2.3.1 at 12:30, build 10.2"), vec![]);
+        assert_eq!(kinds(&"1".repeat(5000)), vec![]);
     }
 
     #[test]
