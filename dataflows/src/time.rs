@@ -96,13 +96,31 @@ pub fn format_rfc3339_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        ms % 1000
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            (rem / 60) % 60,
+            rem % 60,
+            ms % 1000
+        );
+    }
+    // Written digit by digit: this runs once per decision, and `format!` costs several times more.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, y as u64);
+    put(5, 2, m as u64);
+    put(8, 2, d as u64);
+    put(11, 2, rem / 3600);
+    put(14, 2, (rem / 60) % 60);
+    put(17, 2, rem % 60);
+    put(20, 3, ms % 1000);
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// Parses a duration such as `250ms`, `30s`, `5m`, `1h` or `1d` into milliseconds.
@@ -184,6 +202,8 @@ mod tests {
         for ms in [0, 946_684_800_000, 1_709_164_800_123, 4_102_444_799_999] {
             assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Some(ms));
         }
+        assert_eq!(format_rfc3339_ms(1_709_164_800_123), "2024-02-29T00:00:00.123Z");
+        assert_eq!(format_rfc3339_ms(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
     }
 
     #[test]

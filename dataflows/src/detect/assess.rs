@@ -65,21 +65,24 @@ impl Assessor {
 
         let mut out = Assessment::default();
         let timestamp = format_rfc3339_ms(ev.timestamp_ms);
-        // A one-event window: [event time, event time + 1 ms).
-        let window_end = format_rfc3339_ms(ev.timestamp_ms + 1);
         let event_id = ev.keys.get(KeyField::EventId);
-        for s in &signals {
-            out.anomalies.push(behavior_anomaly(s, ev, &timestamp, &window_end));
-        }
-        let entity = AffectedEntity {
-            entity_type: actor_kind.to_owned(),
-            id: actor.to_owned(),
-            name: actor.to_owned(),
-        };
-        for (layer, verdict) in [("input", &ev.input), ("output", &ev.output)] {
-            if let Some(v) = verdict {
-                let at = (timestamp.as_str(), window_end.as_str());
-                content_anomalies(layer, v, policy, ev, at, &entity, &mut out.anomalies);
+        let has_findings = |v: &Option<LayerVerdict>| v.as_ref().is_some_and(|v| !v.findings.is_empty());
+        if !signals.is_empty() || has_findings(&ev.input) || has_findings(&ev.output) {
+            // A one-event window: [event time, event time + 1 ms).
+            let window_end = format_rfc3339_ms(ev.timestamp_ms + 1);
+            for s in &signals {
+                out.anomalies.push(behavior_anomaly(s, ev, &timestamp, &window_end));
+            }
+            let entity = AffectedEntity {
+                entity_type: actor_kind.to_owned(),
+                id: actor.to_owned(),
+                name: actor.to_owned(),
+            };
+            for (layer, verdict) in [("input", &ev.input), ("output", &ev.output)] {
+                if let Some(v) = verdict {
+                    let at = (timestamp.as_str(), window_end.as_str());
+                    content_anomalies(layer, v, policy, ev, at, &entity, &mut out.anomalies);
+                }
             }
         }
         if ev.event_type != EventType::Error {
