@@ -1,5 +1,6 @@
 //! `sentinel bench guard`: the cost of scanning one prompt with the content guards.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -107,4 +108,86 @@ pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
         json!({"bench": "guard", "detectors": ["prompt_injection", "pii", "secrets"], "rows": rows})
     );
     Ok(())
+}
+
+/// One pass over real prompts: per-prompt and per-KB latency quantiles.
+struct PassFigures {
+    p50_us: f64,
+    p99_us: f64,
+    p50_us_per_kb: f64,
+    p99_us_per_kb: f64,
+}
+
+/// Scans every prompt of `files` twice (cold, then warm automata) with the input guard.
+pub fn guard_data(files: &[PathBuf]) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        text: String,
+    }
+    let mut prompts = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let row: Row =
+                serde_json::from_str(line).map_err(|e| format!("{}: line {}: {e}", file.display(), n + 1))?;
+            prompts.push(row.text);
+        }
+    }
+    if prompts.is_empty() {
+        return Err("--data: no prompts".into());
+    }
+    let guard = ContentGuard::new();
+    let policy = GuardPolicy::default();
+    let bytes: usize = prompts.iter().map(String::len).sum();
+    println!(
+        "{} prompts, median {} B, {} KB in all",
+        prompts.len(),
+        {
+            let mut lens: Vec<usize> = prompts.iter().map(String::len).collect();
+            lens.sort_unstable();
+            lens[lens.len() / 2]
+        },
+        bytes / 1024
+    );
+    let mut passes = Vec::new();
+    for pass in ["cold", "warm"] {
+        let mut per_prompt = Vec::with_capacity(prompts.len());
+        let mut per_kb = Vec::with_capacity(prompts.len());
+        for text in &prompts {
+            let start = Instant::now();
+            std::hint::black_box(guard.input(&policy, text));
+            let us = start.elapsed().as_secs_f64() * 1e6;
+            per_prompt.push(us);
+            // Per KB only for prompts of 200 B or more: below that, fixed costs dominate.
+            if text.len() >= 200 {
+                per_kb.push(us * 1024.0 / text.len() as f64);
+            }
+        }
+        let f = PassFigures {
+            p50_us: quantile(&mut per_prompt, 0.5),
+            p99_us: quantile(&mut per_prompt, 0.99),
+            p50_us_per_kb: quantile(&mut per_kb, 0.5),
+            p99_us_per_kb: quantile(&mut per_kb, 0.99),
+        };
+        println!(
+            "  {pass}: p50 {:.2} µs, p99 {:.2} µs per prompt; p50 {:.2} µs, p99 {:.2} µs per KB",
+            f.p50_us, f.p99_us, f.p50_us_per_kb, f.p99_us_per_kb
+        );
+        passes.push(json!({"pass": pass, "p50_us": f.p50_us, "p99_us": f.p99_us,
+            "p50_us_per_kb": f.p50_us_per_kb, "p99_us_per_kb": f.p99_us_per_kb}));
+    }
+    println!(
+        "{}",
+        json!({"bench": "guard", "data": files, "prompts": prompts.len(), "passes": passes})
+    );
+    Ok(())
+}
+
+/// The `q` quantile of `values` (sorted in place); 0 when empty.
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * q).round() as usize]
 }
