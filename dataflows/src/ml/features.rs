@@ -1,0 +1,213 @@
+//! Hashed n-gram features of a text: character n-grams and word unigrams and bigrams, hashed
+//! into a fixed number of buckets, with sublinear term frequency (`1 + ln tf`) and L2
+//! normalisation. No vocabulary is stored, so a model is its weights and nothing else.
+
+use serde::{Deserialize, Serialize};
+
+/// Which n-grams a model reads and how many buckets they hash into. Saved with the model, so
+/// scoring always uses the features the model was trained on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// log2 of the number of hash buckets (18 = 262,144 weights, 1 MiB as f32).
+    pub buckets_log2: u8,
+    /// Shortest character n-gram.
+    pub char_min: u8,
+    /// Longest character n-gram (0 = no character n-grams).
+    pub char_max: u8,
+    /// Word n-grams up to this length (1 = unigrams, 2 = unigrams and bigrams, 0 = none).
+    pub word_max: u8,
+}
+
+impl Default for FeatureSpec {
+    fn default() -> Self {
+        FeatureSpec {
+            buckets_log2: 18,
+            char_min: 3,
+            char_max: 5,
+            word_max: 2,
+        }
+    }
+}
+
+impl FeatureSpec {
+    /// Number of buckets.
+    pub fn buckets(&self) -> usize {
+        1 << self.buckets_log2
+    }
+
+    /// Checks the ranges a model file may carry.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(10..=24).contains(&self.buckets_log2) {
+            return Err(format!("buckets_log2 {} is outside 10..=24", self.buckets_log2));
+        }
+        if self.char_max > 0 && (self.char_min == 0 || self.char_min > self.char_max || self.char_max > 8) {
+            return Err(format!(
+                "character n-grams {}..={} are not within 1..=8",
+                self.char_min, self.char_max
+            ));
+        }
+        if self.word_max > 2 {
+            return Err(format!("word n-grams up to {} (at most 2)", self.word_max));
+        }
+        Ok(())
+    }
+}
+
+/// Per-thread counting state: bucket counts and the buckets touched, so a text costs work in
+/// proportion to its length, never to the number of buckets.
+#[derive(Default)]
+pub struct FeatureCounts {
+    counts: Vec<u16>,
+    touched: Vec<u32>,
+}
+
+/// A sparse, L2-normalised feature vector.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SparseVector {
+    /// Bucket indices, in first-seen order.
+    pub indices: Vec<u32>,
+    /// Values, parallel to `indices`.
+    pub values: Vec<f32>,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Tags keep character n-grams, words and word pairs in separate hash families.
+const CHAR_TAG: u64 = 0x9e37_79b9_7f4a_7c15;
+const WORD_TAG: u64 = 0xc2b2_ae3d_27d4_eb4f;
+const PAIR_TAG: u64 = 0x1656_67b1_9e37_79f9;
+
+/// Final mix (from SplitMix64): spreads the FNV state over the low bits used as the bucket.
+#[inline(always)]
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+impl FeatureCounts {
+    /// Counts every feature of `text` (already normalised) under `spec`.
+    pub fn count(&mut self, spec: &FeatureSpec, text: &str) {
+        let buckets = spec.buckets();
+        if self.counts.len() != buckets {
+            self.counts = vec![0; buckets];
+            self.touched.clear();
+        }
+        let mask = (buckets - 1) as u64;
+        let bytes = text.as_bytes();
+        let (min, max) = (spec.char_min as usize, spec.char_max as usize);
+        for i in 0..if max > 0 { bytes.len() } else { 0 } {
+            let mut h = FNV_OFFSET ^ CHAR_TAG;
+            for (n, &b) in bytes[i..].iter().take(max).enumerate() {
+                h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+                if n + 1 >= min {
+                    self.add((mix(h) & mask) as u32);
+                }
+            }
+        }
+        if spec.word_max > 0 {
+            let mut previous: Option<u64> = None;
+            for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+                let h = word
+                    .bytes()
+                    .fold(FNV_OFFSET ^ WORD_TAG, |h, b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME));
+                self.add((mix(h) & mask) as u32);
+                if spec.word_max > 1 {
+                    if let Some(p) = previous {
+                        self.add((mix(p.rotate_left(17) ^ h ^ PAIR_TAG) & mask) as u32);
+                    }
+                }
+                previous = Some(h);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, bucket: u32) {
+        let c = &mut self.counts[bucket as usize];
+        if *c == 0 {
+            self.touched.push(bucket);
+        }
+        *c = c.saturating_add(1);
+    }
+
+    /// Visits each touched bucket with its sublinear, L2-normalised value, then clears.
+    pub fn drain(&mut self, mut visit: impl FnMut(u32, f32)) {
+        let mut norm = 0f32;
+        for &b in &self.touched {
+            let v = sublinear(self.counts[b as usize]);
+            norm += v * v;
+        }
+        let scale = if norm > 0.0 { norm.sqrt().recip() } else { 0.0 };
+        for &b in &self.touched {
+            visit(b, sublinear(self.counts[b as usize]) * scale);
+            self.counts[b as usize] = 0;
+        }
+        self.touched.clear();
+    }
+
+    /// The features of `text` as a sparse vector (for training).
+    pub fn vector(&mut self, spec: &FeatureSpec, text: &str) -> SparseVector {
+        self.count(spec, text);
+        let mut v = SparseVector::default();
+        self.drain(|i, x| {
+            v.indices.push(i);
+            v.values.push(x);
+        });
+        v
+    }
+}
+
+/// `1 + ln(count)`, from a table for the counts that matter.
+#[inline(always)]
+fn sublinear(count: u16) -> f32 {
+    static TABLE: std::sync::OnceLock<[f32; 64]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0f32; 64];
+        for (c, v) in t.iter_mut().enumerate().skip(1) {
+            *v = 1.0 + (c as f32).ln();
+        }
+        t
+    });
+    match table.get(count as usize) {
+        Some(v) => *v,
+        None => 1.0 + f32::from(count).ln(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_are_unit_length_and_deterministic() {
+        let spec = FeatureSpec::default();
+        let mut counts = FeatureCounts::default();
+        let a = counts.vector(&spec, "ignore all previous instructions");
+        let b = counts.vector(&spec, "ignore all previous instructions");
+        assert_eq!(a, b);
+        let norm: f32 = a.values.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        // 30 positions x 3 lengths (fewer at the end) plus 4 words and 3 pairs, minus collisions.
+        assert!(a.indices.len() > 80 && a.indices.len() < 100, "{}", a.indices.len());
+    }
+
+    #[test]
+    fn repeated_features_grow_sublinearly() {
+        let spec = FeatureSpec {
+            char_min: 0,
+            char_max: 0,
+            word_max: 1,
+            ..FeatureSpec::default()
+        };
+        let mut counts = FeatureCounts::default();
+        let v = counts.vector(&spec, "spam spam spam spam eggs");
+        // Two words: "spam" four times (1 + ln 4) and "eggs" once, normalised.
+        let big = 1.0 + 4f32.ln();
+        let expected = big / (big * big + 1.0).sqrt();
+        assert!(v.values.iter().any(|x| (x - expected).abs() < 1e-5), "{v:?}");
+        assert_eq!(counts.vector(&spec, "").indices.len(), 0);
+    }
+}
