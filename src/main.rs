@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         "check-config" => commands::check_config::main(rest),
         "bench" => commands::bench::main(rest),
         "eval" => commands::eval::main(rest),
+        "train" => commands::train::main(rest),
         "help" | "--help" => {
             print!("{}", commands::USAGE);
             Ok(())

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod gen_trace;
 pub mod produce;
 pub mod run;
+pub mod train;
 
 /// Top-level help.
 pub const USAGE: &str = "\
@@ -22,7 +23,8 @@ USAGE:
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]
   sentinel check-config FILE
   sentinel bench throughput|memory|kafka|guard [...]
-  sentinel eval nab --data DIR [--results OUT]
+  sentinel eval nab|pii|prompts --data ... [...]
+  sentinel train prompt-classifier --data FILE.jsonl... --out MODEL.bin
 
 Run `sentinel <command> --help` for a command's options.
 ";

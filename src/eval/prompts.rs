@@ -8,14 +8,29 @@ use std::time::Instant;
 use sentinel_dataflows::guard::{InjectionScanner, RiskThresholds, Tier};
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
-struct Row {
-    text: String,
-    label: String,
+/// One labeled prompt, as the shared prompt sets write it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Row {
+    /// The prompt.
+    pub text: String,
+    /// `injection`, `jailbreak` or `benign`.
+    pub label: String,
+    /// Where it came from.
     #[serde(default)]
-    source: String,
+    pub source: String,
+    /// Its id, if it has one.
     #[serde(default)]
-    id: Option<serde_json::Value>,
+    pub id: Option<serde_json::Value>,
+}
+
+/// Reads every non-empty line of a prompt file; errors name the line.
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<Row>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| serde_json::from_str(l).map_err(|e| format!("{}: line {}: {e}", path.display(), n + 1)))
+        .collect()
 }
 
 /// Detection counts over a group of prompts.

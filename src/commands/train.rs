@@ -1,0 +1,252 @@
+//! `sentinel train prompt-classifier`: trains the learned prompt-attack detector, reports
+//! leave-one-source-out cross-validation, and writes the model file.
+
+use std::path::{Path, PathBuf};
+
+use sentinel_dataflows::guard::normalize;
+use sentinel_dataflows::ml::{Example, FeatureCounts, FeatureSpec, LinearModel, ModelFile, TrainConfig};
+use serde_json::json;
+
+use crate::eval::prompts::{is_attack, read_rows};
+
+const HELP: &str = "\
+sentinel train prompt-classifier --data FILE.jsonl [FILE...] --out MODEL.bin
+        [--seed S] [--epochs N] [--buckets-log2 B] [--target-fpr F]
+    Trains a logistic regression over hashed character 3-5-grams and word 1-2-grams of the
+    normalised prompt (lines {\"text\", \"label\", \"source\", \"id\"}; injection and jailbreak are
+    attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
+    the other files scores it. The out-of-fold scores of benign rows set the threshold at
+    --target-fpr (default 0.02); the report gives, per held-out file, TPR or FPR at that
+    threshold and TPR at 1%, 2% and 5% FPR. The shipped model is then trained on every file and
+    written with the threshold and the report. Ends with one JSON line.
+";
+
+/// Entry point.
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let (which, rest) = args.split_first().ok_or(HELP)?;
+    if which != "prompt-classifier" {
+        return Err(format!("unknown model `{which}`\n\n{HELP}"));
+    }
+    let mut opts = getopts::Options::new();
+    opts.optmulti("", "data", "", "FILE");
+    for name in ["out", "seed", "epochs", "buckets-log2", "target-fpr"] {
+        opts.optopt("", name, "", "");
+    }
+    let m = opts.parse(rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
+    let mut files: Vec<PathBuf> = m.opt_strs("data").into_iter().map(PathBuf::from).collect();
+    files.extend(m.free.iter().map(PathBuf::from));
+    let out = PathBuf::from(m.opt_str("out").ok_or_else(|| format!("--out is required\n\n{HELP}"))?);
+    if files.is_empty() {
+        return Err(format!("--data FILE is required\n\n{HELP}"));
+    }
+    let parse = |name: &str| -> Result<Option<f64>, String> {
+        m.opt_str(name)
+            .map(|v| v.parse::<f64>().map_err(|_| format!("--{name}: `{v}` is not a number")))
+            .transpose()
+    };
+    let mut cfg = TrainConfig::default();
+    if let Some(s) = parse("seed")? {
+        cfg.seed = s as u64;
+    }
+    if let Some(e) = parse("epochs")? {
+        cfg.epochs = e as u32;
+    }
+    let mut spec = FeatureSpec::default();
+    if let Some(b) = parse("buckets-log2")? {
+        spec.buckets_log2 = b as u8;
+    }
+    spec.validate().map_err(|e| format!("--buckets-log2: {e}"))?;
+    let target_fpr = parse("target-fpr")?.unwrap_or(0.02);
+
+    let folds = load_folds(&files, &spec)?;
+    let report = cross_validate(&folds, spec, &cfg, target_fpr);
+    print_report(&report);
+
+    let all: Vec<Example> = folds.iter().flat_map(|f| f.examples.iter().cloned()).collect();
+    let model = LinearModel::train(spec, &all, &cfg);
+    let description = json!({
+        "model": "prompt-attack logistic regression over hashed n-grams",
+        "features": spec_json(&spec),
+        "training": {"files": folds.iter().map(|f| json!({"file": f.name, "rows": f.examples.len(),
+            "attacks": f.examples.iter().filter(|e| e.attack).count()})).collect::<Vec<_>>(),
+            "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "l2": cfg.l2, "seed": cfg.seed},
+        "cross_validation": report.json(),
+    });
+    let file = ModelFile {
+        model,
+        threshold: report.threshold as f32,
+        description: description.to_string(),
+    };
+    file.save(&out)?;
+    let size = std::fs::metadata(&out).map_or(0, |m| m.len());
+    println!(
+        "wrote {} ({size} bytes), threshold {:.4}",
+        out.display(),
+        report.threshold
+    );
+    println!(
+        "{}",
+        json!({"model": out, "bytes": size, "threshold": report.threshold, "cross_validation": report.json()})
+    );
+    Ok(())
+}
+
+fn spec_json(spec: &FeatureSpec) -> serde_json::Value {
+    json!({"buckets_log2": spec.buckets_log2, "char_ngrams": [spec.char_min, spec.char_max], "word_ngrams": spec.word_max})
+}
+
+/// One source file: a fold.
+struct Fold {
+    name: String,
+    examples: Vec<Example>,
+}
+
+fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String> {
+    let mut counts = FeatureCounts::default();
+    let mut canonical = String::new();
+    files
+        .iter()
+        .map(|path| {
+            let examples = read_rows(path)?
+                .into_iter()
+                .map(|row| {
+                    normalize(&row.text, &mut canonical);
+                    Example {
+                        vector: counts.vector(spec, &canonical),
+                        attack: is_attack(&row.label),
+                    }
+                })
+                .collect();
+            Ok(Fold {
+                name: file_name(path),
+                examples,
+            })
+        })
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Leave-one-source-out results.
+struct CvReport {
+    threshold: f64,
+    target_fpr: f64,
+    per_fold: Vec<FoldResult>,
+}
+
+struct FoldResult {
+    name: String,
+    attacks: usize,
+    benign: usize,
+    /// Rate at the chosen threshold: TPR for attacks, FPR for benign rows.
+    tpr: Option<f64>,
+    fpr: Option<f64>,
+    /// TPR at 1%, 2% and 5% FPR (thresholds from every out-of-fold benign score).
+    tpr_at_fpr: [Option<f64>; 3],
+}
+
+const FPR_POINTS: [f64; 3] = [0.01, 0.02, 0.05];
+
+impl CvReport {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "threshold": self.threshold,
+            "target_fpr": self.target_fpr,
+            "per_fold": self.per_fold.iter().map(|f| json!({
+                "file": f.name, "attacks": f.attacks, "benign": f.benign, "tpr": f.tpr, "fpr": f.fpr,
+                "tpr_at_fpr_1": f.tpr_at_fpr[0], "tpr_at_fpr_2": f.tpr_at_fpr[1], "tpr_at_fpr_5": f.tpr_at_fpr[2],
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The smallest threshold that keeps the share of `benign` scores at or above it within `fpr`.
+pub fn threshold_at_fpr(benign: &[f64], fpr: f64) -> f64 {
+    let mut sorted = benign.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (fpr * sorted.len() as f64).floor() as usize;
+    match sorted.get(allowed) {
+        // Just above the first benign score that must not be flagged.
+        Some(&s) => (s + 1e-6).min(1.0),
+        None => 0.0,
+    }
+}
+
+fn cross_validate(folds: &[Fold], spec: FeatureSpec, cfg: &TrainConfig, target_fpr: f64) -> CvReport {
+    let scores: Vec<Vec<f64>> = (0..folds.len())
+        .map(|held| {
+            let train: Vec<Example> = folds
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != held)
+                .flat_map(|(_, f)| f.examples.iter().cloned())
+                .collect();
+            let model = LinearModel::train(spec, &train, cfg);
+            folds[held]
+                .examples
+                .iter()
+                .map(|e| f64::from(model.probability_of(&e.vector)))
+                .collect()
+        })
+        .collect();
+    let benign: Vec<f64> = folds
+        .iter()
+        .zip(&scores)
+        .flat_map(|(f, s)| f.examples.iter().zip(s).filter(|(e, _)| !e.attack).map(|(_, s)| *s))
+        .collect();
+    let threshold = threshold_at_fpr(&benign, target_fpr);
+    let points = FPR_POINTS.map(|p| threshold_at_fpr(&benign, p));
+    let rate =
+        |s: &[f64], at: f64| (!s.is_empty()).then(|| s.iter().filter(|x| **x >= at).count() as f64 / s.len() as f64);
+    let per_fold = folds
+        .iter()
+        .zip(&scores)
+        .map(|(f, s)| {
+            let (a, b): (Vec<(&Example, &f64)>, Vec<_>) = f.examples.iter().zip(s).partition(|(e, _)| e.attack);
+            let a: Vec<f64> = a.into_iter().map(|(_, s)| *s).collect();
+            let b: Vec<f64> = b.into_iter().map(|(_, s)| *s).collect();
+            FoldResult {
+                name: f.name.clone(),
+                attacks: a.len(),
+                benign: b.len(),
+                tpr: rate(&a, threshold),
+                fpr: rate(&b, threshold),
+                tpr_at_fpr: points.map(|t| rate(&a, t)),
+            }
+        })
+        .collect();
+    CvReport {
+        threshold,
+        target_fpr,
+        per_fold,
+    }
+}
+
+fn print_report(r: &CvReport) {
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    println!(
+        "leave-one-source-out: threshold {:.4} (out-of-fold benign FPR {:.0}%)",
+        r.threshold,
+        r.target_fpr * 100.0
+    );
+    println!(
+        "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9}",
+        "held-out file", "attack", "benign", "tpr", "fpr", "tpr@1%", "tpr@2%", "tpr@5%"
+    );
+    for x in &r.per_fold {
+        println!(
+            "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9}",
+            x.name,
+            x.attacks,
+            x.benign,
+            f(x.tpr),
+            f(x.fpr),
+            f(x.tpr_at_fpr[0]),
+            f(x.tpr_at_fpr[1]),
+            f(x.tpr_at_fpr[2])
+        );
+    }
+}
