@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::classifier::{PromptClassifier, ML_RULE};
 use super::encoded::Encoding;
 use super::injection::InjectionScanner;
 use super::injection_rules::AttackFamily;
@@ -152,6 +153,7 @@ const CANARY_WEIGHT: f32 = 0.99;
 pub struct ContentGuard {
     injection: InjectionScanner,
     pii: PiiScanner,
+    classifier: Option<std::sync::Arc<PromptClassifier>>,
 }
 
 impl std::fmt::Debug for ContentGuard {
@@ -164,6 +166,26 @@ impl ContentGuard {
     /// Compiles every detector.
     pub fn new() -> Self {
         ContentGuard::default()
+    }
+
+    /// Adds the learned prompt-attack classifier to the input guard (and the output guard,
+    /// when it scores responses).
+    pub fn with_classifier(mut self, classifier: std::sync::Arc<PromptClassifier>) -> Self {
+        self.classifier = Some(classifier);
+        self
+    }
+
+    fn classify(&self, policy: &GuardPolicy, text: &str, response: bool, findings: &mut Vec<Finding>) {
+        let Some(c) = &self.classifier else {
+            return;
+        };
+        if !policy.prompt_injection
+            || (response && !c.score_responses)
+            || policy.allow_rules.iter().any(|r| r == ML_RULE)
+        {
+            return;
+        }
+        findings.extend(c.finding(text));
     }
 
     /// The input guard: injection and jailbreak, personal data and credentials in a prompt.
@@ -184,6 +206,7 @@ impl ContentGuard {
                     }),
             );
         }
+        self.classify(policy, prompt, false, &mut findings);
         self.scan_pii(policy, prompt, None, &mut findings);
         verdict(findings)
     }
@@ -203,6 +226,7 @@ impl ContentGuard {
                 findings.push(Finding::CanaryLeak { canary, start });
             }
         }
+        self.classify(policy, response, true, &mut findings);
         self.scan_pii(policy, response, prompt, &mut findings);
         verdict(findings)
     }

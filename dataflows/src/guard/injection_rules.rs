@@ -26,6 +26,8 @@ pub enum AttackFamily {
     Exfiltration,
     /// Instructions aimed at the assistant inside content it processes (embed this code, add this link).
     IndirectInjection,
+    /// Judged an attack by the learned classifier rather than by a rule.
+    Learned,
 }
 
 impl AttackFamily {

@@ -1,5 +1,6 @@
 //! Content guards: detectors that read prompt and response text. Plain structs, no timely types.
 
+mod classifier;
 mod content;
 mod encoded;
 mod injection;
@@ -10,6 +11,7 @@ mod risk;
 mod screen;
 pub mod validators;
 
+pub use classifier::{PromptClassifier, ML_RULE};
 pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict, PolicyBook};
 pub use encoded::{decoded_payloads, DecodedPayload, Encoding};
 pub use injection::{InjectionFinding, InjectionReport, InjectionScanner};

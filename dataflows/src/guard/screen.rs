@@ -1,7 +1,7 @@
 //! Screening: the content guards applied to one decoded event, where its text still is, leaving
 //! a [`ScreenedEvent`] that carries verdicts instead of text.
 
-use crate::guard::{ContentGuard, PolicyBook};
+use crate::guard::{ContentGuard, PolicyBook, PromptClassifier};
 use crate::hash::hash64;
 use crate::model::{EventType, MetricEvent, ScreenedEvent, TelemetryEvent};
 
@@ -19,6 +19,18 @@ impl Screening {
     pub fn new(policies: PolicyBook) -> Self {
         Screening {
             guard: ContentGuard::new(),
+            policies,
+        }
+    }
+
+    /// Guards under `policies`, with the learned classifier when one is configured.
+    pub fn with_classifier(policies: PolicyBook, classifier: Option<std::sync::Arc<PromptClassifier>>) -> Self {
+        let guard = ContentGuard::new();
+        Screening {
+            guard: match classifier {
+                Some(c) => guard.with_classifier(c),
+                None => guard,
+            },
             policies,
         }
     }
