@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sentinel_dataflows::guard::Screening;
+use sentinel_dataflows::guard::{PromptClassifier, Screening};
 use sentinel_dataflows::model::DecodeLimits;
 use std::sync::Arc;
 
@@ -242,8 +242,28 @@ pub(crate) fn guard_spec(cfg: &SentinelConfig) -> Result<Option<GuardSpec>, Stri
         .guards
         .policies()
         .map_err(|(key, why)| format!("key `{key}`: {why}"))?;
+    let mut learned = cfg
+        .detectors
+        .iter()
+        .filter(|d| d.enabled)
+        .filter_map(|d| d.ml().map(|m| (d, m)));
+    let classifier = match learned.next() {
+        Some((d, ml)) => {
+            if let Some((other, _)) = learned.next() {
+                return Err(format!(
+                    "detectors `{}` and `{}`: one `type: ml` detector at a time",
+                    d.id, other.id
+                ));
+            }
+            let score_responses = ml.features.iter().any(|f| f == "response_text");
+            let c = PromptClassifier::load(Path::new(&ml.model), ml.threshold.map(|t| t as f32), score_responses)
+                .map_err(|e| format!("detector `{}`: {e}", d.id))?;
+            Some(Arc::new(c))
+        }
+        None => None,
+    };
     Ok(Some(GuardSpec {
-        screening: Arc::new(Screening::new(policies.clone())),
+        screening: Arc::new(Screening::with_classifier(policies.clone(), classifier)),
         policies,
         behavior: cfg.guards.behavior.clone(),
         write_decisions: cfg.guards.decisions,

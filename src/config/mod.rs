@@ -155,17 +155,48 @@ pub struct DetectorConfig {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// `statistical` (others arrive with later issues).
+    /// `statistical` or `ml`.
     #[serde(rename = "type")]
     pub detector_type: DetectorKind,
     /// Off switch.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
-    /// Type-specific settings.
-    pub config: StatisticalSettings,
+    /// Type-specific settings, read by type once the whole file has parsed.
+    #[serde(default)]
+    pub config: serde_yaml_ng::Value,
+    /// `type: ml` may also put `model`, `threshold` and `features` beside `type`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// See `model`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// See `model`.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
     /// Actions to take on an anomaly (planned by the action stage).
     #[serde(default)]
     pub actions: Vec<ActionConfig>,
+    /// `config`, read for the detector's type.
+    #[serde(skip)]
+    pub settings: Option<DetectorSettings>,
+}
+
+impl DetectorConfig {
+    /// The settings of a statistical detector.
+    pub fn statistical(&self) -> Option<&StatisticalSettings> {
+        match &self.settings {
+            Some(DetectorSettings::Statistical(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The settings of a learned detector.
+    pub fn ml(&self) -> Option<&MlSettings> {
+        match &self.settings {
+            Some(DetectorSettings::Ml(s)) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// Detector kinds this build runs.
@@ -174,6 +205,31 @@ pub struct DetectorConfig {
 pub enum DetectorKind {
     /// Windowed metric against a rolling baseline.
     Statistical,
+    /// The learned prompt-attack classifier in the input guard.
+    Ml,
+}
+
+/// A detector's settings by type.
+#[derive(Clone, Debug)]
+pub enum DetectorSettings {
+    /// `type: statistical`.
+    Statistical(StatisticalSettings),
+    /// `type: ml`.
+    Ml(MlSettings),
+}
+
+/// `config:` of a learned detector (the seed's `model`, `threshold`, `features`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlSettings {
+    /// Path of the model file (relative paths from the working directory).
+    pub model: String,
+    /// Probability at which a prompt is flagged; the model file's own threshold when absent.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// What it scores: `prompt_text`, and `response_text` for responses too.
+    #[serde(default = "defaults::ml_features")]
+    pub features: Vec<String>,
 }
 
 /// `config:` of a statistical detector.
@@ -245,6 +301,9 @@ pub struct ActionConfig {
 
 mod defaults {
     use super::values::*;
+    pub fn ml_features() -> Vec<String> {
+        vec!["prompt_text".into()]
+    }
     pub fn lateness() -> DurationValue {
         DurationValue(5_000)
     }
@@ -324,7 +383,7 @@ impl SentinelConfig {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let expanded = env::expand(text).map_err(ConfigError)?;
         let de = serde_yaml_ng::Deserializer::from_str(&expanded);
-        let cfg: SentinelConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut cfg: SentinelConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             // The parser reports where the enclosing mapping starts; point at the key itself.
             let message = e.inner().to_string();
@@ -334,8 +393,53 @@ impl SentinelConfig {
                 None => ConfigError(format!("key `{path}`: {}", e.inner())),
             }
         })?;
+        cfg.read_detector_settings(&expanded)?;
         cfg.validate(&expanded)?;
         Ok(cfg)
+    }
+
+    /// Reads each detector's `config` for its type; errors name the key and line.
+    fn read_detector_settings(&mut self, text: &str) -> Result<(), ConfigError> {
+        let fail = |path: String, message: String| {
+            let line = locate::line_of_path(text, &path).map_or_else(String::new, |l| format!(" (line {l})"));
+            ConfigError(format!("key `{path}`{line}: {message}"))
+        };
+        for (i, d) in self.detectors.iter_mut().enumerate() {
+            let base = format!("detectors[{i}].config");
+            d.settings = Some(match d.detector_type {
+                DetectorKind::Statistical => {
+                    if d.model.is_some() || d.threshold.is_some() || d.features.is_some() {
+                        return Err(fail(
+                            format!("detectors[{i}].type"),
+                            "`model`, `threshold` and `features` belong to `type: ml`".into(),
+                        ));
+                    }
+                    DetectorSettings::Statistical(read_settings(d.config.clone(), &base, &fail)?)
+                }
+                DetectorKind::Ml => {
+                    let mut config = match &d.config {
+                        serde_yaml_ng::Value::Null => serde_yaml_ng::Mapping::new(),
+                        serde_yaml_ng::Value::Mapping(m) => m.clone(),
+                        _ => return Err(fail(base, "expected a mapping".into())),
+                    };
+                    let mut beside = |key: &str, value: Option<serde_yaml_ng::Value>| {
+                        if let Some(v) = value {
+                            config.insert(key.into(), v);
+                        }
+                    };
+                    beside("model", d.model.clone().map(Into::into));
+                    beside("threshold", d.threshold.map(Into::into));
+                    beside(
+                        "features",
+                        d.features.clone().map(|f| {
+                            serde_yaml_ng::Value::Sequence(f.into_iter().map(serde_yaml_ng::Value::String).collect())
+                        }),
+                    );
+                    DetectorSettings::Ml(read_settings(serde_yaml_ng::Value::Mapping(config), &base, &fail)?)
+                }
+            });
+        }
+        Ok(())
     }
 
     fn validate(&self, text: &str) -> Result<(), ConfigError> {
@@ -352,7 +456,13 @@ impl SentinelConfig {
             if !ids.insert(d.id.as_str()) {
                 return Err(ConfigError(format!("{}: duplicate detector id `{}`", at("id"), d.id)));
             }
-            let c = &d.config;
+            if let Some(ml) = d.ml() {
+                validate_ml(ml, &at)?;
+                continue;
+            }
+            let Some(c) = d.statistical() else {
+                continue;
+            };
             if !(c.threshold.is_finite() && c.threshold > 0.0) {
                 return Err(ConfigError(format!(
                     "{}: must be a positive number",
@@ -401,9 +511,9 @@ impl SentinelConfig {
     pub fn statistical_detectors(&self) -> Vec<StatisticalConfig> {
         self.detectors
             .iter()
-            .filter(|d| d.enabled && d.detector_type == DetectorKind::Statistical)
-            .map(|d| {
-                let c = &d.config;
+            .filter(|d| d.enabled)
+            .filter_map(|d| d.statistical().map(|c| (d, c)))
+            .map(|(d, c)| {
                 let metric = c.metric.0;
                 StatisticalConfig {
                     id: d.id.clone(),
@@ -466,6 +576,50 @@ impl SentinelConfig {
         }
         plan
     }
+}
+
+/// Reads one detector's settings from `value`, naming the key under `base` on error.
+fn read_settings<T: serde::de::DeserializeOwned>(
+    value: serde_yaml_ng::Value,
+    base: &str,
+    fail: &dyn Fn(String, String) -> ConfigError,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<serde_yaml_ng::Error>| {
+        let inner = e.path().to_string();
+        let path = if inner == "." {
+            base.to_owned()
+        } else {
+            format!("{base}.{inner}")
+        };
+        fail(path, e.inner().to_string())
+    })
+}
+
+/// The model file loads and the keys hold values this build understands.
+fn validate_ml(ml: &MlSettings, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if let Some(t) = ml.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(ConfigError(format!("{}: must be within 0..=1", at("config.threshold"))));
+        }
+    }
+    for f in &ml.features {
+        if !matches!(f.as_str(), "prompt_text" | "response_text") {
+            return Err(ConfigError(format!(
+                "{}: `{f}` is not a feature this model reads (it hashes n-grams of `prompt_text`, and of \
+                 `response_text` when listed)",
+                at("config.features")
+            )));
+        }
+    }
+    if !ml.features.iter().any(|f| f == "prompt_text") {
+        return Err(ConfigError(format!(
+            "{}: must include `prompt_text`",
+            at("config.features")
+        )));
+    }
+    sentinel_dataflows::ml::ModelFile::load(Path::new(&ml.model))
+        .map(|_| ())
+        .map_err(|e| ConfigError(format!("{}: {e}", at("config.model"))))
 }
 
 /// ` (line N)` for the first line mentioning `needle`, for errors found after parsing.

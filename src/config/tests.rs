@@ -44,3 +44,81 @@ fn expands_environment_variables() {
     let e = error("outputs:\n  target: ${SENTINEL_SURELY_UNSET_VAR}\n");
     assert!(e.contains("line 2") && e.contains("SENTINEL_SURELY_UNSET_VAR"), "{e}");
 }
+
+/// A small model file in a fresh temporary directory.
+fn model_file(name: &str) -> std::path::PathBuf {
+    use sentinel_dataflows::ml::{FeatureSpec, LinearModel, ModelFile};
+    let dir = std::env::temp_dir().join(format!("sentinel-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = FeatureSpec {
+        buckets_log2: 10,
+        ..FeatureSpec::default()
+    };
+    let path = dir.join("model.bin");
+    ModelFile {
+        model: LinearModel {
+            spec,
+            weights: vec![0.0; spec.buckets()],
+            bias: 0.0,
+        },
+        threshold: 0.9,
+        description: String::new(),
+    }
+    .save(&path)
+    .unwrap();
+    path
+}
+
+#[test]
+fn accepts_both_seed_shapes_of_the_ml_detector() {
+    let model = model_file("shapes");
+    let nested = format!(
+        "detectors:\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n      threshold: 0.85\n      features: [\"prompt_text\", \"response_text\"]\n",
+        model.display()
+    );
+    let cfg = SentinelConfig::parse(&nested).unwrap();
+    let ml = cfg.detectors[0].ml().unwrap();
+    assert_eq!((ml.threshold, ml.features.len()), (Some(0.85), 2));
+    let beside = format!(
+        "detectors:\n  - id: prompt-injection-ml\n    type: ml\n    model: {}\n    threshold: 0.85\n",
+        model.display()
+    );
+    let cfg = SentinelConfig::parse(&beside).unwrap();
+    let ml = cfg.detectors[0].ml().unwrap();
+    assert_eq!(
+        (ml.threshold, ml.features.clone()),
+        (Some(0.85), vec!["prompt_text".to_owned()])
+    );
+    assert!(cfg.statistical_detectors().is_empty());
+}
+
+#[test]
+fn a_missing_or_corrupt_model_or_an_unknown_feature_fails_at_load() {
+    let e = error("detectors:\n  - id: m\n    type: ml\n    config:\n      model: /nonexistent/sentinel/model.bin\n");
+    assert!(
+        e.contains("detectors[0].config.model")
+            && e.contains("line 5")
+            && e.contains("/nonexistent/sentinel/model.bin"),
+        "{e}"
+    );
+    let model = model_file("corrupt");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[60] ^= 0xff;
+    std::fs::write(&model, bytes).unwrap();
+    let e = error(&format!(
+        "detectors:\n  - id: m\n    type: ml\n    config:\n      model: {}\n",
+        model.display()
+    ));
+    assert!(e.contains("checksum") && e.contains("line 5"), "{e}");
+    let good = model_file("features");
+    let e = error(&format!(
+        "detectors:\n  - id: m\n    type: ml\n    config:\n      model: {}\n      features: [embedding]\n",
+        good.display()
+    ));
+    assert!(
+        e.contains("detectors[0].config.features") && e.contains("embedding"),
+        "{e}"
+    );
+    let e = error("detectors:\n  - id: m\n    type: ml\n    config:\n      threshold: 0.5\n");
+    assert!(e.contains("model"), "{e}");
+}
