@@ -20,13 +20,17 @@ sentinel eval pii --data FILE.jsonl [FILE...]
     meta.entity_types_tested) and prints exact-span precision, recall and F1 per entity type it
     detects, then one JSON line with per_entity and micro_f1.
 sentinel eval prompts --data FILE.jsonl [FILE...] [--profile balanced|high_security|performance]
-                      [--threshold SCORE] [--pred-out FILE]
+                      [--threshold SCORE] [--pred-out FILE] [--model MODEL.bin [--combined]]
     Runs the prompt-attack guard over every row (text, label, source, id; labels injection and
     jailbreak are attacks) and prints TPR and FPR per file, per source and overall, with the
-    count of prompts per decision tier under the profile. A prompt is flagged at the profile's
-    warn threshold unless --threshold says otherwise. Ends with one JSON line:
-    {\"tpr\", \"fpr\", \"tiers\", \"per_file\", \"per_source\"}. --pred-out writes one line per prompt:
-    {\"id\", \"score\", \"flagged\", \"us\"}.
+    count of prompts per decision tier under the profile, and TPR at 1%, 2% and 5% FPR on the
+    benign rows given (a threshold sweep). The score is the rules' score; with --model, the
+    learned classifier's probability, flagged at the model's threshold; with --model
+    --combined, the input guard's injection score as the job computes it (rules and model
+    findings by noisy-OR). A prompt is flagged at the profile's warn threshold (the model's
+    threshold with --model alone) unless --threshold says otherwise. Ends with one JSON line:
+    {\"tpr\", \"fpr\", \"tiers\", \"per_file\", \"per_source\", \"tpr_at_fpr\"}. --pred-out writes one
+    line per prompt: {\"id\", \"score\", \"flagged\", \"us\"}.
 ";
 
 /// Entry point.
@@ -207,12 +211,13 @@ fn pii(args: Vec<String>) -> Result<(), String> {
 }
 
 fn prompts(args: Vec<String>) -> Result<(), String> {
-    use sentinel_dataflows::guard::{InjectionScanner, Profile, Tier};
+    use sentinel_dataflows::guard::{noisy_or, InjectionScanner, Profile, PromptClassifier, Tier};
     let mut opts = getopts::Options::new();
     opts.optmulti("", "data", "", "FILE");
-    for name in ["profile", "threshold", "pred-out"] {
+    for name in ["profile", "threshold", "pred-out", "model"] {
         opts.optopt("", name, "", "");
     }
+    opts.optflag("", "combined", "");
     let m = opts.parse(&args).map_err(|e| format!("{e}\n\n{HELP}"))?;
     let mut files = m.opt_strs("data");
     files.extend(m.free.iter().cloned());
@@ -224,20 +229,40 @@ fn prompts(args: Vec<String>) -> Result<(), String> {
         None => Profile::Balanced,
     };
     let thresholds = profile.thresholds();
-    let flag_at = match m.opt_str("threshold") {
-        Some(t) => t
+    let classifier = m
+        .opt_str("model")
+        .map(|path| PromptClassifier::load(Path::new(&path), None, false))
+        .transpose()?;
+    let combined = m.opt_present("combined");
+    if combined && classifier.is_none() {
+        return Err("--combined needs --model".into());
+    }
+    let flag_at = match (m.opt_str("threshold"), &classifier) {
+        (Some(t), _) => t
             .parse::<f32>()
             .map_err(|_| format!("--threshold: `{t}` is not a number"))?,
-        None => thresholds.low,
+        (None, Some(c)) if !combined => c.threshold(),
+        (None, _) => thresholds.low,
     };
     let scanner = InjectionScanner::new();
+    let score = |text: &str| -> f32 {
+        match &classifier {
+            None => scanner.scan(text).score,
+            Some(c) if !combined => c.probability(text),
+            Some(c) => {
+                let rules = scanner.scan(text).findings.into_iter().map(|f| f.weight);
+                let learned = c.finding(text).map(|f| f.weight());
+                noisy_or(rules.chain(learned))
+            }
+        }
+    };
     let mut eval = crate::eval::prompts::Evaluation::default();
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
         let name = Path::new(file)
             .file_name()
             .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
-        crate::eval::prompts::evaluate_file(&name, &text, &scanner, &thresholds, flag_at, &mut eval)
+        crate::eval::prompts::evaluate_file(&name, &text, &score, &thresholds, flag_at, &mut eval)
             .map_err(|e| format!("{file}: {e}"))?;
     }
     let rate = |r: Option<f64>| r.map_or("-".to_owned(), |v| format!("{v:.3}"));
@@ -283,6 +308,16 @@ fn prompts(args: Vec<String>) -> Result<(), String> {
         all.negatives,
         tiers(&all)
     );
+    let mut sweep = serde_json::Map::new();
+    for fpr in [0.01, 0.02, 0.05] {
+        if let Some((tpr, threshold)) = crate::eval::prompts::tpr_at_fpr(&eval.predictions, fpr) {
+            println!("at {:.0}% FPR: tpr {tpr:.3} (threshold {threshold:.4})", fpr * 100.0);
+            sweep.insert(
+                format!("{}", (fpr * 100.0) as u32),
+                serde_json::json!({"tpr": tpr, "threshold": threshold}),
+            );
+        }
+    }
     let mut us: Vec<f64> = eval.predictions.iter().map(|p| p.us).collect();
     us.sort_by(f64::total_cmp);
     if let (Some(p50), Some(p99)) = (us.get(us.len() / 2), us.get(us.len() * 99 / 100)) {
@@ -296,6 +331,8 @@ fn prompts(args: Vec<String>) -> Result<(), String> {
         }
         w.flush().map_err(|e| format!("{path}: {e}"))?;
     }
-    println!("{}", eval.json());
+    let mut json = eval.json();
+    json["tpr_at_fpr"] = serde_json::Value::Object(sweep);
+    println!("{json}");
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sentinel_dataflows::guard::{InjectionScanner, RiskThresholds, Tier};
+use sentinel_dataflows::guard::{RiskThresholds, Tier};
 use serde::{Deserialize, Serialize};
 
 /// One labeled prompt, as the shared prompt sets write it.
@@ -91,6 +91,9 @@ impl Rates {
 /// One scored prompt, for `--pred-out`.
 #[derive(Debug, Serialize)]
 pub struct Prediction {
+    /// Whether the row is labeled an attack (not written).
+    #[serde(skip)]
+    pub attack: bool,
     /// The row's id (its line number when it has none).
     pub id: serde_json::Value,
     /// Attack score.
@@ -133,16 +136,33 @@ impl Evaluation {
     }
 }
 
+/// TPR at the lowest threshold whose FPR on the benign predictions stays within `fpr`, with
+/// that threshold; `None` without both classes.
+pub fn tpr_at_fpr(predictions: &[Prediction], fpr: f64) -> Option<(f64, f64)> {
+    let mut benign: Vec<f32> = predictions.iter().filter(|p| !p.attack).map(|p| p.score).collect();
+    let attacks: Vec<f32> = predictions.iter().filter(|p| p.attack).map(|p| p.score).collect();
+    if benign.is_empty() || attacks.is_empty() {
+        return None;
+    }
+    benign.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (fpr * benign.len() as f64).floor() as usize;
+    // Above the first benign score that may not be flagged (or 0 when all may be).
+    let threshold = benign.get(allowed).map_or(0.0, |s| f64::from(*s) + 1e-6);
+    let caught = attacks.iter().filter(|s| f64::from(**s) >= threshold).count();
+    Some((caught as f64 / attacks.len() as f64, threshold))
+}
+
 /// Whether a label names an attack.
 pub fn is_attack(label: &str) -> bool {
     matches!(label, "injection" | "jailbreak")
 }
 
-/// Scores one file's rows into `eval`. A prompt is flagged when its score reaches `flag_at`.
+/// Scores one file's rows into `eval` with `score` (0..=1 per prompt). A prompt is flagged
+/// when its score reaches `flag_at`.
 pub fn evaluate_file(
     name: &str,
     text: &str,
-    scanner: &InjectionScanner,
+    score: &dyn Fn(&str) -> f32,
     thresholds: &RiskThresholds,
     flag_at: f32,
     eval: &mut Evaluation,
@@ -151,19 +171,20 @@ pub fn evaluate_file(
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let row: Row = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
         let started = Instant::now();
-        let report = scanner.scan(&row.text);
+        let score = score(&row.text);
         let us = started.elapsed().as_secs_f64() * 1e6;
         let attack = is_attack(&row.label);
-        let flagged = report.score >= flag_at;
-        let tier = thresholds.tier(report.score);
+        let flagged = score >= flag_at;
+        let tier = thresholds.tier(score);
         rates.add(attack, flagged, tier);
         eval.per_source
             .entry(row.source)
             .or_default()
             .add(attack, flagged, tier);
         eval.predictions.push(Prediction {
+            attack,
             id: row.id.unwrap_or_else(|| format!("{name}:{}", n + 1).into()),
-            score: report.score,
+            score,
             flagged,
             us,
         });
@@ -175,6 +196,7 @@ pub fn evaluate_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sentinel_dataflows::guard::InjectionScanner;
 
     #[test]
     fn counts_balance_and_rates_follow() {
@@ -188,7 +210,8 @@ mod tests {
         let scanner = InjectionScanner::new();
         let mut eval = Evaluation::default();
         let thresholds = RiskThresholds::default();
-        evaluate_file("f", &rows, &scanner, &thresholds, thresholds.low, &mut eval).unwrap();
+        let score = |t: &str| scanner.scan(t).score;
+        evaluate_file("f", &rows, &score, &thresholds, thresholds.low, &mut eval).unwrap();
         let all = eval.overall();
         assert_eq!((all.positives, all.true_positives), (3, 2));
         assert_eq!((all.negatives, all.false_positives), (1, 0));
@@ -199,6 +222,10 @@ mod tests {
         let json = eval.json();
         assert!((json["tpr"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(json["fpr"].as_f64(), Some(0.0));
+        // One benign row: at 0% FPR the threshold sits just above its score.
+        let (tpr, threshold) = tpr_at_fpr(&eval.predictions, 0.0).unwrap();
+        assert_eq!(tpr, 2.0 / 3.0);
+        assert!(threshold > f64::from(eval.predictions[2].score));
     }
 
     #[test]
@@ -207,7 +234,7 @@ mod tests {
         let err = evaluate_file(
             "f",
             "{\"text\":\"x\",\"label\":\"benign\"}\nnot json",
-            &scanner,
+            &|t: &str| scanner.scan(t).score,
             &RiskThresholds::default(),
             0.5,
             &mut Evaluation::default(),
