@@ -3,22 +3,26 @@
 
 use std::path::{Path, PathBuf};
 
-use sentinel_dataflows::guard::normalize;
+use sentinel_dataflows::guard::{learned_weight, noisy_or, normalize, InjectionScanner, RiskThresholds};
 use sentinel_dataflows::ml::{Example, FeatureCounts, FeatureSpec, LinearModel, ModelFile, TrainConfig};
+use sentinel_dataflows::synth::generate_prompts;
 use serde_json::json;
 
 use crate::eval::prompts::{is_attack, read_rows};
 
 const HELP: &str = "\
 sentinel train prompt-classifier --data FILE.jsonl [FILE...] --out MODEL.bin
-        [--seed S] [--epochs N] [--buckets-log2 B] [--target-fpr F]
+        [--generated N] [--seed S] [--epochs N] [--buckets-log2 B] [--target-fpr F]
     Trains a logistic regression over hashed character 3-5-grams and word 1-2-grams of the
     normalised prompt (lines {\"text\", \"label\", \"source\", \"id\"}; injection and jailbreak are
     attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
     the other files scores it. The out-of-fold scores of benign rows set the threshold at
     --target-fpr (default 0.02); the report gives, per held-out file, TPR or FPR at that
-    threshold and TPR at 1%, 2% and 5% FPR. The shipped model is then trained on every file and
-    written with the threshold and the report. Ends with one JSON line.
+    threshold and TPR at 1%, 2% and 5% FPR. --generated N (default 4000, 0 for none) adds N
+    prompts from the project's own generator (attack families and benign prompts, many with
+    trigger words) to every training set; they are never a held-out fold. The shipped model is
+    then trained on every file and the generated prompts, and written with the threshold and
+    the report. Ends with one JSON line.
 ";
 
 /// Entry point.
@@ -29,7 +33,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     let mut opts = getopts::Options::new();
     opts.optmulti("", "data", "", "FILE");
-    for name in ["out", "seed", "epochs", "buckets-log2", "target-fpr"] {
+    for name in ["out", "seed", "epochs", "buckets-log2", "target-fpr", "generated"] {
         opts.optopt("", name, "", "");
     }
     let m = opts.parse(rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
@@ -58,18 +62,25 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     spec.validate().map_err(|e| format!("--buckets-log2: {e}"))?;
     let target_fpr = parse("target-fpr")?.unwrap_or(0.02);
 
+    let generated_count = parse("generated")?.unwrap_or(4000.0) as usize;
     let folds = load_folds(&files, &spec)?;
-    let report = cross_validate(&folds, spec, &cfg, target_fpr);
+    let generated = generated_examples(&spec, cfg.seed, generated_count);
+    let report = cross_validate(&folds, &generated, spec, &cfg, target_fpr);
     print_report(&report);
 
-    let all: Vec<Example> = folds.iter().flat_map(|f| f.examples.iter().cloned()).collect();
+    let all: Vec<Example> = folds
+        .iter()
+        .flat_map(|f| f.examples.iter().cloned())
+        .chain(generated.iter().cloned())
+        .collect();
     let model = LinearModel::train(spec, &all, &cfg);
     let description = json!({
         "model": "prompt-attack logistic regression over hashed n-grams",
         "features": spec_json(&spec),
         "training": {"files": folds.iter().map(|f| json!({"file": f.name, "rows": f.examples.len(),
             "attacks": f.examples.iter().filter(|e| e.attack).count()})).collect::<Vec<_>>(),
-            "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "l2": cfg.l2, "seed": cfg.seed},
+            "generated": generated_count, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "l2": cfg.l2,
+            "seed": cfg.seed},
         "cross_validation": report.json(),
     });
     let file = ModelFile {
@@ -99,15 +110,20 @@ fn spec_json(spec: &FeatureSpec) -> serde_json::Value {
 struct Fold {
     name: String,
     examples: Vec<Example>,
+    /// The rules' score of each example, to report the guard as the job runs it.
+    rule_scores: Vec<f32>,
 }
 
 fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String> {
     let mut counts = FeatureCounts::default();
     let mut canonical = String::new();
+    let rules = InjectionScanner::new();
     files
         .iter()
         .map(|path| {
-            let examples = read_rows(path)?
+            let rows = read_rows(path)?;
+            let rule_scores = rows.iter().map(|r| rules.scan(&r.text).score).collect();
+            let examples = rows
                 .into_iter()
                 .map(|row| {
                     normalize(&row.text, &mut canonical);
@@ -120,7 +136,24 @@ fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String
             Ok(Fold {
                 name: file_name(path),
                 examples,
+                rule_scores,
             })
+        })
+        .collect()
+}
+
+/// The project's generated prompts, featurised.
+pub fn generated_examples(spec: &FeatureSpec, seed: u64, count: usize) -> Vec<Example> {
+    let mut counts = FeatureCounts::default();
+    let mut canonical = String::new();
+    generate_prompts(seed, count)
+        .into_iter()
+        .map(|p| {
+            normalize(&p.text, &mut canonical);
+            Example {
+                vector: counts.vector(spec, &canonical),
+                attack: is_attack(p.label),
+            }
         })
         .collect()
 }
@@ -146,6 +179,9 @@ struct FoldResult {
     fpr: Option<f64>,
     /// TPR at 1%, 2% and 5% FPR (thresholds from every out-of-fold benign score).
     tpr_at_fpr: [Option<f64>; 3],
+    /// The input guard as the job runs it (rules, and the held-out model's finding at the
+    /// threshold, by noisy-OR), flagged at the balanced profile's warn level: TPR and FPR.
+    combined: (Option<f64>, Option<f64>),
 }
 
 const FPR_POINTS: [f64; 3] = [0.01, 0.02, 0.05];
@@ -158,6 +194,7 @@ impl CvReport {
             "per_fold": self.per_fold.iter().map(|f| json!({
                 "file": f.name, "attacks": f.attacks, "benign": f.benign, "tpr": f.tpr, "fpr": f.fpr,
                 "tpr_at_fpr_1": f.tpr_at_fpr[0], "tpr_at_fpr_2": f.tpr_at_fpr[1], "tpr_at_fpr_5": f.tpr_at_fpr[2],
+                "combined_tpr": f.combined.0, "combined_fpr": f.combined.1,
             })).collect::<Vec<_>>(),
         })
     }
@@ -175,7 +212,13 @@ pub fn threshold_at_fpr(benign: &[f64], fpr: f64) -> f64 {
     }
 }
 
-fn cross_validate(folds: &[Fold], spec: FeatureSpec, cfg: &TrainConfig, target_fpr: f64) -> CvReport {
+fn cross_validate(
+    folds: &[Fold],
+    generated: &[Example],
+    spec: FeatureSpec,
+    cfg: &TrainConfig,
+    target_fpr: f64,
+) -> CvReport {
     let scores: Vec<Vec<f64>> = (0..folds.len())
         .map(|held| {
             let train: Vec<Example> = folds
@@ -183,6 +226,7 @@ fn cross_validate(folds: &[Fold], spec: FeatureSpec, cfg: &TrainConfig, target_f
                 .enumerate()
                 .filter(|(i, _)| *i != held)
                 .flat_map(|(_, f)| f.examples.iter().cloned())
+                .chain(generated.iter().cloned())
                 .collect();
             let model = LinearModel::train(spec, &train, cfg);
             folds[held]
@@ -201,10 +245,25 @@ fn cross_validate(folds: &[Fold], spec: FeatureSpec, cfg: &TrainConfig, target_f
     let points = FPR_POINTS.map(|p| threshold_at_fpr(&benign, p));
     let rate =
         |s: &[f64], at: f64| (!s.is_empty()).then(|| s.iter().filter(|x| **x >= at).count() as f64 / s.len() as f64);
+    let warn = f64::from(RiskThresholds::default().low);
     let per_fold = folds
         .iter()
         .zip(&scores)
         .map(|(f, s)| {
+            let combined: Vec<(bool, f64)> = f
+                .examples
+                .iter()
+                .zip(s)
+                .zip(&f.rule_scores)
+                .map(|((e, p), r)| {
+                    let learned = learned_weight(*p as f32, threshold as f32).unwrap_or(0.0);
+                    (e.attack, f64::from(noisy_or([*r, learned])))
+                })
+                .collect();
+            let flagged_share = |attack: bool| {
+                let of: Vec<f64> = combined.iter().filter(|(a, _)| *a == attack).map(|(_, s)| *s).collect();
+                rate(&of, warn)
+            };
             let (a, b): (Vec<(&Example, &f64)>, Vec<_>) = f.examples.iter().zip(s).partition(|(e, _)| e.attack);
             let a: Vec<f64> = a.into_iter().map(|(_, s)| *s).collect();
             let b: Vec<f64> = b.into_iter().map(|(_, s)| *s).collect();
@@ -215,6 +274,7 @@ fn cross_validate(folds: &[Fold], spec: FeatureSpec, cfg: &TrainConfig, target_f
                 tpr: rate(&a, threshold),
                 fpr: rate(&b, threshold),
                 tpr_at_fpr: points.map(|t| rate(&a, t)),
+                combined: (flagged_share(true), flagged_share(false)),
             }
         })
         .collect();
@@ -233,12 +293,12 @@ fn print_report(r: &CvReport) {
         r.target_fpr * 100.0
     );
     println!(
-        "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9}",
-        "held-out file", "attack", "benign", "tpr", "fpr", "tpr@1%", "tpr@2%", "tpr@5%"
+        "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "held-out file", "attack", "benign", "tpr", "fpr", "tpr@1%", "tpr@2%", "tpr@5%", "guard tpr", "guard fpr"
     );
     for x in &r.per_fold {
         println!(
-            "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9}",
+            "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11}",
             x.name,
             x.attacks,
             x.benign,
@@ -246,7 +306,10 @@ fn print_report(r: &CvReport) {
             f(x.fpr),
             f(x.tpr_at_fpr[0]),
             f(x.tpr_at_fpr[1]),
-            f(x.tpr_at_fpr[2])
+            f(x.tpr_at_fpr[2]),
+            f(x.combined.0),
+            f(x.combined.1)
         );
     }
+    println!("(guard: rules plus the held-out model's finding, flagged at the balanced warn level 0.5)");
 }

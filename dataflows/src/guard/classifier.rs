@@ -69,19 +69,22 @@ impl PromptClassifier {
 
     /// The finding for `text`, when its probability reaches the threshold.
     pub fn finding(&self, text: &str) -> Option<Finding> {
-        let p = self.probability(text);
-        (p >= self.threshold).then(|| {
-            let span = (1.0 - self.threshold).max(f32::EPSILON);
-            let weight =
-                WEIGHT_AT_THRESHOLD + (WEIGHT_AT_ONE - WEIGHT_AT_THRESHOLD) * ((p - self.threshold) / span).min(1.0);
-            Finding::PromptInjection {
-                rule: Cow::Borrowed(ML_RULE),
-                family: AttackFamily::Learned,
-                weight,
-                encoding: None,
-            }
+        learned_weight(self.probability(text), self.threshold).map(|weight| Finding::PromptInjection {
+            rule: Cow::Borrowed(ML_RULE),
+            family: AttackFamily::Learned,
+            weight,
+            encoding: None,
         })
     }
+}
+
+/// The weight of the classifier's finding for probability `p` under `threshold`: none below
+/// it, 0.8 at it, rising linearly to 0.99 at 1.
+pub fn learned_weight(p: f32, threshold: f32) -> Option<f32> {
+    (p >= threshold).then(|| {
+        let span = (1.0 - threshold).max(f32::EPSILON);
+        WEIGHT_AT_THRESHOLD + (WEIGHT_AT_ONE - WEIGHT_AT_THRESHOLD) * ((p - threshold) / span).min(1.0)
+    })
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 mod catalog;
 mod generator;
 mod labels;
+mod prompts;
 mod rng;
 
 pub use generator::{ArrivalSample, TraceConfig, TraceGenerator};
 pub use labels::{Label, LabelCategory};
+pub use prompts::{generate_prompts, GeneratedPrompt};
 pub use rng::Rng;
