@@ -347,3 +347,106 @@ fn guards_find_the_labeled_content_and_behavior_cases_and_decide_every_request()
     assert!(!written.contains("4111 1111 1111 1111"));
     assert!(!written.contains("536-22-8874"));
 }
+
+#[test]
+fn the_learned_classifier_runs_in_the_input_guard_and_a_bad_model_stops_the_job_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bin");
+    sentinel(&[
+        "train",
+        "prompt-classifier",
+        "--generated",
+        "3000",
+        "--buckets-log2",
+        "16",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    let trace = dir.path().join("text.jsonl");
+    let labels = dir.path().join("text.labels.jsonl");
+    sentinel(&[
+        "gen-trace",
+        "--events",
+        "50000",
+        "--prompt-bytes",
+        "100",
+        "--seed",
+        "5",
+        "--out",
+        trace.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+    ]);
+    let config = dir.path().join("ml.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "detectors:\n  - id: prompt-injection-ml\n    type: ml\n    enabled: true\n    config:\n      model: {}\n      threshold: 0.9\n      features: [\"prompt_text\"]\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    sentinel(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        &format!("file:{}", trace.display()),
+        "--output",
+        &format!("file:{}", out.display()),
+        "--no-progress",
+        "-w",
+        "2",
+    ]);
+    let decisions = read_jsonl(&out.join("decisions.jsonl"));
+    let learned = |d: &Value| {
+        d["findings"]["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["prompt_injection"]["rule"] == "ml.prompt_attack")
+    };
+    let injected: Vec<String> = read_jsonl(&labels)
+        .iter()
+        .filter(|l| l["kind"] == "prompt_injection")
+        .map(|l| l["event_ids"][0].as_str().unwrap().to_owned())
+        .collect();
+    let in_trace: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| injected.iter().any(|id| d["event_id"] == id.as_str()))
+        .collect();
+    assert!(!in_trace.is_empty(), "the trace carries injections");
+    let caught = in_trace.iter().filter(|d| learned(d)).count();
+    assert!(
+        caught * 2 >= in_trace.len(),
+        "the model found {caught} of {} injections",
+        in_trace.len()
+    );
+    // It does not flag the ordinary traffic wholesale (word-salad prompts, unlike anything it
+    // was trained on).
+    let flagged = decisions.iter().filter(|d| learned(d)).count();
+    assert!(
+        flagged * 20 < decisions.len(),
+        "{flagged} of {} decisions",
+        decisions.len()
+    );
+
+    // A corrupt model fails at start, naming the key, the line and the cause.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&model, bytes).unwrap();
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["run", "--config", config.to_str().unwrap(), "--input"])
+        .arg(format!("file:{}", trace.display()))
+        .args(["--output", "none"])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("detectors[0].config.model") && stderr.contains("line 6") && stderr.contains("checksum"),
+        "{stderr}"
+    );
+}
