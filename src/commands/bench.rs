@@ -37,9 +37,10 @@ sentinel bench kafka [--brokers B] [--events N] [--workers 1,2] [--repeat R] [--
     then the produce-to-readable latency of per-event outputs at half the job's best rate
     (or --latency-rate),
     and the job's CPU with no traffic. Ends with one JSON line.
-sentinel bench guard [--repeat N] [--data FILE.jsonl...]
+sentinel bench guard [--repeat N] [--model MODEL.bin] [--data FILE.jsonl...]
     Scans N generated prompts of 200 B, 1 KB and 10 KB with the input guard (injection and
-    jailbreak rules, PII, secrets) and prints p50/p99 µs per prompt and p99 per KB.
+    jailbreak rules, PII, secrets, and the learned classifier with --model) and prints p50/p99
+    µs per prompt and p99 per KB; with --model, also the classifier alone.
     With --data, scans the `text` of every line of the files instead, twice: the first pass
     with cold automata (their lazy DFAs build states as text needs them), the second warm,
     as in a long-running job; prints p50/p99 per prompt and per KB for each pass.
@@ -72,6 +73,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         "latency-secs",
         "latency-rate",
         "idle-secs",
+        "model",
     ] {
         opts.optopt("", name, "", "");
     }
@@ -93,7 +95,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     match which {
         "guard" if m.opt_present("data") => super::bench_guard::guard_data(&data_files(&m)),
-        "guard" => super::bench_guard::guard(&[200, 1024, 10240], num("repeat", 20_000)? as usize),
+        "guard" => super::bench_guard::guard(
+            &[200, 1024, 10240],
+            num("repeat", 20_000)? as usize,
+            m.opt_str("model").as_deref().map(Path::new),
+        ),
         "kafka" => super::bench_kafka::kafka(
             &dir,
             &super::bench_kafka::KafkaBench {

@@ -1,10 +1,11 @@
 //! `sentinel bench guard`: the cost of scanning one prompt with the content guards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use sentinel_dataflows::guard::{ContentGuard, GuardPolicy};
+use sentinel_dataflows::guard::{ContentGuard, GuardPolicy, PromptClassifier};
 use serde_json::json;
 
 /// Words prompts are made of, with PII values among them now and then.
@@ -75,10 +76,40 @@ pub fn prompt(bytes: usize, seed: u64) -> String {
     s
 }
 
-/// Times `scan` over `iterations` prompts of each size; prints p50/p99 per prompt and per KB.
-pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
-    let guard = ContentGuard::new();
+/// Times the input guard over `iterations` generated prompts of each size, and, with a
+/// model, the classifier alone; prints p50/p99 per prompt and per KB.
+pub fn guard(sizes: &[usize], iterations: usize, model: Option<&Path>) -> Result<(), String> {
+    let classifier = model
+        .map(|m| PromptClassifier::load(m, None, false).map(Arc::new))
+        .transpose()?;
+    let guard = match &classifier {
+        Some(c) => ContentGuard::new().with_classifier(Arc::clone(c)),
+        None => ContentGuard::new(),
+    };
     let policy = GuardPolicy::default();
+    let mut detectors = vec!["prompt_injection", "pii", "secrets"];
+    if classifier.is_some() {
+        detectors.push("ml");
+    }
+    println!("input guard ({}):", detectors.join(", "));
+    let rows = time_sizes(sizes, iterations, &|text| guard.input(&policy, text).findings.len())?;
+    let mut out = json!({"bench": "guard", "detectors": detectors, "rows": rows});
+    if let Some(c) = &classifier {
+        println!("classifier alone (normalisation, features, model):");
+        out["classifier_rows"] = json!(time_sizes(sizes, iterations, &|text| usize::from(
+            c.probability(text) >= c.threshold()
+        ))?);
+    }
+    println!("{out}");
+    Ok(())
+}
+
+/// p50/p99 of `scan` per prompt and p99 per KB, for each prompt size.
+fn time_sizes(
+    sizes: &[usize],
+    iterations: usize,
+    scan: &dyn Fn(&str) -> usize,
+) -> Result<Vec<serde_json::Value>, String> {
     let mut rows = Vec::new();
     for &size in sizes {
         let prompts: Vec<String> = (0..64).map(|i| prompt(size, i)).collect();
@@ -87,7 +118,7 @@ pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
         for i in 0..iterations.max(1) {
             let text = &prompts[i % prompts.len()];
             let start = Instant::now();
-            found += guard.input(&policy, text).findings.len();
+            found += scan(text);
             let _ = hist.record((start.elapsed().as_nanos() as u64).max(1));
         }
         let (p50, p99) = (
@@ -96,18 +127,12 @@ pub fn guard(sizes: &[usize], iterations: usize) -> Result<(), String> {
         );
         let kb = size as f64 / 1024.0;
         println!(
-            "{size:>6} B: p50 {p50:.2} µs, p99 {p99:.2} µs per prompt; p99 {:.2} µs per KB ({} findings over {} scans)",
+            "{size:>6} B: p50 {p50:.2} µs, p99 {p99:.2} µs per prompt; p99 {:.2} µs per KB ({found} findings over {iterations} scans)",
             p99 / kb,
-            found,
-            iterations
         );
         rows.push(json!({"bytes": size, "p50_us": p50, "p99_us": p99, "p99_us_per_kb": p99 / kb}));
     }
-    println!(
-        "{}",
-        json!({"bench": "guard", "detectors": ["prompt_injection", "pii", "secrets"], "rows": rows})
-    );
-    Ok(())
+    Ok(rows)
 }
 
 /// One pass over real prompts: per-prompt and per-KB latency quantiles.

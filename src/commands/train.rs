@@ -12,7 +12,8 @@ use crate::eval::prompts::{is_attack, read_rows};
 
 const HELP: &str = "\
 sentinel train prompt-classifier --data FILE.jsonl [FILE...] --out MODEL.bin
-        [--generated N] [--seed S] [--epochs N] [--buckets-log2 B] [--target-fpr F]
+        [--generated N] [--seed S] [--epochs N] [--buckets-log2 B] [--char-ngrams MIN-MAX]
+        [--target-fpr F]
     Trains a logistic regression over hashed character 3-5-grams and word 1-2-grams of the
     normalised prompt (lines {\"text\", \"label\", \"source\", \"id\"}; injection and jailbreak are
     attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
@@ -34,7 +35,15 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     let mut opts = getopts::Options::new();
     opts.optmulti("", "data", "", "FILE");
-    for name in ["out", "seed", "epochs", "buckets-log2", "target-fpr", "generated"] {
+    for name in [
+        "out",
+        "seed",
+        "epochs",
+        "buckets-log2",
+        "target-fpr",
+        "generated",
+        "char-ngrams",
+    ] {
         opts.optopt("", name, "", "");
     }
     let m = opts.parse(rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
@@ -58,7 +67,14 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     if let Some(b) = parse("buckets-log2")? {
         spec.buckets_log2 = b as u8;
     }
-    spec.validate().map_err(|e| format!("--buckets-log2: {e}"))?;
+    if let Some(range) = m.opt_str("char-ngrams") {
+        let (lo, hi) = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .ok_or_else(|| format!("--char-ngrams: `{range}` is not MIN-MAX"))?;
+        (spec.char_min, spec.char_max) = (lo, hi);
+    }
+    spec.validate().map_err(|e| format!("features: {e}"))?;
     let target_fpr = parse("target-fpr")?.unwrap_or(0.02);
 
     let generated_count = parse("generated")?.unwrap_or(4000.0) as usize;

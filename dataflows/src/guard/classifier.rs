@@ -67,15 +67,29 @@ impl PromptClassifier {
         })
     }
 
+    /// The same for a text already in canonical form (see [`normalize`]).
+    pub fn probability_of_canonical(&self, canonical: &str) -> f32 {
+        SCRATCH.with(|s| self.model.probability(&mut s.borrow_mut().1, canonical))
+    }
+
+    /// The finding for a text already in canonical form.
+    pub fn finding_for_canonical(&self, canonical: &str) -> Option<Finding> {
+        learned_finding(self.probability_of_canonical(canonical), self.threshold)
+    }
+
     /// The finding for `text`, when its probability reaches the threshold.
     pub fn finding(&self, text: &str) -> Option<Finding> {
-        learned_weight(self.probability(text), self.threshold).map(|weight| Finding::PromptInjection {
-            rule: Cow::Borrowed(ML_RULE),
-            family: AttackFamily::Learned,
-            weight,
-            encoding: None,
-        })
+        learned_finding(self.probability(text), self.threshold)
     }
+}
+
+fn learned_finding(p: f32, threshold: f32) -> Option<Finding> {
+    learned_weight(p, threshold).map(|weight| Finding::PromptInjection {
+        rule: Cow::Borrowed(ML_RULE),
+        family: AttackFamily::Learned,
+        weight,
+        encoding: None,
+    })
 }
 
 /// The weight of the classifier's finding for probability `p` under `threshold`: none below

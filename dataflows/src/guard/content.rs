@@ -175,24 +175,25 @@ impl ContentGuard {
         self
     }
 
-    fn classify(&self, policy: &GuardPolicy, text: &str, response: bool, findings: &mut Vec<Finding>) {
-        let Some(c) = &self.classifier else {
-            return;
-        };
-        if !policy.prompt_injection
-            || (response && !c.score_responses)
-            || policy.allow_rules.iter().any(|r| r == ML_RULE)
-        {
-            return;
-        }
-        findings.extend(c.finding(text));
+    /// Whether the classifier scores this text: it is configured, the policy runs injection
+    /// detection and does not allow-list it, and for a response, it was asked to.
+    fn classifier_for(&self, policy: &GuardPolicy, response: bool) -> Option<&PromptClassifier> {
+        let c = self.classifier.as_deref()?;
+        let wanted = policy.prompt_injection
+            && (!response || c.score_responses)
+            && !policy.allow_rules.iter().any(|r| r == ML_RULE);
+        wanted.then_some(c)
     }
 
     /// The input guard: injection and jailbreak, personal data and credentials in a prompt.
     pub fn input(&self, policy: &GuardPolicy, prompt: &str) -> LayerVerdict {
         let mut findings = Vec::new();
         if policy.prompt_injection {
-            let report = self.injection.scan(prompt);
+            let classifier = self.classifier_for(policy, false);
+            // The classifier reads the canonical form the rules just produced.
+            let (report, learned) = self.injection.scan_then(prompt, |report, canonical| {
+                (report, classifier.and_then(|c| c.finding_for_canonical(canonical)))
+            });
             findings.extend(
                 report
                     .findings
@@ -205,8 +206,8 @@ impl ContentGuard {
                         encoding: f.encoding,
                     }),
             );
+            findings.extend(learned);
         }
-        self.classify(policy, prompt, false, &mut findings);
         self.scan_pii(policy, prompt, None, &mut findings);
         verdict(findings)
     }
@@ -226,7 +227,9 @@ impl ContentGuard {
                 findings.push(Finding::CanaryLeak { canary, start });
             }
         }
-        self.classify(policy, response, true, &mut findings);
+        if let Some(c) = self.classifier_for(policy, true) {
+            findings.extend(c.finding(response));
+        }
         self.scan_pii(policy, response, prompt, &mut findings);
         verdict(findings)
     }

@@ -124,6 +124,12 @@ impl InjectionScanner {
 
     /// Scores one text.
     pub fn scan(&self, text: &str) -> InjectionReport {
+        self.scan_then(text, |report, _| report)
+    }
+
+    /// Scores one text, then hands the report and the text's canonical form to `then`, so
+    /// another detector can read the canonical form without normalising again.
+    pub fn scan_then<R>(&self, text: &str, then: impl FnOnce(InjectionReport, &str) -> R) -> R {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let Scratch {
@@ -134,7 +140,8 @@ impl InjectionScanner {
             if set.capacity() != self.rules.pattern_len() {
                 *set = PatternSet::new(self.rules.pattern_len());
             }
-            self.scan_with(text, canonical, variant, set)
+            let report = self.scan_with(text, canonical, variant, set);
+            then(report, canonical)
         })
     }
 

@@ -57,8 +57,11 @@ impl FeatureSpec {
 /// proportion to its length, never to the number of buckets.
 #[derive(Default)]
 pub struct FeatureCounts {
-    counts: Vec<u16>,
+    counts: Vec<u8>,
+    /// Distinct buckets hit, in `touched[..touched_len]`; sized for the worst case up front, so
+    /// recording a bucket is a store and an add, with no branch.
     touched: Vec<u32>,
+    touched_len: usize,
 }
 
 /// A sparse, L2-normalised feature vector.
@@ -72,8 +75,19 @@ pub struct SparseVector {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-/// Tags keep character n-grams, words and word pairs in separate hash families.
-const CHAR_TAG: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Fibonacci hashing: the high bits of the product are the bucket.
+const HASH_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Tags keep character n-grams of each length, words and word pairs in separate families (an
+/// n-gram fills the low n bytes; its tag sets bits above them).
+const CHAR_TAGS: [u64; 9] = {
+    let mut tags = [0u64; 9];
+    let mut n = 1;
+    while n < 9 {
+        tags[n] = (0xa5a5_a5a5_a5a5_a5a5u64 ^ (n as u64).wrapping_mul(0x0123_4567_89ab_cdef)) << (8 * n - 1) << 1;
+        n += 1;
+    }
+    tags
+};
 const WORD_TAG: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const PAIR_TAG: u64 = 0x1656_67b1_9e37_79f9;
 
@@ -89,34 +103,50 @@ fn mix(mut h: u64) -> u64 {
 
 impl FeatureCounts {
     /// Counts every feature of `text` (already normalised) under `spec`.
+    ///
+    /// Character n-grams come from a sliding window of the last 8 bytes: an n-gram is the
+    /// window's low n bytes, tagged with n, and one multiplication hashes it to a bucket.
     pub fn count(&mut self, spec: &FeatureSpec, text: &str) {
         let buckets = spec.buckets();
         if self.counts.len() != buckets {
             self.counts = vec![0; buckets];
-            self.touched.clear();
+            self.touched_len = 0;
         }
-        let mask = (buckets - 1) as u64;
+        // Every byte starts at most one n-gram per length and one word and one word pair.
+        let lengths = usize::from(spec.char_max.saturating_sub(spec.char_min)) + 1;
+        let bound = self.touched_len + text.len() * (lengths + 2) + 2;
+        if self.touched.len() < bound {
+            self.touched.resize(bound, 0);
+        }
+        let shift = 64 - u32::from(spec.buckets_log2);
+        let bucket = |key: u64| (key.wrapping_mul(HASH_MULTIPLIER) >> shift) as u32;
         let bytes = text.as_bytes();
-        let (min, max) = (spec.char_min as usize, spec.char_max as usize);
-        for i in 0..if max > 0 { bytes.len() } else { 0 } {
-            let mut h = FNV_OFFSET ^ CHAR_TAG;
-            for (n, &b) in bytes[i..].iter().take(max).enumerate() {
-                h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-                if n + 1 >= min {
-                    self.add((mix(h) & mask) as u32);
+        let (min, max) = (usize::from(spec.char_min), usize::from(spec.char_max));
+        if max > 0 {
+            let grams: Vec<(u64, u64)> = (min..=max).map(|n| (u64::MAX >> (64 - 8 * n), CHAR_TAGS[n])).collect();
+            let mut window = 0u64;
+            for (j, &b) in bytes.iter().enumerate() {
+                window = (window << 8) | u64::from(b);
+                // Lengths the text is long enough for so far.
+                let available = (j + 1).saturating_sub(min - 1).min(grams.len());
+                for &(mask, tag) in &grams[..available] {
+                    self.add(bucket((window & mask) ^ tag));
                 }
             }
         }
         if spec.word_max > 0 {
             let mut previous: Option<u64> = None;
-            for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-                let h = word
-                    .bytes()
-                    .fold(FNV_OFFSET ^ WORD_TAG, |h, b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME));
-                self.add((mix(h) & mask) as u32);
+            for word in bytes
+                .split(|b| b.is_ascii() && !b.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
+                let h = mix(word.iter().fold(FNV_OFFSET ^ WORD_TAG, |h, &b| {
+                    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+                }));
+                self.add(bucket(h));
                 if spec.word_max > 1 {
                     if let Some(p) = previous {
-                        self.add((mix(p.rotate_left(17) ^ h ^ PAIR_TAG) & mask) as u32);
+                        self.add(bucket(mix(p.rotate_left(17) ^ h ^ PAIR_TAG)));
                     }
                 }
                 previous = Some(h);
@@ -127,25 +157,30 @@ impl FeatureCounts {
     #[inline(always)]
     fn add(&mut self, bucket: u32) {
         let c = &mut self.counts[bucket as usize];
-        if *c == 0 {
-            self.touched.push(bucket);
-        }
+        self.touched[self.touched_len] = bucket;
+        self.touched_len += usize::from(*c == 0);
         *c = c.saturating_add(1);
     }
 
     /// Visits each touched bucket with its sublinear, L2-normalised value, then clears.
     pub fn drain(&mut self, mut visit: impl FnMut(u32, f32)) {
-        let mut norm = 0f32;
-        for &b in &self.touched {
-            let v = sublinear(self.counts[b as usize]);
-            norm += v * v;
-        }
+        let table = sublinear_table();
+        let touched = &self.touched[..self.touched_len];
+        let norm: f32 = touched
+            .iter()
+            .map(|&b| {
+                let v = table[usize::from(self.counts[b as usize])];
+                v * v
+            })
+            .sum();
         let scale = if norm > 0.0 { norm.sqrt().recip() } else { 0.0 };
-        for &b in &self.touched {
-            visit(b, sublinear(self.counts[b as usize]) * scale);
-            self.counts[b as usize] = 0;
+        for &b in &self.touched[..self.touched_len] {
+            visit(
+                b,
+                table[usize::from(std::mem::take(&mut self.counts[b as usize]))] * scale,
+            );
         }
-        self.touched.clear();
+        self.touched_len = 0;
     }
 
     /// The features of `text` as a sparse vector (for training).
@@ -160,21 +195,16 @@ impl FeatureCounts {
     }
 }
 
-/// `1 + ln(count)`, from a table for the counts that matter.
-#[inline(always)]
-fn sublinear(count: u16) -> f32 {
-    static TABLE: std::sync::OnceLock<[f32; 64]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0f32; 64];
+/// `1 + ln(count)` for every count a `u8` holds (0 for 0).
+fn sublinear_table() -> &'static [f32; 256] {
+    static TABLE: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0f32; 256];
         for (c, v) in t.iter_mut().enumerate().skip(1) {
             *v = 1.0 + (c as f32).ln();
         }
         t
-    });
-    match table.get(count as usize) {
-        Some(v) => *v,
-        None => 1.0 + f32::from(count).ln(),
-    }
+    })
 }
 
 #[cfg(test)]
