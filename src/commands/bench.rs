@@ -94,7 +94,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         .map(|w| w.trim().parse().map_err(|_| format!("--workers: `{w}`")))
         .collect::<Result<_, _>>()?;
     match which {
-        "guard" if m.opt_present("data") => super::bench_guard::guard_data(&data_files(&m)),
+        "guard" if m.opt_present("data") => {
+            super::bench_guard::guard_data(&data_files(&m), m.opt_str("model").as_deref().map(Path::new))
+        }
         "guard" => super::bench_guard::guard(
             &[200, 1024, 10240],
             num("repeat", 20_000)? as usize,

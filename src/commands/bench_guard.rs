@@ -79,13 +79,8 @@ pub fn prompt(bytes: usize, seed: u64) -> String {
 /// Times the input guard over `iterations` generated prompts of each size, and, with a
 /// model, the classifier alone; prints p50/p99 per prompt and per KB.
 pub fn guard(sizes: &[usize], iterations: usize, model: Option<&Path>) -> Result<(), String> {
-    let classifier = model
-        .map(|m| PromptClassifier::load(m, None, false).map(Arc::new))
-        .transpose()?;
-    let guard = match &classifier {
-        Some(c) => ContentGuard::new().with_classifier(Arc::clone(c)),
-        None => ContentGuard::new(),
-    };
+    let classifier = load_classifier(model)?;
+    let guard = guard_with(model)?;
     let policy = GuardPolicy::default();
     let mut detectors = vec!["prompt_injection", "pii", "secrets"];
     if classifier.is_some() {
@@ -102,6 +97,20 @@ pub fn guard(sizes: &[usize], iterations: usize, model: Option<&Path>) -> Result
     }
     println!("{out}");
     Ok(())
+}
+
+fn load_classifier(model: Option<&Path>) -> Result<Option<Arc<PromptClassifier>>, String> {
+    model
+        .map(|m| PromptClassifier::load(m, None, false).map(Arc::new))
+        .transpose()
+}
+
+/// The input guard, with the classifier of `model` when given.
+fn guard_with(model: Option<&Path>) -> Result<ContentGuard, String> {
+    Ok(match load_classifier(model)? {
+        Some(c) => ContentGuard::new().with_classifier(c),
+        None => ContentGuard::new(),
+    })
 }
 
 /// p50/p99 of `scan` per prompt and p99 per KB, for each prompt size.
@@ -144,7 +153,7 @@ struct PassFigures {
 }
 
 /// Scans every prompt of `files` twice (cold, then warm automata) with the input guard.
-pub fn guard_data(files: &[PathBuf]) -> Result<(), String> {
+pub fn guard_data(files: &[PathBuf], model: Option<&Path>) -> Result<(), String> {
     #[derive(serde::Deserialize)]
     struct Row {
         text: String,
@@ -161,7 +170,7 @@ pub fn guard_data(files: &[PathBuf]) -> Result<(), String> {
     if prompts.is_empty() {
         return Err("--data: no prompts".into());
     }
-    let guard = ContentGuard::new();
+    let guard = guard_with(model)?;
     let policy = GuardPolicy::default();
     let bytes: usize = prompts.iter().map(String::len).sum();
     println!(

@@ -14,7 +14,7 @@ const HELP: &str = "\
 sentinel train prompt-classifier --data FILE.jsonl [FILE...] --out MODEL.bin
         [--generated N] [--seed S] [--epochs N] [--buckets-log2 B] [--char-ngrams MIN-MAX]
         [--target-fpr F]
-    Trains a logistic regression over hashed character 3-5-grams and word 1-2-grams of the
+    Trains a logistic regression over hashed character 4-grams (--char-ngrams) and word 1-2-grams of the
     normalised prompt (lines {\"text\", \"label\", \"source\", \"id\"}; injection and jailbreak are
     attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
     the other files scores it. The out-of-fold scores of benign rows set the threshold at
@@ -315,7 +315,7 @@ fn cross_validate(
 fn print_report(r: &CvReport) {
     let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
     println!(
-        "leave-one-source-out: threshold {:.4} (out-of-fold benign FPR {:.0}%)",
+        "leave-one-source-out: threshold {:.4} (out-of-fold benign FPR {:.1}%)",
         r.threshold,
         r.target_fpr * 100.0
     );
