@@ -53,6 +53,7 @@ struct Topics {
     anomalies: String,
     deadletter: String,
     aggregates: String,
+    decisions: String,
     checkpoints: String,
     group: String,
     config: PathBuf,
@@ -66,27 +67,31 @@ impl Topics {
             anomalies: format!("{base}-anomalies"),
             deadletter: format!("{base}-deadletter"),
             aggregates: format!("{base}-aggregates"),
+            decisions: format!("{base}-decisions"),
             checkpoints: format!("{base}-checkpoints"),
             group: format!("{base}-group"),
             config: dir.join(format!("{name}.yaml")),
         };
         create_topic(&t.input, partitions);
-        for out in [&t.anomalies, &t.deadletter, &t.aggregates] {
+        for out in [&t.anomalies, &t.deadletter, &t.aggregates, &t.decisions] {
             create_topic(out, 2);
         }
         create_topic(&t.checkpoints, 1);
-        // The built-in detectors, with this test's topics.
+        // The built-in detectors and the shipped prompt classifier, with this test's topics.
         let builtin = include_str!("../examples/sentinel.yaml");
         let detectors = &builtin[builtin.find("\ndetectors:").unwrap()..];
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/prompt-attack-v1.bin");
         let config = format!(
-            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}}}\n{detectors}",
+            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
             brokers(),
             t.group,
             t.input,
             t.checkpoints,
             t.anomalies,
             t.deadletter,
-            t.aggregates
+            t.aggregates,
+            t.decisions,
+            model.display()
         );
         std::fs::write(&t.config, config).unwrap();
         t
@@ -214,6 +219,23 @@ fn kafka_run_finds_the_same_anomalies_as_file_mode() {
     );
     assert_eq!(summary["delivery_errors"], 0);
     assert_eq!(ids(&anomalies), expected);
+    // The learned classifier ran in the input guard in both modes, with the same verdicts.
+    let learned = |decisions: Vec<Value>| -> BTreeSet<String> {
+        decisions
+            .into_iter()
+            .filter(|d| {
+                d["findings"]["input"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["prompt_injection"]["rule"] == "ml.prompt_attack")
+            })
+            .map(|d| d["event_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let from_file = learned(common::read_jsonl(&dir.path().join("file-out/decisions.jsonl")));
+    assert!(!from_file.is_empty(), "the classifier flags the trace's injections");
+    assert_eq!(learned(consume(&topics.decisions)), from_file);
     // Keyed by entity: every record of one entity sits in one partition, so per-entity order holds.
     assert!(anomalies.iter().all(|a| a["affected_entity"]["id"].is_string()));
 }
