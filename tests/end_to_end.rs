@@ -450,3 +450,27 @@ fn the_learned_classifier_runs_in_the_input_guard_and_a_bad_model_stops_the_job_
         "{stderr}"
     );
 }
+
+#[test]
+fn training_on_generated_prompts_is_deterministic_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, seed: &str| {
+        let out = dir.path().join(name);
+        sentinel(&[
+            "train",
+            "prompt-classifier",
+            "--generated",
+            "600",
+            "--buckets-log2",
+            "12",
+            "--seed",
+            seed,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::read(out).unwrap()
+    };
+    let a = train("a.bin", "3");
+    assert_eq!(a, train("b.bin", "3"), "same seed, same bytes");
+    assert_ne!(a, train("c.bin", "4"), "another seed shuffles (and generates) differently");
+}
