@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ids, read_json, read_jsonl, sentinel};
+use common::{flagged_by_classifier, ids, read_json, read_jsonl, run_file_job, sentinel};
 use serde_json::Value;
 
 fn gen_trace(dir: &Path, name: &str, seed: &str, clean: bool) -> (PathBuf, PathBuf) {
@@ -387,26 +387,9 @@ fn the_learned_classifier_runs_in_the_input_guard_and_a_bad_model_stops_the_job_
     )
     .unwrap();
     let out = dir.path().join("out");
-    sentinel(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        &format!("file:{}", trace.display()),
-        "--output",
-        &format!("file:{}", out.display()),
-        "--no-progress",
-        "-w",
-        "2",
-    ]);
+    run_file_job(&config, &trace, &out, &["-w", "2"]);
     let decisions = read_jsonl(&out.join("decisions.jsonl"));
-    let learned = |d: &Value| {
-        d["findings"]["input"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["prompt_injection"]["rule"] == "ml.prompt_attack")
-    };
+    let learned = |d: &Value| flagged_by_classifier(d);
     let injected: Vec<String> = read_jsonl(&labels)
         .iter()
         .filter(|l| l["kind"] == "prompt_injection")
@@ -472,5 +455,9 @@ fn training_on_generated_prompts_is_deterministic_by_seed() {
     };
     let a = train("a.bin", "3");
     assert_eq!(a, train("b.bin", "3"), "same seed, same bytes");
-    assert_ne!(a, train("c.bin", "4"), "another seed shuffles (and generates) differently");
+    assert_ne!(
+        a,
+        train("c.bin", "4"),
+        "another seed shuffles (and generates) differently"
+    );
 }

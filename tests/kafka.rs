@@ -168,16 +168,7 @@ fn gen_trace(dir: &Path, events: &str, seed: &str) -> PathBuf {
 
 fn file_mode_ids(dir: &Path, trace: &Path, config: &Path) -> BTreeSet<String> {
     let out = dir.join("file-out");
-    sentinel(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        &format!("file:{}", trace.display()),
-        "--output",
-        &format!("file:{}", out.display()),
-        "--no-progress",
-    ]);
+    common::run_file_job(config, trace, &out, &[]);
     let text = std::fs::read_to_string(out.join("anomalies.jsonl")).unwrap();
     text.lines()
         .map(|l| {
@@ -223,13 +214,7 @@ fn kafka_run_finds_the_same_anomalies_as_file_mode() {
     let learned = |decisions: Vec<Value>| -> BTreeSet<String> {
         decisions
             .into_iter()
-            .filter(|d| {
-                d["findings"]["input"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|f| f["prompt_injection"]["rule"] == "ml.prompt_attack")
-            })
+            .filter(common::flagged_by_classifier)
             .map(|d| d["event_id"].as_str().unwrap().to_owned())
             .collect()
     };

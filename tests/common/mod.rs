@@ -137,3 +137,23 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// Runs the job with `config` over the file `trace`, writing its outputs under `out`.
+pub fn run_file_job(config: &Path, trace: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["run".to_owned(), "--config".into(), config.display().to_string()];
+    args.extend(["--input".into(), format!("file:{}", trace.display())]);
+    args.extend([
+        "--output".into(),
+        format!("file:{}", out.display()),
+        "--no-progress".into(),
+    ]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    sentinel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// Whether a decision carries the learned classifier's finding on its input.
+pub fn flagged_by_classifier(decision: &serde_json::Value) -> bool {
+    decision["findings"]["input"]
+        .as_array()
+        .is_some_and(|fs| fs.iter().any(|f| f["prompt_injection"]["rule"] == "ml.prompt_attack"))
+}
