@@ -90,7 +90,7 @@ pub fn guard(sizes: &[usize], iterations: usize, model: Option<&Path>) -> Result
     let rows = time_sizes(sizes, iterations, &|text| guard.input(&policy, text).findings.len())?;
     let mut out = json!({"bench": "guard", "detectors": detectors, "rows": rows});
     if let Some(c) = &classifier {
-        println!("classifier alone (normalisation, features, model):");
+        println!("classifier alone (normalisation, the rules when the model reads them, features, model):");
         out["classifier_rows"] = json!(time_sizes(sizes, iterations, &|text| usize::from(
             c.probability(text) >= c.threshold()
         ))?);

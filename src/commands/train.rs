@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sentinel_dataflows::guard::{learned_weight, noisy_or, normalize, InjectionScanner, RiskThresholds};
-use sentinel_dataflows::ml::{Example, FeatureCounts, FeatureSpec, LinearModel, ModelFile, TrainConfig};
+use sentinel_dataflows::guard::{learned_weight, noisy_or, training_vector, InjectionScanner, RiskThresholds};
+use sentinel_dataflows::ml::{Example, FeatureCounts, FeatureSpec, LinearModel, ModelFile, SparseVector, TrainConfig};
 use sentinel_dataflows::synth::generate_prompts;
 use serde_json::json;
 
@@ -13,10 +13,11 @@ use crate::eval::prompts::{is_attack, read_rows};
 const HELP: &str = "\
 sentinel train prompt-classifier --data FILE.jsonl [FILE...] --out MODEL.bin
         [--generated N] [--seed S] [--epochs N] [--buckets-log2 B] [--char-ngrams MIN-MAX]
-        [--target-fpr F]
+        [--no-rule-features] [--target-fpr F]
     Trains a logistic regression over hashed character 4-grams (--char-ngrams) and word 1-2-grams of the
-    normalised prompt (lines {\"text\", \"label\", \"source\", \"id\"}; injection and jailbreak are
-    attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
+    normalised prompt, plus the names of the injection rules that fired on it (unless
+    --no-rule-features), from lines {\"text\", \"label\", \"source\", \"id\"} (injection and
+    jailbreak are attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
     the other files scores it. The out-of-fold scores of benign rows set the threshold at
     --target-fpr (default 0.02); the report gives, per held-out file, TPR or FPR at that
     threshold and TPR at 1%, 2% and 5% FPR. --generated N (default 4000, 0 for none) adds N
@@ -35,6 +36,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     let mut opts = getopts::Options::new();
     opts.optmulti("", "data", "", "FILE");
+    opts.optflag("", "no-rule-features", "");
     for name in [
         "out",
         "seed",
@@ -81,6 +83,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     if files.is_empty() && generated_count == 0 {
         return Err(format!("--data FILE or --generated N is required\n\n{HELP}"));
     }
+    spec.rule_features = !m.opt_present("no-rule-features");
     let folds = load_folds(&files, &spec)?;
     let generated = generated_examples(&spec, cfg.seed, generated_count);
     let report = if folds.is_empty() {
@@ -141,9 +144,15 @@ struct Fold {
     rule_scores: Vec<f32>,
 }
 
+/// Features of one text: the n-grams of its canonical form and the rules that fired on it.
+fn featurize(counts: &mut FeatureCounts, spec: &FeatureSpec, rules: &InjectionScanner, text: &str) -> SparseVector {
+    rules.scan_then(text, |report, canonical| {
+        training_vector(counts, spec, canonical, &report)
+    })
+}
+
 fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String> {
     let mut counts = FeatureCounts::default();
-    let mut canonical = String::new();
     let rules = InjectionScanner::new();
     files
         .iter()
@@ -152,12 +161,9 @@ fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String
             let rule_scores = rows.iter().map(|r| rules.scan(&r.text).score).collect();
             let examples = rows
                 .into_iter()
-                .map(|row| {
-                    normalize(&row.text, &mut canonical);
-                    Example {
-                        vector: counts.vector(spec, &canonical),
-                        attack: is_attack(&row.label),
-                    }
+                .map(|row| Example {
+                    vector: featurize(&mut counts, spec, &rules, &row.text),
+                    attack: is_attack(&row.label),
                 })
                 .collect();
             Ok(Fold {
@@ -172,15 +178,12 @@ fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String
 /// The project's generated prompts, featurised.
 pub fn generated_examples(spec: &FeatureSpec, seed: u64, count: usize) -> Vec<Example> {
     let mut counts = FeatureCounts::default();
-    let mut canonical = String::new();
+    let rules = InjectionScanner::new();
     generate_prompts(seed, count)
         .into_iter()
-        .map(|p| {
-            normalize(&p.text, &mut canonical);
-            Example {
-                vector: counts.vector(spec, &canonical),
-                attack: is_attack(p.label),
-            }
+        .map(|p| Example {
+            vector: featurize(&mut counts, spec, &rules, &p.text),
+            attack: is_attack(p.label),
         })
         .collect()
 }

@@ -11,9 +11,10 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use super::content::Finding;
+use super::injection::{InjectionReport, InjectionScanner};
 use super::injection_rules::AttackFamily;
 use super::normalize::normalize;
-use crate::ml::{FeatureCounts, LinearModel, ModelFile};
+use crate::ml::{FeatureCounts, FeatureSpec, LinearModel, ModelFile, SparseVector};
 
 /// The finding's rule id.
 pub const ML_RULE: &str = "ml.prompt_attack";
@@ -21,12 +22,54 @@ const WEIGHT_AT_THRESHOLD: f32 = 0.8;
 const WEIGHT_AT_ONE: f32 = 0.99;
 
 /// A loaded classifier with its operating threshold.
-#[derive(Debug)]
 pub struct PromptClassifier {
     model: LinearModel,
     threshold: f32,
     /// Whether responses are scored too (`features: [response_text]`).
     pub score_responses: bool,
+    /// The rules, for texts scored on their own, when the model reads which rules fired.
+    rules: Option<InjectionScanner>,
+}
+
+impl std::fmt::Debug for PromptClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptClassifier")
+            .field("spec", &self.model.spec)
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+/// The buckets of the rules, and of their families, that fired: features of a model whose
+/// spec says `rule_features`.
+pub fn rule_buckets(spec: &FeatureSpec, report: &InjectionReport) -> Vec<u32> {
+    if !spec.rule_features {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = report
+        .findings
+        .iter()
+        .flat_map(|f| [format!("rule:{}", f.rule), format!("family:{:?}", f.family)])
+        .collect();
+    names.sort();
+    names.dedup();
+    names.iter().map(|n| FeatureCounts::token_bucket(spec, n)).collect()
+}
+
+/// The training vector of a text: the normalised n-grams of its canonical form, and the rules
+/// of `report` worth 1 each.
+pub fn training_vector(
+    counts: &mut FeatureCounts,
+    spec: &FeatureSpec,
+    canonical: &str,
+    report: &InjectionReport,
+) -> SparseVector {
+    let mut v = counts.vector(spec, canonical);
+    for b in rule_buckets(spec, report) {
+        v.indices.push(b);
+        v.values.push(1.0);
+    }
+    v
 }
 
 thread_local! {
@@ -37,16 +80,17 @@ impl PromptClassifier {
     /// Loads a model file; `threshold` overrides the one it was saved with.
     pub fn load(path: &Path, threshold: Option<f32>, score_responses: bool) -> Result<Self, String> {
         let file = ModelFile::load(path)?;
-        Ok(PromptClassifier {
-            threshold: threshold.unwrap_or(file.threshold),
-            model: file.model,
+        Ok(PromptClassifier::new(
+            file.model,
+            threshold.unwrap_or(file.threshold),
             score_responses,
-        })
+        ))
     }
 
     /// Wraps a model in memory.
     pub fn new(model: LinearModel, threshold: f32, score_responses: bool) -> Self {
         PromptClassifier {
+            rules: model.spec.rule_features.then(InjectionScanner::new),
             model,
             threshold,
             score_responses,
@@ -60,21 +104,26 @@ impl PromptClassifier {
 
     /// The probability in 0..=1 that `text` is a prompt attack.
     pub fn probability(&self, text: &str) -> f32 {
-        SCRATCH.with(|s| {
-            let (canonical, counts) = &mut *s.borrow_mut();
-            normalize(text, canonical);
-            self.model.probability(counts, canonical)
-        })
+        match &self.rules {
+            Some(rules) => rules.scan_then(text, |report, canonical| self.probability_of(canonical, &report)),
+            None => SCRATCH.with(|s| {
+                let (canonical, counts) = &mut *s.borrow_mut();
+                normalize(text, canonical);
+                self.model.probability(counts, canonical)
+            }),
+        }
     }
 
-    /// The same for a text already in canonical form (see [`normalize`]).
-    pub fn probability_of_canonical(&self, canonical: &str) -> f32 {
-        SCRATCH.with(|s| self.model.probability(&mut s.borrow_mut().1, canonical))
+    /// The same for a text already in canonical form (see [`normalize`]) that the rules
+    /// reported on.
+    pub fn probability_of(&self, canonical: &str, report: &InjectionReport) -> f32 {
+        let named = rule_buckets(&self.model.spec, report);
+        SCRATCH.with(|s| self.model.probability_with(&mut s.borrow_mut().1, canonical, &named))
     }
 
-    /// The finding for a text already in canonical form.
-    pub fn finding_for_canonical(&self, canonical: &str) -> Option<Finding> {
-        learned_finding(self.probability_of_canonical(canonical), self.threshold)
+    /// The finding for a text already in canonical form that the rules reported on.
+    pub fn finding_of(&self, canonical: &str, report: &InjectionReport) -> Option<Finding> {
+        learned_finding(self.probability_of(canonical, report), self.threshold)
     }
 
     /// The finding for `text`, when its probability reaches the threshold.

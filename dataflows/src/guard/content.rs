@@ -192,7 +192,8 @@ impl ContentGuard {
             let classifier = self.classifier_for(policy, false);
             // The classifier reads the canonical form the rules just produced.
             let (report, learned) = self.injection.scan_then(prompt, |report, canonical| {
-                (report, classifier.and_then(|c| c.finding_for_canonical(canonical)))
+                let learned = classifier.and_then(|c| c.finding_of(canonical, &report));
+                (report, learned)
             });
             findings.extend(
                 report

@@ -11,7 +11,7 @@ mod risk;
 mod screen;
 pub mod validators;
 
-pub use classifier::{learned_weight, PromptClassifier, ML_RULE};
+pub use classifier::{learned_weight, rule_buckets, training_vector, PromptClassifier, ML_RULE};
 pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict, PolicyBook};
 pub use encoded::{decoded_payloads, DecodedPayload, Encoding};
 pub use injection::{InjectionFinding, InjectionReport, InjectionScanner};

@@ -16,6 +16,10 @@ pub struct FeatureSpec {
     pub char_max: u8,
     /// Word n-grams up to this length (1 = unigrams, 2 = unigrams and bigrams, 0 = none).
     pub word_max: u8,
+    /// Whether the names of the injection rules (and their families) that fired on the text
+    /// are features too, each worth 1 beside the normalised n-grams.
+    #[serde(default)]
+    pub rule_features: bool,
 }
 
 impl Default for FeatureSpec {
@@ -27,6 +31,7 @@ impl Default for FeatureSpec {
             char_min: 4,
             char_max: 4,
             word_max: 2,
+            rule_features: true,
         }
     }
 }
@@ -92,6 +97,7 @@ const CHAR_TAGS: [u64; 9] = {
 };
 const WORD_TAG: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const PAIR_TAG: u64 = 0x1656_67b1_9e37_79f9;
+const TOKEN_TAG: u64 = 0x27d4_eb2f_1656_67c5;
 
 /// Final mix (from SplitMix64): spreads the FNV state over the low bits used as the bucket.
 #[inline(always)]
@@ -183,6 +189,25 @@ impl FeatureCounts {
             );
         }
         self.touched_len = 0;
+    }
+
+    /// The bucket of a named feature (e.g. a rule that fired).
+    pub fn token_bucket(spec: &FeatureSpec, token: &str) -> u32 {
+        let shift = 64 - u32::from(spec.buckets_log2);
+        let h = mix(token.bytes().fold(FNV_OFFSET ^ TOKEN_TAG, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+        }));
+        (h.wrapping_mul(HASH_MULTIPLIER) >> shift) as u32
+    }
+
+    /// The features counted so far as a sparse vector (for training); clears.
+    pub fn take_vector(&mut self) -> SparseVector {
+        let mut v = SparseVector::default();
+        self.drain(|i, x| {
+            v.indices.push(i);
+            v.values.push(x);
+        });
+        v
     }
 
     /// The features of `text` as a sparse vector (for training).

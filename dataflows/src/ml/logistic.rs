@@ -55,8 +55,13 @@ pub fn sigmoid(x: f32) -> f32 {
 impl LinearModel {
     /// The probability that `text` (already normalised) is an attack.
     pub fn probability(&self, counts: &mut FeatureCounts, text: &str) -> f32 {
+        self.probability_with(counts, text, &[])
+    }
+
+    /// The same with named features present (their buckets; each is worth 1).
+    pub fn probability_with(&self, counts: &mut FeatureCounts, text: &str, named: &[u32]) -> f32 {
         counts.count(&self.spec, text);
-        let mut margin = self.bias;
+        let mut margin = self.bias + named.iter().map(|&b| self.weights[b as usize]).sum::<f32>();
         counts.drain(|i, x| margin += self.weights[i as usize] * x);
         sigmoid(margin)
     }

@@ -2,7 +2,7 @@
 //! recommended threshold, a JSON description (sources, licenses, metrics) and the weights,
 //! ending in a checksum, so a truncated or corrupt file fails to load with a clear error.
 //!
-//! Layout (little-endian): `SNTLPAC\0`, u32 version, u8 × 4 feature spec, f32 threshold,
+//! Layout (little-endian): `SNTLPAC\0`, u32 version, u8 × 5 feature spec, f32 threshold,
 //! f32 bias, u32 weight count, u32 description length, description bytes, f32 × weights,
 //! u64 FNV-1a checksum of everything before it.
 
@@ -12,7 +12,7 @@ use super::features::FeatureSpec;
 use super::logistic::LinearModel;
 
 const MAGIC: &[u8; 8] = b"SNTLPAC\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// A model with what it was saved with.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,7 +38,13 @@ impl ModelFile {
         let mut out = Vec::with_capacity(40 + self.description.len() + m.weights.len() * 4);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&[m.spec.buckets_log2, m.spec.char_min, m.spec.char_max, m.spec.word_max]);
+        out.extend_from_slice(&[
+            m.spec.buckets_log2,
+            m.spec.char_min,
+            m.spec.char_max,
+            m.spec.word_max,
+            u8::from(m.spec.rule_features),
+        ]);
         out.extend_from_slice(&self.threshold.to_le_bytes());
         out.extend_from_slice(&m.bias.to_le_bytes());
         out.extend_from_slice(&(m.weights.len() as u32).to_le_bytes());
@@ -57,7 +63,7 @@ impl ModelFile {
         if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err("not a Sentinel prompt classifier (bad magic bytes)".into());
         }
-        if bytes.len() < 8 + 28 + 8 {
+        if bytes.len() < 8 + 29 + 8 {
             return Err(format!("truncated: {} bytes", bytes.len()));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 8);
@@ -77,6 +83,11 @@ impl ModelFile {
             char_min: r.u8()?,
             char_max: r.u8()?,
             word_max: r.u8()?,
+            rule_features: match r.u8()? {
+                0 => false,
+                1 => true,
+                other => return Err(format!("rule_features flag {other} is not 0 or 1")),
+            },
         };
         spec.validate()?;
         let threshold = r.f32()?;
