@@ -133,7 +133,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 }
 
 fn spec_json(spec: &FeatureSpec) -> serde_json::Value {
-    json!({"buckets_log2": spec.buckets_log2, "char_ngrams": [spec.char_min, spec.char_max], "word_ngrams": spec.word_max})
+    json!({"buckets_log2": spec.buckets_log2, "char_ngrams": [spec.char_min, spec.char_max], "word_ngrams": spec.word_max,
+        "rule_features": spec.rule_features})
 }
 
 /// One source file: a fold.
@@ -144,10 +145,16 @@ struct Fold {
     rule_scores: Vec<f32>,
 }
 
-/// Features of one text: the n-grams of its canonical form and the rules that fired on it.
-fn featurize(counts: &mut FeatureCounts, spec: &FeatureSpec, rules: &InjectionScanner, text: &str) -> SparseVector {
+/// Features of one text (the n-grams of its canonical form and the rules that fired on it),
+/// and the rules' score.
+fn featurize(
+    counts: &mut FeatureCounts,
+    spec: &FeatureSpec,
+    rules: &InjectionScanner,
+    text: &str,
+) -> (SparseVector, f32) {
     rules.scan_then(text, |report, canonical| {
-        training_vector(counts, spec, canonical, &report)
+        (training_vector(counts, spec, canonical, &report), report.score)
     })
 }
 
@@ -157,15 +164,14 @@ fn load_folds(files: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Fold>, String
     files
         .iter()
         .map(|path| {
-            let rows = read_rows(path)?;
-            let rule_scores = rows.iter().map(|r| rules.scan(&r.text).score).collect();
-            let examples = rows
+            let (examples, rule_scores) = read_rows(path)?
                 .into_iter()
-                .map(|row| Example {
-                    vector: featurize(&mut counts, spec, &rules, &row.text),
-                    attack: is_attack(&row.label),
+                .map(|row| {
+                    let (vector, score) = featurize(&mut counts, spec, &rules, &row.text);
+                    let attack = is_attack(&row.label);
+                    (Example { vector, attack }, score)
                 })
-                .collect();
+                .unzip();
             Ok(Fold {
                 name: file_name(path),
                 examples,
@@ -182,7 +188,7 @@ pub fn generated_examples(spec: &FeatureSpec, seed: u64, count: usize) -> Vec<Ex
     generate_prompts(seed, count)
         .into_iter()
         .map(|p| Example {
-            vector: featurize(&mut counts, spec, &rules, &p.text),
+            vector: featurize(&mut counts, spec, &rules, &p.text).0,
             attack: is_attack(p.label),
         })
         .collect()
