@@ -10,6 +10,7 @@ use crate::detect::{Assessor, BehaviorConfig};
 use crate::guard::PolicyBook;
 use crate::hash::hash64;
 use crate::model::{Anomaly, Decision, KeyField, ScreenedEvent};
+use crate::state::TimeBuffer;
 
 /// How often (event time) idle actors are swept out.
 const EVICT_EVERY_MS: u64 = 60_000;
@@ -46,7 +47,8 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
             let mut last_evict = 0u64;
             // Events wait until the frontier passes their own time, then go in (time, id) order,
             // so behavioral state sees the same sequence whatever the worker count.
-            let mut pending: Vec<ScreenedEvent> = Vec::new();
+            let mut pending: TimeBuffer<ScreenedEvent> = TimeBuffer::default();
+            let mut ready: Vec<ScreenedEvent> = Vec::new();
             let mut held: Option<Capability<u64>> = None;
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
@@ -56,23 +58,24 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                         }
                     }
                     for batch in data {
-                        pending.append(batch);
+                        for ev in batch.drain(..) {
+                            pending.push(ev.timestamp_ms, ev);
+                        }
                     }
                 });
                 let now = frontier.frontier().first().copied().unwrap_or(u64::MAX);
                 let Some(cap) = held.as_mut() else {
                     return;
                 };
-                let (mut ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|e| e.timestamp_ms < now);
-                pending = rest;
+                pending.take_before(now, &mut ready);
                 if !ready.is_empty() {
                     ready.sort_by(|a, b| {
                         (a.timestamp_ms, a.keys.get(KeyField::EventId))
                             .cmp(&(b.timestamp_ms, b.keys.get(KeyField::EventId)))
                     });
                     let mut session = output.session(&*cap);
-                    for ev in &ready {
-                        let out = assessor.assess(ev);
+                    for ev in ready.drain(..) {
+                        let out = assessor.assess(&ev);
                         if let Some(d) = out.decision {
                             session.give(Assessed::Decision(Box::new(d)));
                         }
@@ -81,7 +84,7 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                         }
                     }
                 }
-                match pending.iter().map(|e| e.timestamp_ms).min() {
+                match pending.min_time() {
                     None => held = None,
                     Some(least) => {
                         let to = least.min(now);
