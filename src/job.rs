@@ -144,13 +144,13 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         // Passes a time once every output before it is acknowledged by its transport.
         let acknowledged = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            let (events, dead, screened) = ingest(
-                scope,
-                reader,
-                spec.ingest.clone(),
-                Arc::clone(&stats),
-                acknowledged.clone(),
-            );
+            let mut ingest_config = spec.ingest.clone();
+            if matches!(spec.input, InputSpec::File(_)) {
+                // The shards of one file: keep them within one allowed lateness of each other.
+                ingest_config.max_skew_ms = Some(ingest_config.lateness_ms.max(1_000));
+            }
+            let (events, dead, screened) =
+                ingest(scope, reader, ingest_config, Arc::clone(&stats), acknowledged.clone());
             let (partials, pairs) = events.pre_aggregate(spec.plan.clone(), Rc::clone(&latency));
             let windows = partials.merge_windows(pairs.distinct_counts(), spec.plan.max_samples);
             // After a restart, windows ending before the acknowledged point were emitted in full

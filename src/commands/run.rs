@@ -212,6 +212,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
             commit_interval: std::time::Duration::from_millis(kafka.commit_interval.0),
             screening: guards.as_ref().map(|g| Arc::clone(&g.screening)),
+            max_skew_ms: None,
         },
         guards,
         plan,

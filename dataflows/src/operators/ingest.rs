@@ -78,6 +78,9 @@ pub trait RecordReader {
     fn finish(&mut self, _points: &[CommitPoint]) {}
 }
 
+/// How long a source that ran ahead waits before looking again.
+const ALIGNMENT_WAIT: Duration = Duration::from_millis(1);
+
 /// Source behaviour.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
@@ -101,6 +104,11 @@ pub struct IngestConfig {
     /// Content guards to run on every event while its text is at hand; `None` skips them
     /// (and the screened-event output stays empty).
     pub screening: Option<Arc<Screening>>,
+    /// Watermark alignment: a source whose watermark runs this far ahead of the slowest local
+    /// source waits. Replays of one file want it: its shards are independent, one may outrun
+    /// another, and everything it reads then waits downstream for the slow one (memory grows
+    /// with the lead). `None` lets every source read freely.
+    pub max_skew_ms: Option<u64>,
 }
 
 impl Default for IngestConfig {
@@ -115,6 +123,7 @@ impl Default for IngestConfig {
             horizon_widths: Vec::new(),
             commit_interval: Duration::from_secs(1),
             screening: None,
+            max_skew_ms: None,
         }
     }
 }
@@ -217,6 +226,13 @@ pub fn ingest<'scope>(
                 return;
             };
             let watermark = *ecap.time();
+            if let Some(skew) = state.cfg.max_skew_ms {
+                if held.is_none() && watermark > state.stats.watermark().saturating_add(skew) {
+                    // The slowest local source never waits, so some source always reads.
+                    activator.activate_after(ALIGNMENT_WAIT);
+                    return;
+                }
+            }
             state.read_ns = monotonic_ns();
             state.now = Instant::now();
             state.dead_time = *dcap.time();
