@@ -16,7 +16,7 @@ pub use content::{pii_weight, ContentGuard, Finding, GuardPolicy, LayerVerdict, 
 pub use encoded::{decoded_payloads, DecodedPayload, Encoding};
 pub use injection::{InjectionFinding, InjectionReport, InjectionScanner};
 pub use injection_rules::{AttackFamily, InjectionRule, RULES as INJECTION_RULES};
-pub use normalize::{join_spelled, normalize, rot13, Disguises};
+pub use normalize::{join_spelled, normalize, rot13, Disguises, FLOOD_RUN, MIN_ENCODED_RUN};
 pub use pii::{PiiFinding, PiiKind, PiiScanner};
 pub use risk::{noisy_or, Profile, RiskScores, RiskThresholds, Tier};
 pub use screen::Screening;
