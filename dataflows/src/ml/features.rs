@@ -131,7 +131,11 @@ impl FeatureCounts {
         let bytes = text.as_bytes();
         let (min, max) = (usize::from(spec.char_min), usize::from(spec.char_max));
         if max > 0 {
-            let grams: Vec<(u64, u64)> = (min..=max).map(|n| (u64::MAX >> (64 - 8 * n), CHAR_TAGS[n])).collect();
+            let mut grams = [(0u64, 0u64); 8];
+            for (slot, n) in grams.iter_mut().zip(min..=max) {
+                *slot = (u64::MAX >> (64 - 8 * n), CHAR_TAGS[n]);
+            }
+            let grams = &grams[..=max - min];
             let mut window = 0u64;
             for (j, &b) in bytes.iter().enumerate() {
                 window = (window << 8) | u64::from(b);
