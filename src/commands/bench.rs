@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sentinel_connectors::file::{FileShardReader, ShardStatus};
+use sentinel_dataflows::guard::{PromptClassifier, Screening};
 use sentinel_dataflows::model::{decode_event, parse_event, DecodeLimits, TelemetryEvent};
 use sentinel_dataflows::operators::{IngestConfig, JobStats};
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
@@ -19,13 +20,14 @@ use crate::io::OutputTarget;
 use crate::job::{self, InputSpec, JobSpec};
 
 const HELP: &str = "\
-sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--repeat R] [--dir DIR] [--no-guards]
+sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--repeat R] [--dir DIR]
+                          [--no-guards | --model MODEL.bin]
     Generates (or reuses) DIR/bench-N-textB.jsonl (B bytes of prompt on every request and of response on every response), then measures, R times each:
       ceiling: JSON parsing alone (the job's parser into the borrowed event), per worker count
       serde:   serde_json alone, for reference
       decode:  parsing plus validation
       job:     the whole job with the built-in detector set and the content guards (unless
-               --no-guards), output discarded
+               --no-guards; with the learned classifier of --model), output discarded
     and prints medians, job/ceiling ratios and the -w scaling, ending with one JSON line.
 sentinel bench memory [--users N] [--dir DIR]
     Runs the job on a trace with N distinct users active in the same windows and reports
@@ -123,7 +125,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             num("prompt-bytes", 0)? as usize,
             &workers,
             num("repeat", 3)? as usize,
-            !m.opt_present("no-guards"),
+            match (m.opt_present("no-guards"), m.opt_str("model")) {
+                (true, _) => BenchGuards::Off,
+                (false, None) => BenchGuards::Rules,
+                (false, Some(ref model)) => BenchGuards::WithModel(Path::new(model)),
+            },
         ),
         "memory" => memory(&dir, num("users", 1_000_000)?),
         _ => {
@@ -221,10 +227,32 @@ fn parse_and_validate(line: &[u8]) -> bool {
     decode_event(line, &DecodeLimits::default()).is_ok()
 }
 
+/// Content guards for a benchmark run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BenchGuards<'a> {
+    /// Metrics only.
+    Off,
+    /// The built-in configuration's guards.
+    Rules,
+    /// The built-in guards with the learned classifier of this model file.
+    WithModel(&'a Path),
+}
+
 /// The job with the built-in detector set, from `input` to `output`.
-pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: bool) -> Result<JobSpec, String> {
+pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: BenchGuards<'_>) -> Result<JobSpec, String> {
     let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
-    let guards = if guards { super::run::guard_spec(&cfg)? } else { None };
+    let mut guard_spec = match guards {
+        BenchGuards::Off => None,
+        _ => super::run::guard_spec(&cfg)?,
+    };
+    if let (BenchGuards::WithModel(model), Some(g)) = (guards, guard_spec.as_mut()) {
+        let classifier = PromptClassifier::load(model, None, false)?;
+        g.screening = Arc::new(Screening::with_classifier(
+            g.policies.clone(),
+            Some(Arc::new(classifier)),
+        ));
+    }
+    let guards = guard_spec;
     let plan = cfg.aggregation_plan();
     Ok(JobSpec {
         input,
@@ -243,7 +271,7 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: bool)
     })
 }
 
-fn run_job(path: &Path, workers: usize, guards: bool) -> Result<(u64, f64), String> {
+fn run_job(path: &Path, workers: usize, guards: BenchGuards<'_>) -> Result<(u64, f64), String> {
     let spec = builtin_spec(InputSpec::File(path.to_owned()), OutputTarget::Discard, guards)?;
     let stats = Arc::new(JobStats::new(workers));
     let outcome = job::run(timely::Config::process(workers), Arc::clone(&stats), spec)?;
@@ -259,7 +287,7 @@ fn throughput(
     prompt_bytes: usize,
     workers: &[usize],
     repeat: usize,
-    guards: bool,
+    guards: BenchGuards<'_>,
 ) -> Result<(), String> {
     let path = trace_file(dir, events, prompt_bytes)?;
     let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();

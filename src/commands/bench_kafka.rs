@@ -16,7 +16,7 @@ use sentinel_dataflows::operators::JobStats;
 use sentinel_dataflows::time::format_rfc3339_ms;
 use serde_json::{json, Value};
 
-use super::bench::{builtin_spec, median, trace_file};
+use super::bench::{builtin_spec, median, trace_file, BenchGuards};
 use super::produce::read_lines;
 use crate::io::OutputTarget;
 use crate::job::{self, InputSpec};
@@ -91,7 +91,7 @@ fn job_rate(settings: &KafkaSettings, topics: &BenchTopics, workers: usize, roun
         settings: settings.clone(),
         topics: topics.outputs.clone(),
     };
-    let spec = builtin_spec(InputSpec::Kafka(input), output, true)?;
+    let spec = builtin_spec(InputSpec::Kafka(input), output, BenchGuards::Rules)?;
     let stats = Arc::new(JobStats::new(workers));
     let outcome = job::run(timely::Config::process(workers), Arc::clone(&stats), spec)?;
     Ok(stats.records_in.load(Ordering::Relaxed) as f64 / outcome.elapsed.as_secs_f64())

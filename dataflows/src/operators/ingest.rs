@@ -212,6 +212,8 @@ pub fn ingest<'scope>(
             stats,
         };
         let mut held: Option<(Vec<u8>, RawRecord<'static>)> = None;
+        // How far the watermark moved at the last batch that moved it.
+        let mut last_advance = 0u64;
         move |_frontiers| {
             if state.clocks.is_empty() {
                 // Nothing to read here (more workers than partitions): release the capabilities
@@ -227,7 +229,10 @@ pub fn ingest<'scope>(
             };
             let watermark = *ecap.time();
             if let Some(skew) = state.cfg.max_skew_ms {
-                if held.is_none() && watermark > state.stats.watermark().saturating_add(skew) {
+                // A lead of two of its own batches is always allowed: when one batch spans more
+                // event time than `skew`, waiting sooner would make the sources take turns.
+                let allowance = skew.max(last_advance.saturating_mul(2));
+                if held.is_none() && watermark > state.stats.watermark().saturating_add(allowance) {
                     // The slowest local source never waits, so some source always reads.
                     activator.activate_after(ALIGNMENT_WAIT);
                     return;
@@ -306,6 +311,9 @@ pub fn ingest<'scope>(
                 return;
             };
             if next > *ecap.time() {
+                if watermark > 0 {
+                    last_advance = next - watermark;
+                }
                 ecap.downgrade(&next);
                 dcap.downgrade(&next);
                 scap.downgrade(&next);
