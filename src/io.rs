@@ -268,6 +268,10 @@ impl RecordReader for KafkaSource {
         self.reader.at_end(slot)
     }
 
+    fn live(&self) -> bool {
+        true
+    }
+
     fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.wake.install(wake);
     }

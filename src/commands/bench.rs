@@ -11,7 +11,7 @@ use std::time::Instant;
 use sentinel_connectors::file::{FileShardReader, ShardStatus};
 use sentinel_dataflows::guard::{PromptClassifier, Screening};
 use sentinel_dataflows::model::{decode_event, parse_event, DecodeLimits, TelemetryEvent};
-use sentinel_dataflows::operators::{IngestConfig, JobStats};
+use sentinel_dataflows::operators::JobStats;
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
 use serde_json::json;
 
@@ -257,12 +257,7 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: Bench
     Ok(JobSpec {
         input,
         output,
-        ingest: IngestConfig {
-            lateness_ms: cfg.job.allowed_lateness.0,
-            horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
-            screening: guards.as_ref().map(|g| Arc::clone(&g.screening)),
-            ..IngestConfig::default()
-        },
+        ingest: super::run::ingest_config(&cfg, cfg.job.allowed_lateness.0, &plan, guards.as_ref()),
         guards,
         plan,
         detectors: cfg.statistical_detectors(),

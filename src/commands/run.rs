@@ -6,7 +6,7 @@ use sentinel_dataflows::guard::{PromptClassifier, Screening};
 use sentinel_dataflows::model::DecodeLimits;
 use std::sync::Arc;
 
-use sentinel_dataflows::operators::{IngestConfig, JobStats};
+use sentinel_dataflows::operators::{AggregationPlan, IngestConfig, JobStats};
 use sentinel_dataflows::synth::TraceConfig;
 use sentinel_dataflows::time::parse_duration_ms;
 
@@ -200,19 +200,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         input,
         output,
         ingest: IngestConfig {
-            lateness_ms,
-            limits: DecodeLimits {
-                max_event_bytes: cfg.job.max_event_bytes,
-                ..DecodeLimits::default()
-            },
-            dead_letter_keep: cfg.job.dead_letter_keep_bytes,
-            batch_records: cfg.job.batch_records.max(1),
             speed,
-            idle_timeout: std::time::Duration::from_millis(cfg.job.idle_partition_timeout.0),
-            horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
-            commit_interval: std::time::Duration::from_millis(kafka.commit_interval.0),
-            screening: guards.as_ref().map(|g| Arc::clone(&g.screening)),
-            max_skew_ms: None,
+            ..ingest_config(&cfg, lateness_ms, &plan, guards.as_ref())
         },
         guards,
         plan,
@@ -232,6 +221,33 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
+}
+
+/// The source's settings from the configuration, as every command that runs the job uses them.
+pub(crate) fn ingest_config(
+    cfg: &SentinelConfig,
+    lateness_ms: u64,
+    plan: &AggregationPlan,
+    guards: Option<&GuardSpec>,
+) -> IngestConfig {
+    IngestConfig {
+        lateness_ms,
+        max_clock_step_ms: cfg.job.max_clock_step_ms(lateness_ms),
+        max_future_ms: Some(cfg.job.max_future.0),
+        clock_confirm_records: cfg.job.clock_confirm_records,
+        limits: DecodeLimits {
+            max_event_bytes: cfg.job.max_event_bytes,
+            ..DecodeLimits::default()
+        },
+        dead_letter_keep: cfg.job.dead_letter_keep_bytes,
+        batch_records: cfg.job.batch_records.max(1),
+        speed: None,
+        idle_timeout: std::time::Duration::from_millis(cfg.job.idle_partition_timeout.0),
+        horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
+        commit_interval: std::time::Duration::from_millis(cfg.kafka.commit_interval.0),
+        screening: guards.map(|g| Arc::clone(&g.screening)),
+        max_skew_ms: None,
+    }
 }
 
 /// The guard stage as configured, or `None` when `guards.enabled` is off.

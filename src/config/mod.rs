@@ -70,6 +70,28 @@ pub struct JobConfig {
     /// How long a partition with nothing to read may hold the watermark back.
     #[serde(default = "defaults::idle_partition_timeout")]
     pub idle_partition_timeout: DurationValue,
+    /// How far one record may move its partition's event-time clock on its own; a record
+    /// further ahead waits for the records after it to confirm the jump. Absent: the allowed
+    /// lateness (then no single record can make an honest one late). `0` turns the check off.
+    #[serde(default)]
+    pub max_clock_step: Option<DurationValue>,
+    /// Later records on the partition that confirm a jump of its clock.
+    #[serde(default = "defaults::clock_confirm_records")]
+    pub clock_confirm_records: usize,
+    /// Live sources (Kafka): how far ahead of the wall clock an event may be stamped.
+    #[serde(default = "defaults::max_future")]
+    pub max_future: DurationValue,
+}
+
+impl JobConfig {
+    /// The clock step limit in ms (`None`: off), given the lateness in force.
+    pub fn max_clock_step_ms(&self, lateness_ms: u64) -> Option<u64> {
+        match self.max_clock_step {
+            Some(DurationValue(0)) => None,
+            Some(DurationValue(step)) => Some(step),
+            None => Some(lateness_ms.max(1)),
+        }
+    }
 }
 
 impl Default for JobConfig {
@@ -81,6 +103,9 @@ impl Default for JobConfig {
             dead_letter_keep_bytes: defaults::dead_letter_keep_bytes(),
             sample_events: defaults::sample_events(),
             idle_partition_timeout: defaults::idle_partition_timeout(),
+            max_clock_step: None,
+            clock_confirm_records: defaults::clock_confirm_records(),
+            max_future: defaults::max_future(),
         }
     }
 }
@@ -322,6 +347,12 @@ mod defaults {
     pub fn idle_partition_timeout() -> DurationValue {
         DurationValue(10_000)
     }
+    pub fn clock_confirm_records() -> usize {
+        8
+    }
+    pub fn max_future() -> DurationValue {
+        DurationValue(60_000)
+    }
     pub fn synthetic_events() -> u64 {
         320_000
     }
@@ -493,6 +524,13 @@ impl SentinelConfig {
         if let Err((key, why)) = self.guards.policies() {
             let line = locate::line_of_path(text, &key).map_or_else(String::new, |l| format!(" (line {l})"));
             return Err(ConfigError(format!("key `{key}`{line}: {why}")));
+        }
+        if self.job.clock_confirm_records == 0 {
+            let line = locate::line_of_path(text, "job.clock_confirm_records")
+                .map_or_else(String::new, |l| format!(" (line {l})"));
+            return Err(ConfigError(format!(
+                "key `job.clock_confirm_records`{line}: must be at least 1"
+            )));
         }
         if self.windows.iter().any(|w| w.0 == 0) {
             return Err(ConfigError("key `windows`: widths must be positive".into()));

@@ -20,11 +20,16 @@ pub enum Reason {
     TimestampOutOfRange,
     /// Arrived after the watermark had passed its event time.
     Late,
+    /// Stamped further ahead of the wall clock than `job.max_future` (live sources).
+    TimestampInFuture,
+    /// So far ahead of its partition's clock that, had it been believed, it would have made
+    /// the records around it late; the records after it did not follow it.
+    TimestampJump,
 }
 
 impl Reason {
     /// All reasons, for summaries.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 9] = [
         Reason::MalformedJson,
         Reason::InvalidUtf8,
         Reason::MissingField,
@@ -32,6 +37,8 @@ impl Reason {
         Reason::TooLarge,
         Reason::TimestampOutOfRange,
         Reason::Late,
+        Reason::TimestampInFuture,
+        Reason::TimestampJump,
     ];
 
     /// Snake-case name, as serialized.
@@ -44,6 +51,8 @@ impl Reason {
             Reason::TooLarge => "too_large",
             Reason::TimestampOutOfRange => "timestamp_out_of_range",
             Reason::Late => "late",
+            Reason::TimestampInFuture => "timestamp_in_future",
+            Reason::TimestampJump => "timestamp_jump",
         }
     }
 }

@@ -14,6 +14,7 @@ use super::stats::{monotonic_ns, JobStats};
 use crate::guard::Screening;
 use crate::model::{decode_with, DeadLetter, DecodeLimits, MetricEvent, Position, Reason, ScreenedEvent};
 use crate::state::{CommitPoint, OffsetLedger};
+use crate::time::{Admission, ClockPolicy, EventClock};
 
 /// One raw record from a source, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +64,11 @@ pub trait RecordReader {
     fn slot_at_end(&self, _slot: usize) -> bool {
         false
     }
+    /// Whether records arrive as they happen (Kafka, a listener), so that event time can be
+    /// checked against the wall clock. Replays of recorded traces are not live.
+    fn live(&self) -> bool {
+        false
+    }
     /// Receives a callback, callable from any thread, that schedules the source again: readers
     /// fed by another thread (Kafka) call it when records arrive.
     fn set_waker(&mut self, _wake: Arc<dyn Fn() + Send + Sync>) {}
@@ -86,6 +92,13 @@ const ALIGNMENT_WAIT: Duration = Duration::from_millis(1);
 pub struct IngestConfig {
     /// How far behind the newest event time the watermark trails.
     pub lateness_ms: u64,
+    /// How far one record may move its partition's clock on its own (see
+    /// [`crate::time::EventClock`]); `None` turns the check off.
+    pub max_clock_step_ms: Option<u64>,
+    /// Live sources: how far ahead of the wall clock a record may be stamped.
+    pub max_future_ms: Option<u64>,
+    /// Later records that confirm a jump of a partition's clock.
+    pub clock_confirm_records: usize,
     /// Decoding bounds.
     pub limits: DecodeLimits,
     /// Bytes of the original record kept in a dead letter.
@@ -115,6 +128,9 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             lateness_ms: 5_000,
+            max_clock_step_ms: Some(5_000),
+            max_future_ms: Some(60_000),
+            clock_confirm_records: 8,
             limits: DecodeLimits::default(),
             dead_letter_keep: 4096,
             batch_records: 4096,
@@ -187,18 +203,31 @@ pub fn ingest<'scope>(
         let mut event_cap = caps.pop();
         let slot_count = reader.slots();
         let resume = reader.resume_state();
-        let mut clocks = vec![PartitionClock::default(); slot_count];
-        if let Some(resume) = &resume {
-            for (clock, (_, max_ts)) in clocks.iter_mut().zip(resume) {
-                clock.max_ts = *max_ts;
-            }
-        }
+        let policy = ClockPolicy {
+            lateness_ms: cfg.lateness_ms,
+            max_future_ms: cfg.max_future_ms.filter(|_| reader.live()),
+            max_step_ms: cfg.max_clock_step_ms,
+            confirm_records: cfg.clock_confirm_records,
+        };
+        let clocks = (0..slot_count)
+            .map(|slot| {
+                let restored = resume.as_ref().and_then(|r| r.get(slot)).map(|(_, max_ts)| *max_ts);
+                PartitionClock {
+                    clock: EventClock::new(policy, restored.filter(|t| *t > 0)),
+                    last_record: None,
+                }
+            })
+            .collect();
         let mut state = IngestState {
             ledger: resume.map(|r| OffsetLedger::new(&r)),
             last_commit: None,
+            watermark_floor: 0,
             clocks,
+            verdicts: Vec::new(),
+            live: reader.live(),
             read_ns: 0,
             now: Instant::now(),
+            wall_ms: 0,
             dead_time: 0,
             pacer: cfg
                 .speed
@@ -240,12 +269,14 @@ pub fn ingest<'scope>(
             }
             state.read_ns = monotonic_ns();
             state.now = Instant::now();
+            state.wall_ms = wall_clock_ms();
+            state.watermark_floor = watermark;
             state.dead_time = *dcap.time();
             let mut records = 0u64;
             // A record that was not due at the last activation goes first.
             let mut status = ReadStatus::More;
             if let Some((bytes, meta)) = held.take() {
-                if let Some(wait) = state.handle(RawRecord { bytes: &bytes, ..meta }, watermark) {
+                if let Some(wait) = state.handle(RawRecord { bytes: &bytes, ..meta }) {
                     held = Some((bytes, meta));
                     status = ReadStatus::Idle(wait);
                 }
@@ -254,7 +285,7 @@ pub fn ingest<'scope>(
                 let mut not_due = None;
                 status = reader.read(state.cfg.batch_records, &mut |rec| {
                     records += 1;
-                    not_due = state.handle(rec, watermark);
+                    not_due = state.handle(rec);
                     if not_due.is_some() {
                         held = Some((
                             rec.bytes.to_vec(),
@@ -271,6 +302,7 @@ pub fn ingest<'scope>(
                     status = ReadStatus::Idle(wait);
                 }
             }
+            state.settle(&*reader, matches!(status, ReadStatus::Done) && held.is_none());
             state.stats.records_in.fetch_add(records, Relaxed);
             state.stats.events_decoded.fetch_add(state.batch.len() as u64, Relaxed);
             if !state.batch.is_empty() {
@@ -325,12 +357,62 @@ pub fn ingest<'scope>(
 }
 
 /// Event-time progress of one partition.
-#[derive(Clone, Copy, Debug, Default)]
 struct PartitionClock {
-    /// Newest event time seen.
-    max_ts: u64,
-    /// When the last record arrived (`None` before the first).
+    /// Its event-time clock, holding records whose jump ahead is not yet confirmed.
+    clock: EventClock<ClockEntry>,
+    /// When the last record was accepted (`None` before the first).
     last_record: Option<Instant>,
+}
+
+/// A decoded record on its way through a partition's clock.
+struct ClockEntry {
+    event: MetricEvent,
+    screened: Option<ScreenedEvent>,
+    /// A copy of the raw record, for records the clock may hold past this activation; `None`
+    /// for the record being read, whose bytes are still at hand.
+    kept: Option<KeptRecord>,
+}
+
+/// What a dead letter needs of a record once its bytes are gone.
+struct KeptRecord {
+    bytes: Vec<u8>,
+    original_len: usize,
+    line: Option<u64>,
+    topic: Option<String>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+}
+
+impl KeptRecord {
+    fn of(rec: &RawRecord<'_>, keep: usize) -> Self {
+        KeptRecord {
+            bytes: rec.bytes[..rec.bytes.len().min(keep)].to_vec(),
+            original_len: rec.original_len,
+            line: rec.line,
+            topic: rec.topic.map(str::to_owned),
+            partition: rec.partition,
+            offset: rec.offset,
+        }
+    }
+
+    fn raw(&self, slot: usize) -> RawRecord<'_> {
+        RawRecord {
+            bytes: &self.bytes,
+            original_len: self.original_len,
+            line: self.line,
+            slot,
+            topic: self.topic.as_deref(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Wall-clock time in epoch milliseconds.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct IngestState {
@@ -339,6 +421,14 @@ struct IngestState {
     /// When offsets were last committed, and what.
     last_commit: Option<(Instant, Vec<CommitPoint>)>,
     clocks: Vec<PartitionClock>,
+    /// Verdicts of the clock being offered a record (reused).
+    verdicts: Vec<Admission<ClockEntry>>,
+    /// Whether the reader is live (its partitions settle when quiet).
+    live: bool,
+    /// The source's watermark at this activation: no record may be accepted behind it.
+    watermark_floor: u64,
+    /// Wall-clock time of this activation, epoch ms.
+    wall_ms: u64,
     /// When this activation began reading; one clock read per batch, not per record.
     read_ns: u64,
     /// The same moment, as an `Instant`.
@@ -392,7 +482,6 @@ impl IngestState {
     /// still deliver has not been heard from, or when every partition is idle and nothing was
     /// ever read.
     fn watermark(&self, reader: &dyn RecordReader) -> Option<u64> {
-        let lateness = self.cfg.lateness_ms;
         let mut active: Option<u64> = None;
         let mut newest: Option<u64> = None;
         for (slot, clock) in self.clocks.iter().enumerate() {
@@ -403,7 +492,7 @@ impl IngestState {
                 }
                 return None;
             };
-            let mark = clock.max_ts.saturating_sub(lateness);
+            let mark = clock.clock.watermark().unwrap_or(0);
             newest = Some(newest.map_or(mark, |n| n.max(mark)));
             if !(at_end && last.elapsed() >= self.cfg.idle_timeout) {
                 active = Some(active.map_or(mark, |a| a.min(mark)));
@@ -414,7 +503,7 @@ impl IngestState {
 
     /// Decodes one record into the event or dead-letter batch. Returns how long to wait when
     /// pacing says the record is not yet due (the caller keeps it).
-    fn handle(&mut self, rec: RawRecord<'_>, watermark: u64) -> Option<Duration> {
+    fn handle(&mut self, rec: RawRecord<'_>) -> Option<Duration> {
         if rec.original_len > rec.bytes.len() {
             let detail = format!(
                 "record is {} bytes, limit is {}",
@@ -430,31 +519,27 @@ impl IngestState {
             (metric, screened)
         });
         match decoded {
-            Ok((mut ev, screened)) => {
-                if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(ev.timestamp_ms)) {
+            Ok((event, screened)) => {
+                if let Some(wait) = self.pacer.as_mut().and_then(|p| p.wait(event.timestamp_ms)) {
                     return Some(wait);
                 }
-                // Late against the partition's own running watermark, not the last one sent, so
-                // the verdict depends neither on batch boundaries nor on how partitions interleave.
-                let max_ts = self.clocks[rec.slot].max_ts;
-                let watermark = watermark.max(max_ts.saturating_sub(self.cfg.lateness_ms));
-                if ev.timestamp_ms < watermark {
-                    let detail = format!(
-                        "event time {} ms is behind the watermark {} ms",
-                        ev.timestamp_ms, watermark
-                    );
-                    self.reject(&rec, Reason::Late, detail);
-                    self.track(&rec, self.dead_time, None);
+                let ts = event.timestamp_ms;
+                let clock = &mut self.clocks[rec.slot].clock;
+                let kept = if clock.admits_directly(ts, self.wall_ms) {
+                    None
                 } else {
-                    let horizon = self.horizon(ev.timestamp_ms);
-                    self.track(&rec, horizon, Some(ev.timestamp_ms));
-                    let clock = &mut self.clocks[rec.slot];
-                    clock.max_ts = clock.max_ts.max(ev.timestamp_ms);
-                    clock.last_record = Some(self.now);
-                    ev.read_ns = self.read_ns;
-                    self.batch.push(ev);
-                    self.screened.extend(screened);
+                    if let (Some(ledger), Some(offset)) = (self.ledger.as_mut(), rec.offset) {
+                        ledger.hold(rec.slot, offset);
+                    }
+                    Some(KeptRecord::of(&rec, self.cfg.dead_letter_keep))
+                };
+                let entry = ClockEntry { event, screened, kept };
+                let mut verdicts = std::mem::take(&mut self.verdicts);
+                clock.offer(ts, self.wall_ms, self.watermark_floor, entry, &mut |a| verdicts.push(a));
+                for verdict in verdicts.drain(..) {
+                    self.apply(verdict, &rec);
                 }
+                self.verdicts = verdicts;
             }
             Err(rejection) => {
                 self.reject(&rec, rejection.reason, rejection.detail);
@@ -462,6 +547,98 @@ impl IngestState {
             }
         }
         None
+    }
+
+    /// Decides the records partitions hold: all of them at the end of the input, and on live
+    /// sources those of partitions with nothing more to read now.
+    fn settle(&mut self, reader: &dyn RecordReader, at_end: bool) {
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        for slot in 0..self.clocks.len() {
+            let clock = &mut self.clocks[slot].clock;
+            if clock.pending() == 0 {
+                continue;
+            }
+            if at_end {
+                clock.settle(0, self.watermark_floor, &mut |a| verdicts.push(a));
+            } else if self.live && reader.slot_at_end(slot) {
+                clock.settle(self.wall_ms, self.watermark_floor, &mut |a| verdicts.push(a));
+            }
+            // Every record that waited carries its own copy of the raw record.
+            let placeholder = RawRecord {
+                bytes: &[],
+                original_len: 0,
+                line: None,
+                slot,
+                topic: None,
+                partition: None,
+                offset: None,
+            };
+            for verdict in verdicts.drain(..) {
+                self.apply(verdict, &placeholder);
+            }
+        }
+        self.verdicts = verdicts;
+    }
+
+    /// Acts on the clock's verdict: the event goes on, or the record becomes a dead letter.
+    /// `current` is the record being read, for verdicts on it (those carry no copy).
+    fn apply(&mut self, verdict: Admission<ClockEntry>, current: &RawRecord<'_>) {
+        let (entry, reason, detail) = match verdict {
+            Admission::Accepted { item, timestamp_ms } => {
+                let rec = item.kept.as_ref().map_or(*current, |k| k.raw(current.slot));
+                let horizon = self.horizon(timestamp_ms);
+                self.track(&rec, horizon, Some(timestamp_ms));
+                self.clocks[current.slot].last_record = Some(self.now);
+                let mut event = item.event;
+                event.read_ns = self.read_ns;
+                self.batch.push(event);
+                self.screened.extend(item.screened);
+                return;
+            }
+            Admission::Late {
+                item,
+                timestamp_ms,
+                watermark_ms,
+            } => (
+                item,
+                Reason::Late,
+                format!("event time {timestamp_ms} ms is behind the watermark {watermark_ms} ms"),
+            ),
+            Admission::InFuture {
+                item,
+                timestamp_ms,
+                wall_ms,
+            } => (
+                item,
+                Reason::TimestampInFuture,
+                format!(
+                    "event time {timestamp_ms} ms is {} ms ahead of the wall clock (limit {} ms)",
+                    timestamp_ms.saturating_sub(wall_ms),
+                    self.cfg.max_future_ms.unwrap_or(0)
+                ),
+            ),
+            Admission::Jump {
+                item,
+                timestamp_ms,
+                clock_ms,
+            } => (
+                item,
+                Reason::TimestampJump,
+                match clock_ms {
+                    Some(clock) => format!(
+                        "event time {timestamp_ms} ms is {} ms ahead of its partition's clock {clock} ms, and the \
+                         records after it did not follow",
+                        timestamp_ms.saturating_sub(clock)
+                    ),
+                    None => {
+                        format!("event time {timestamp_ms} ms is far from the records read with it on its partition")
+                    }
+                },
+            ),
+        };
+        let rec = entry.kept.as_ref().map_or(*current, |k| k.raw(current.slot));
+        self.reject(&rec, reason, detail);
+        self.track(&rec, self.dead_time, None);
     }
 
     /// Notes a record's horizon in the offset ledger.

@@ -31,6 +31,9 @@ struct PartitionLedger {
     next: Option<i64>,
     /// Newest event time seen.
     max_ts: u64,
+    /// Records read but not yet decided (held by the event-time clock): offset → newest event
+    /// time before it. They keep the resume point at or before them.
+    held: BTreeMap<i64, u64>,
 }
 
 /// Per-partition record horizons, for offset commits.
@@ -60,6 +63,7 @@ impl OffsetLedger {
                     open: BTreeMap::new(),
                     next: start,
                     max_ts,
+                    held: BTreeMap::new(),
                 })
                 .collect(),
         }
@@ -67,16 +71,34 @@ impl OffsetLedger {
 
     /// Notes the record at `offset` of `slot`, whose outputs all lie at times ≤ `horizon`, with
     /// its event time if it had one.
+    /// A record that was held (see [`OffsetLedger::hold`]) may be noted after later ones.
     pub fn record(&mut self, slot: usize, offset: i64, horizon: u64, event_ts: Option<u64>) {
         let Some(p) = self.partitions.get_mut(slot) else {
             return;
         };
-        let prior_max = p.max_ts;
-        p.open.entry(horizon).or_insert((offset, prior_max));
-        p.next = Some(offset + 1);
+        let prior_max = if p.held.is_empty() {
+            p.max_ts
+        } else {
+            p.held.remove(&offset).unwrap_or(p.max_ts)
+        };
+        let entry = p.open.entry(horizon).or_insert((offset, prior_max));
+        if offset < entry.0 {
+            *entry = (offset, prior_max);
+        }
+        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
         if let Some(ts) = event_ts {
             p.max_ts = p.max_ts.max(ts);
         }
+    }
+
+    /// Notes that the record at `offset` was read but is not decided yet: until it is
+    /// [recorded](OffsetLedger::record), no resume point passes it.
+    pub fn hold(&mut self, slot: usize, offset: i64) {
+        let Some(p) = self.partitions.get_mut(slot) else {
+            return;
+        };
+        p.held.insert(offset, p.max_ts);
+        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
 
     /// The newest event time seen on `slot` (restored or read).
@@ -92,11 +114,13 @@ impl OffsetLedger {
         for (slot, p) in self.partitions.iter_mut().enumerate() {
             p.open = p.open.split_off(&durable);
             let Some(next) = p.next else { continue };
+            let held = p.held.first_key_value().map(|(o, m)| (*o, *m));
             let (offset, max_ts) = p
                 .open
                 .values()
-                .min_by_key(|(offset, _)| *offset)
                 .copied()
+                .chain(held)
+                .min_by_key(|(offset, _)| *offset)
                 .unwrap_or((next, p.max_ts));
             points.push(CommitPoint {
                 slot,
@@ -141,6 +165,20 @@ mod tests {
         assert_eq!((p[0].offset, p[0].max_ts, p[0].durable), (6, 140_000, u64::MAX));
         // Slot 1 never read: resumes where it started, with the restored time.
         assert_eq!((p[1].offset, p[1].max_ts), (7, 500));
+    }
+
+    #[test]
+    fn a_held_record_keeps_the_resume_point_until_it_is_decided() {
+        let mut l = OffsetLedger::new(&[(Some(0), 0)]);
+        l.record(0, 0, 60_000, Some(1_000));
+        l.hold(0, 1);
+        l.record(0, 2, 60_000, Some(2_000));
+        assert_eq!(l.safe_points(u64::MAX)[0].offset, 1);
+        // Decided later (a dead letter at t=70s): the resume point moves on once that is acknowledged.
+        l.record(0, 1, 70_000, None);
+        assert_eq!(l.safe_points(65_000)[0].offset, 1);
+        let p = l.safe_points(70_001);
+        assert_eq!((p[0].offset, p[0].max_ts), (3, 2_000));
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //!
 //! Event time is milliseconds since the Unix epoch (UTC) everywhere in Sentinel.
 
+mod clock;
+
+pub use clock::{Admission, ClockPolicy, EventClock};
+
 /// Earliest accepted event time: 2000-01-01T00:00:00Z. Older stamps are almost always unit mistakes.
 pub const MIN_EVENT_MS: u64 = 946_684_800_000;
 /// Latest accepted event time: 2100-01-01T00:00:00Z.
