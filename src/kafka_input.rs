@@ -6,8 +6,68 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sentinel_connectors::kafka::{
-    committed_offsets, end_offsets, fetch_start, partitions_of, read_topic, Assignment, KafkaSettings,
+    committed_offsets, end_offsets, ensure_topics, fetch_start, partitions_of, read_topic, Assignment, KafkaSettings,
+    TopicSpec,
 };
+
+use crate::config::KafkaConfig;
+
+/// Partitions of an output topic the job creates when there is no Kafka input to copy.
+const DEFAULT_OUTPUT_PARTITIONS: i32 = 4;
+
+/// Makes sure the topics the job writes exist before it starts, as Kafka Streams and Flink do
+/// for their internal topics: the checkpoint topic (one compacted partition: the newest
+/// resume point per key is what counts) when `checkpoints` is set, and the output `topics`
+/// (as many partitions as the input's first topic, else 4). With `kafka.create_topics` off, a
+/// missing one fails the start instead, naming it and how to create it.
+pub fn ensure_job_topics(
+    settings: &KafkaSettings,
+    kafka: &KafkaConfig,
+    outputs: &[String],
+    checkpoints: bool,
+    input_partitions: Option<i32>,
+) -> Result<(), String> {
+    let partitions = input_partitions.unwrap_or(DEFAULT_OUTPUT_PARTITIONS).max(1);
+    let mut wanted: Vec<TopicSpec> = outputs
+        .iter()
+        .map(|name| TopicSpec {
+            name: name.clone(),
+            partitions,
+            compact: false,
+            replication: kafka.replication_factor,
+        })
+        .collect();
+    if checkpoints {
+        wanted.push(TopicSpec {
+            name: kafka.checkpoint_topic.clone(),
+            partitions: 1,
+            compact: true,
+            replication: kafka.replication_factor,
+        });
+    }
+    if !kafka.create_topics {
+        for t in &wanted {
+            partitions_of(settings, std::slice::from_ref(&t.name)).map_err(|e| {
+                format!(
+                    "{e}; kafka.create_topics is off, so create it with `kafka-topics.sh --create --topic {} \
+                     --partitions {}{}`",
+                    t.name,
+                    t.partitions,
+                    if t.compact {
+                        " --config cleanup.policy=compact"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+        }
+        return Ok(());
+    }
+    for name in ensure_topics(settings, &wanted)? {
+        tracing::info!(topic = %name, "created a missing topic");
+    }
+    Ok(())
+}
 
 /// Everything the workers need to read Kafka.
 #[derive(Clone, Debug)]

@@ -61,6 +61,16 @@ struct Topics {
 
 impl Topics {
     fn create(dir: &Path, name: &str, partitions: u32, job: &str) -> Topics {
+        let t = Topics::input_only(dir, name, partitions, job);
+        for out in [&t.anomalies, &t.deadletter, &t.aggregates, &t.decisions] {
+            create_topic(out, 2);
+        }
+        create_topic(&t.checkpoints, 1);
+        t
+    }
+
+    /// Names every topic and writes the config, but creates only the input topic.
+    fn input_only(dir: &Path, name: &str, partitions: u32, job: &str) -> Topics {
         let base = unique(name);
         let t = Topics {
             input: format!("{base}-in"),
@@ -73,10 +83,6 @@ impl Topics {
             config: dir.join(format!("{name}.yaml")),
         };
         create_topic(&t.input, partitions);
-        for out in [&t.anomalies, &t.deadletter, &t.aggregates, &t.decisions] {
-            create_topic(out, 2);
-        }
-        create_topic(&t.checkpoints, 1);
         // The built-in detectors and the shipped prompt classifier, with this test's topics.
         let builtin = include_str!("../examples/sentinel.yaml");
         let detectors = &builtin[builtin.find("\ndetectors:").unwrap()..];
@@ -223,6 +229,39 @@ fn kafka_run_finds_the_same_anomalies_as_file_mode() {
     assert_eq!(learned(consume(&topics.decisions)), from_file);
     // Keyed by entity: every record of one entity sits in one partition, so per-entity order holds.
     assert!(anomalies.iter().all(|a| a["affected_entity"]["id"].is_string()));
+}
+
+#[test]
+fn a_broker_with_only_the_input_topic_is_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path(), "20000", "5");
+    let topics = Topics::input_only(dir.path(), "bare", 2, "  allowed_lateness: 5s");
+    topics.produce(&trace);
+    // Source and outputs from the config alone (`outputs.target: kafka`), no flags.
+    let mut config = std::fs::read_to_string(&topics.config).unwrap();
+    config.push_str("source: {type: kafka, exit_when_caught_up: true}\noutputs: {target: kafka}\n");
+    std::fs::write(&topics.config, config).unwrap();
+    let summary = dir.path().join("bare.summary.json");
+    sentinel(&[
+        "run",
+        "--no-progress",
+        "--config",
+        topics.config.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    let summary = common::read_json(&summary);
+    assert_eq!(summary["records_in"], 20_000);
+    assert_eq!(summary["delivery_errors"], 0);
+    // The job created its output topics and its checkpoint topic, and wrote to them.
+    let anomalies = consume(&topics.anomalies);
+    assert_eq!(anomalies.len() as u64, summary["anomalies"].as_u64().unwrap());
+    assert!(!consume(&topics.decisions).is_empty());
+    assert!(!consume(&topics.checkpoints).is_empty(), "resume points written");
+    // A second run with `--brokers` resumes from them (behind the windows still open at the
+    // end) and emits nothing new: what it emits again carries the same ids.
+    topics.run(dir.path(), &["--brokers", &brokers()]);
+    assert_eq!(ids(&consume(&topics.anomalies)), ids(&anomalies));
 }
 
 #[test]

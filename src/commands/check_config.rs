@@ -13,11 +13,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     let enabled = cfg.detectors.iter().filter(|d| d.enabled).count();
     println!("{path}: ok ({} detectors, {enabled} enabled)", cfg.detectors.len());
     for d in &cfg.detectors {
-        let actions: Vec<String> = d
-            .actions
-            .iter()
-            .map(|a| format!("{}({} keys)", a.action_type, a.config.len()))
-            .collect();
+        let actions: Vec<String> = d.actions.iter().map(|a| a.kind().to_owned()).collect();
         println!(
             "  {:<24} {:?} enabled={} actions=[{}]",
             d.id,
@@ -25,6 +21,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             d.enabled,
             actions.join(", ")
         );
+    }
+    let webhooks = &cfg.integrations.webhooks;
+    if !webhooks.is_empty() {
+        let names: Vec<&str> = webhooks.iter().map(|w| w.name.as_deref().unwrap_or(&w.url)).collect();
+        println!("  integrations.webhooks    {}", names.join(", "));
     }
     Ok(())
 }

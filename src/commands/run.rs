@@ -13,7 +13,7 @@ use sentinel_dataflows::time::parse_duration_ms;
 use crate::config::{Brokers, KafkaConfig, SentinelConfig, SourceConfig, DEFAULT_CONFIG};
 use crate::io::OutputTarget;
 use crate::job::{self, GuardSpec, InputSpec, JobSpec};
-use crate::kafka_input::KafkaInput;
+use crate::kafka_input::{ensure_job_topics, KafkaInput};
 use crate::summary::{Progress, Summary};
 use sentinel_connectors::kafka::KafkaSettings;
 
@@ -127,6 +127,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             if topics.is_empty() {
                 return Err("--input kafka: no topics".into());
             }
+            ensure_job_topics(&settings, &kafka, &[], true, None)?;
             InputSpec::Kafka(KafkaInput::plan(
                 settings.clone(),
                 kafka.group_id.clone(),
@@ -171,13 +172,23 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     });
     let output = if target == "kafka" {
         let t = &kafka.output_topics;
-        OutputTarget::Kafka {
-            settings,
-            topics: ["anomalies", "deadletter", "aggregates", "decisions"]
-                .iter()
-                .filter_map(|s| t.of(s).map(|topic| ((*s).to_owned(), topic.to_owned())))
-                .collect(),
-        }
+        let topics: Vec<(String, String)> = ["anomalies", "deadletter", "aggregates", "decisions"]
+            .iter()
+            .filter_map(|s| t.of(s).map(|topic| ((*s).to_owned(), topic.to_owned())))
+            .collect();
+        let input_partitions = match &input {
+            InputSpec::Kafka(k) => k.partitions.iter().filter(|p| p.topic == k.partitions[0].topic).count() as i32,
+            _ => 0,
+        };
+        let names: Vec<String> = topics.iter().map(|(_, topic)| topic.clone()).collect();
+        ensure_job_topics(
+            &settings,
+            &kafka,
+            &names,
+            false,
+            Some(input_partitions).filter(|n| *n > 0),
+        )?;
+        OutputTarget::Kafka { settings, topics }
     } else {
         OutputTarget::parse(&target)
             .ok_or_else(|| format!("--output: expected stdout, file:DIR, kafka or none, got `{target}`"))?

@@ -29,6 +29,14 @@ pub struct KafkaConfig {
     /// Least time between offset commits.
     #[serde(default = "defaults::commit_interval")]
     pub commit_interval: DurationValue,
+    /// Create missing output and internal topics at start (else a missing one fails the start,
+    /// naming it and how to create it).
+    #[serde(default = "defaults::yes")]
+    pub create_topics: bool,
+    /// Replication factor of topics the job creates; `-1` takes the broker's
+    /// `default.replication.factor`.
+    #[serde(default = "defaults::replication_factor")]
+    pub replication_factor: i32,
     /// librdkafka properties for consumer and producer alike (`security.protocol`, `sasl.*`,
     /// `ssl.*`, `compression.type`, ...).
     #[serde(default)]
@@ -50,6 +58,8 @@ impl Default for KafkaConfig {
             output_topics: OutputTopics::default(),
             commit_interval: defaults::commit_interval(),
             checkpoint_topic: defaults::checkpoint_topic(),
+            create_topics: true,
+            replication_factor: defaults::replication_factor(),
             properties: BTreeMap::new(),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
@@ -141,6 +151,12 @@ mod defaults {
     use super::DurationValue;
     pub fn commit_interval() -> DurationValue {
         DurationValue(1_000)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn replication_factor() -> i32 {
+        -1
     }
     pub fn checkpoint_topic() -> String {
         "sentinel.checkpoints".into()

@@ -3,6 +3,7 @@
 //! Every error names the key path and the line, unknown keys are errors, and `${NAME}` is
 //! replaced by the environment variable `NAME` (for secrets) before parsing.
 
+pub mod actions;
 mod env;
 mod guards;
 mod kafka;
@@ -16,6 +17,7 @@ use sentinel_dataflows::operators::AggregationPlan;
 use sentinel_dataflows::window::Dimension;
 use serde::Deserialize;
 
+pub use actions::{ActionConfig, IntegrationsConfig};
 pub use guards::GuardsConfig;
 
 pub use kafka::{Brokers, KafkaConfig, PropertyValue};
@@ -46,6 +48,9 @@ pub struct SentinelConfig {
     /// Content guards, tiers, per-application policies, behavioral detectors.
     #[serde(default)]
     pub guards: GuardsConfig,
+    /// The seed's integrations (custom webhooks).
+    #[serde(default)]
+    pub integrations: IntegrationsConfig,
 }
 
 /// Job-wide settings.
@@ -312,18 +317,6 @@ pub struct SeverityConfig {
     pub critical: f64,
 }
 
-/// One action entry (shield, alert, incident, webhook).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionConfig {
-    /// Action kind.
-    #[serde(rename = "type")]
-    pub action_type: String,
-    /// Action settings.
-    #[serde(default)]
-    pub config: serde_yaml_ng::Mapping,
-}
-
 mod defaults {
     use super::values::*;
     pub fn ml_features() -> Vec<String> {
@@ -536,9 +529,9 @@ impl SentinelConfig {
             return Err(ConfigError("key `windows`: widths must be positive".into()));
         }
         let target = &self.outputs.target;
-        if target != "stdout" && !target.starts_with("file:") {
+        if !matches!(target.as_str(), "stdout" | "kafka" | "none") && !target.starts_with("file:") {
             return Err(ConfigError(format!(
-                "key `outputs.target`{}: expected `stdout` or `file:DIR`, got `{target}`",
+                "key `outputs.target`{}: expected `stdout`, `file:DIR`, `kafka` or `none`, got `{target}`",
                 line_of(text, target)
             )));
         }

@@ -122,3 +122,100 @@ fn a_missing_or_corrupt_model_or_an_unknown_feature_fails_at_load() {
     let e = error("detectors:\n  - id: m\n    type: ml\n    config:\n      threshold: 0.5\n");
     assert!(e.contains("model"), "{e}");
 }
+
+#[test]
+fn actions_are_typed_in_the_seed_shapes() {
+    use actions::{IncidentSeverity, ShieldKind, ShieldTarget, WebhookEvent};
+    let yaml = r#"
+detectors:
+  - id: prompt-injection-rules
+    type: statistical
+    config: {metric: error_rate, threshold: 3, window: 1m}
+    actions:
+      - type: shield
+        config:
+          endpoint: shield.example.com:9090
+          action: block
+          target: request
+          duration: 1h
+          reason: "Prompt injection attack detected"
+          parameters: {block_type: immediate, notify_user: true}
+      - type: alert
+        config: {severity: critical, receivers: [security-team, pagerduty-security]}
+      - type: incident
+        config: {auto_create: true, severity: P1}
+      - type: webhook
+        config:
+          url: https://dashboard.example.com/api/events
+          events: [anomaly.detected, alert.triggered]
+          filter: {severity: [critical]}
+          retry: {enabled: true, max_attempts: 3, backoff: exponential}
+          timeout: 10s
+integrations:
+  webhooks:
+    - name: custom-analytics
+      url: https://analytics.example.com/api/sentinel-events
+      events: [anomaly.detected, anomaly.resolved]
+      headers: {X-Source: sentinel}
+"#;
+    let cfg = SentinelConfig::parse(yaml).unwrap();
+    let actions = &cfg.detectors[0].actions;
+    let kinds: Vec<&str> = actions.iter().map(ActionConfig::kind).collect();
+    assert_eq!(kinds, ["shield", "alert", "incident", "webhook"]);
+    let ActionConfig::Shield(shield) = &actions[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (shield.action, shield.target, shield.duration),
+        (
+            ShieldKind::Block,
+            Some(ShieldTarget::Request),
+            Some(DurationValue(3_600_000))
+        )
+    );
+    let ActionConfig::Incident(incident) = &actions[2] else {
+        panic!()
+    };
+    assert_eq!(incident.severity, Some(IncidentSeverity::P1));
+    assert_eq!(
+        cfg.integrations.webhooks[0].events,
+        [WebhookEvent::AnomalyDetected, WebhookEvent::AnomalyResolved]
+    );
+    // critical/warning/info map to P1..P3.
+    let mapped = yaml.replace("severity: P1", "severity: warning");
+    let cfg = SentinelConfig::parse(&mapped).unwrap();
+    let ActionConfig::Incident(incident) = &cfg.detectors[0].actions[2] else {
+        panic!()
+    };
+    assert_eq!(incident.severity, Some(IncidentSeverity::P2));
+}
+
+#[test]
+fn an_unknown_action_type_or_key_fails_with_key_and_line() {
+    let base = "detectors:\n  - id: a\n    type: statistical\n    config: {metric: error_rate, threshold: 3, window: 1m}\n    actions:\n";
+    let e = error(&format!(
+        "{base}      - type: nonsense_action\n        config: {{severity: warning}}\n"
+    ));
+    assert!(
+        e.contains("detectors[0].actions[0].type") && e.contains("line 6") && e.contains("nonsense_action"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{base}      - type: alert\n        config:\n          receivers: [ops]\n          colour: red\n"
+    ));
+    assert!(
+        e.contains("detectors[0].actions[0].config.colour") && e.contains("line 9"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{base}      - type: shield\n        config: {{action: obliterate}}\n"
+    ));
+    assert!(
+        e.contains("detectors[0].actions[0].config.action") && e.contains("obliterate"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{base}      - type: webhook\n        config: {{url: x, events: [anomaly.exploded]}}\n"
+    ));
+    assert!(e.contains("anomaly.exploded"), "{e}");
+}

@@ -195,6 +195,96 @@ fn first_offset(consumer: &BaseConsumer<QuietContext>) -> Result<Option<i64>, St
 
 /// Creates `topic` with `partitions` partitions (replication 1), waiting for the broker.
 /// An existing topic is an error.
+/// A topic the job needs, and how to create it when it is missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Name.
+    pub name: String,
+    /// Partitions to create it with.
+    pub partitions: i32,
+    /// `cleanup.policy=compact`: only the newest record per key matters.
+    pub compact: bool,
+    /// Replication factor; `-1` for the broker's default.
+    pub replication: i32,
+}
+
+/// Creates the topics of `wanted` that the cluster does not have, and returns their names. A
+/// topic another process created meanwhile counts as there. When one cannot be created (no
+/// permission, say), the error names it and says how to create it by hand.
+pub fn ensure_topics(settings: &KafkaSettings, wanted: &[TopicSpec]) -> Result<Vec<String>, String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let consumer: BaseConsumer = settings
+        .consumer("sentinel-metadata")
+        .create()
+        .map_err(|e| err("creating a Kafka client", e))?;
+    let metadata = consumer
+        .fetch_metadata(None, LOOKUP_TIMEOUT)
+        .map_err(|e| err(&format!("listing the topics of {}", settings.brokers), e))?;
+    let existing: std::collections::HashSet<&str> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name())
+        .collect();
+    let missing: Vec<&TopicSpec> = wanted.iter().filter(|t| !existing.contains(t.name.as_str())).collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = settings
+        .base(&[])
+        .create()
+        .map_err(|e| err("creating a Kafka admin client", e))?;
+    let new: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication));
+            if t.compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(LOOKUP_TIMEOUT));
+    let how = |t: &TopicSpec| {
+        format!(
+            "create it with `kafka-topics.sh --bootstrap-server {} --create --topic {} --partitions {}{}`",
+            settings.brokers,
+            t.name,
+            t.partitions,
+            if t.compact {
+                " --config cleanup.policy=compact"
+            } else {
+                ""
+            }
+        )
+    };
+    let results = futures_executor::block_on(admin.create_topics(new.iter(), &options)).map_err(|e| {
+        format!(
+            "topic {} is missing and could not be created ({e}); {}",
+            missing[0].name,
+            how(missing[0])
+        )
+    })?;
+    let mut created = Vec::new();
+    for (r, spec) in results.into_iter().zip(&missing) {
+        match r {
+            Ok(name) => created.push(name),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(format!(
+                    "topic {name} is missing and could not be created ({code}); {}",
+                    how(spec)
+                ))
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1).
 pub fn create_topic(settings: &KafkaSettings, topic: &str, partitions: i32) -> Result<(), String> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
