@@ -15,6 +15,7 @@ use sentinel_dataflows::operators::{RawRecord, ReadStatus, RecordReader, RecordS
 use sentinel_dataflows::state::CommitPoint;
 
 use crate::kafka_input::{Checkpoint, KafkaInput};
+use crate::streams::OutputStream;
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
 
 /// One worker's share of a trace file.
@@ -336,7 +337,7 @@ pub enum OutputTarget {
         /// Connection.
         settings: KafkaSettings,
         /// `(stream, topic)` pairs.
-        topics: Vec<(String, String)>,
+        topics: Vec<(OutputStream, String)>,
     },
 }
 
@@ -355,12 +356,13 @@ impl OutputTarget {
 
     /// A sink for stream `name` (e.g. `anomalies`); Kafka sinks write through `kafka`, the
     /// worker's producer.
-    pub fn open(&self, name: &str, kafka: Option<&Arc<KafkaOutput>>) -> Result<Box<dyn RecordSink>, String> {
+    pub fn open(&self, stream: OutputStream, kafka: Option<&Arc<KafkaOutput>>) -> Result<Box<dyn RecordSink>, String> {
+        let name = stream.name();
         let io = |e: std::io::Error| format!("cannot open output {name}: {e}");
         Ok(match self {
-            OutputTarget::Stdout if name == "deadletter" => Box::new(StderrSink),
+            OutputTarget::Stdout if stream == OutputStream::DeadLetters => Box::new(StderrSink),
             // One decision per request would bury the anomalies; decisions need a file or Kafka.
-            OutputTarget::Stdout if name == "decisions" => Box::new(Discard),
+            OutputTarget::Stdout if stream == OutputStream::Decisions => Box::new(Discard),
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
             OutputTarget::Dir(dir) => Box::new(FileSink(
                 FileWriter::create(&dir.join(format!("{name}.jsonl"))).map_err(io)?,
@@ -369,7 +371,7 @@ impl OutputTarget {
             OutputTarget::Kafka { topics, .. } => {
                 let topic = topics
                     .iter()
-                    .find(|(stream, _)| stream == name)
+                    .find(|(s, _)| *s == stream)
                     .map(|(_, t)| t.as_str())
                     .ok_or_else(|| format!("no output topic for stream {name}"))?;
                 let output = kafka.ok_or_else(|| format!("no Kafka producer for stream {name}"))?;

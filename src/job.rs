@@ -20,6 +20,7 @@ use timely::dataflow::ProbeHandle;
 
 use crate::io::{Discard, FileSource, KafkaSource, OutputTarget, SyntheticSource};
 use crate::kafka_input::KafkaInput;
+use crate::streams::OutputStream;
 use sentinel_connectors::kafka::KafkaOutput;
 
 /// Where events come from.
@@ -111,26 +112,26 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             OutputTarget::Kafka { settings, .. } => Some(KafkaOutput::create(settings)?),
             _ => None,
         };
-        let open = |name: &str| -> Result<Box<dyn RecordSink>, String> {
+        let open = |stream: OutputStream| -> Result<Box<dyn RecordSink>, String> {
             if index == 0 || every_worker {
-                spec.output.open(name, producer.as_ref())
+                spec.output.open(stream, producer.as_ref())
             } else {
                 Ok(Box::new(Discard))
             }
         };
         let writer = if every_worker { index as u64 } else { 0 };
-        let anomaly_sink = open("anomalies")?;
+        let anomaly_sink = open(OutputStream::Anomalies)?;
         let dead_sink = if spec.write_dead_letters {
-            Some(open("deadletter")?)
+            Some(open(OutputStream::DeadLetters)?)
         } else {
             None
         };
         let decision_sink = match &spec.guards {
-            Some(g) if g.write_decisions => Some(open("decisions")?),
+            Some(g) if g.write_decisions => Some(open(OutputStream::Decisions)?),
             _ => None,
         };
         let aggregate_sink = if spec.write_aggregates {
-            Some(open("aggregates")?)
+            Some(open(OutputStream::Aggregates)?)
         } else {
             None
         };

@@ -6,6 +6,7 @@ mod eval;
 mod io;
 mod job;
 mod kafka_input;
+mod streams;
 mod summary;
 
 use std::process::ExitCode;

@@ -504,3 +504,29 @@ fn empty_partitions_do_not_hold_windows_back() {
         "no window closed while two partitions were empty"
     );
 }
+
+#[test]
+fn bench_kafka_runs_through_the_broker() {
+    let out = sentinel(&[
+        "bench",
+        "kafka",
+        "--brokers",
+        &brokers(),
+        "--events",
+        "10000",
+        "--workers",
+        "1",
+        "--repeat",
+        "1",
+        "--latency-secs",
+        "1",
+        "--idle-secs",
+        "1",
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let record: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(record["bench"], "kafka");
+    assert!(record["bare_consumer_events_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(record["rows"][0]["job_events_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(record["latency_samples"].as_u64().unwrap() > 0);
+}

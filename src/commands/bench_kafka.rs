@@ -3,6 +3,8 @@
 //! and CPU with no traffic.
 
 use std::path::Path;
+
+use crate::streams::OutputStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use crate::kafka_input::KafkaInput;
 struct BenchTopics {
     input: String,
     idle: String,
-    outputs: Vec<(String, String)>,
+    outputs: Vec<(OutputStream, String)>,
     checkpoints: String,
 }
 
@@ -40,10 +42,7 @@ impl BenchTopics {
         let t = BenchTopics {
             input: name("in"),
             idle: name("idle"),
-            outputs: ["anomalies", "deadletter", "aggregates"]
-                .iter()
-                .map(|s| ((*s).to_owned(), name(s)))
-                .collect(),
+            outputs: OutputStream::ALL.iter().map(|s| (*s, name(s.name()))).collect(),
             checkpoints: name("checkpoints"),
         };
         create_topic(settings, &t.input, 4)?;
@@ -55,8 +54,8 @@ impl BenchTopics {
         Ok(t)
     }
 
-    fn output(&self, stream: &str) -> &str {
-        self.outputs.iter().find(|(s, _)| s == stream).map_or("", |(_, t)| t)
+    fn output(&self, stream: OutputStream) -> &str {
+        self.outputs.iter().find(|(s, _)| *s == stream).map_or("", |(_, t)| t)
     }
 
     /// A config file naming these topics, for child processes.
@@ -64,12 +63,13 @@ impl BenchTopics {
         let builtin = crate::config::DEFAULT_CONFIG;
         let detectors = &builtin[builtin.find("\ndetectors:").unwrap_or(0)..];
         let text = format!(
-            "kafka:\n  brokers: {}\n  topics: [{input}]\n  group_id: bench-{input}\n  checkpoint_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}}}\n{detectors}",
+            "kafka:\n  brokers: {}\n  topics: [{input}]\n  group_id: bench-{input}\n  checkpoint_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}}}\n{detectors}",
             settings.brokers,
             self.checkpoints,
-            self.output("anomalies"),
-            self.output("deadletter"),
-            self.output("aggregates"),
+            self.output(OutputStream::Anomalies),
+            self.output(OutputStream::DeadLetters),
+            self.output(OutputStream::Aggregates),
+            self.output(OutputStream::Decisions),
         );
         let path = dir.join(format!("{input}.yaml"));
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -162,7 +162,7 @@ fn per_event_latency(
 
     // Reads dead letters back and measures each one's age.
     let reader_settings = settings.clone();
-    let dead_topic = topics.output("deadletter").to_owned();
+    let dead_topic = topics.output(OutputStream::DeadLetters).to_owned();
     let reader_stop = Arc::clone(&stop);
     let reader = std::thread::spawn(move || -> Result<Histogram<u64>, String> {
         let partitions: Vec<Assignment> = (0..4)

@@ -172,10 +172,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     });
     let output = if target == "kafka" {
         let t = &kafka.output_topics;
-        let topics: Vec<(String, String)> = ["anomalies", "deadletter", "aggregates", "decisions"]
-            .iter()
-            .filter_map(|s| t.of(s).map(|topic| ((*s).to_owned(), topic.to_owned())))
-            .collect();
+        let topics = t.all();
         let input_partitions = match &input {
             InputSpec::Kafka(k) => k.partitions.iter().filter(|p| p.topic == k.partitions[0].topic).count() as i32,
             _ => 0,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::DurationValue;
+use crate::streams::OutputStream;
 
 /// Kafka connection and topics. Used when `source.type` is `kafka` or `outputs.target` is
 /// `kafka` (or `--brokers` is given).
@@ -135,15 +136,19 @@ impl Default for OutputTopics {
 }
 
 impl OutputTopics {
-    /// The topic of output stream `stream` (`anomalies`, `deadletter`, `aggregates`, `decisions`).
-    pub fn of(&self, stream: &str) -> Option<&str> {
+    /// The topic of output stream `stream`.
+    pub fn of(&self, stream: OutputStream) -> &str {
         match stream {
-            "anomalies" => Some(&self.anomalies),
-            "deadletter" => Some(&self.deadletter),
-            "aggregates" => Some(&self.aggregates),
-            "decisions" => Some(&self.decisions),
-            _ => None,
+            OutputStream::Anomalies => &self.anomalies,
+            OutputStream::DeadLetters => &self.deadletter,
+            OutputStream::Aggregates => &self.aggregates,
+            OutputStream::Decisions => &self.decisions,
         }
+    }
+
+    /// Every stream with its topic.
+    pub fn all(&self) -> Vec<(OutputStream, String)> {
+        OutputStream::ALL.iter().map(|s| (*s, self.of(*s).to_owned())).collect()
     }
 }
 
