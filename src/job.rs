@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use sentinel_dataflows::detect::{BehaviorConfig, StatisticalConfig};
+use sentinel_dataflows::detect::{BaselineSnapshot, BehaviorConfig, StatisticalConfig};
 use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::operators::{
-    ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, PreAggregate,
-    RecordReader, RecordSink, WindowMerge,
+    ingest, AggregationPlan, Assess, BaselineCheckpoints, DetectStatistical, DistinctCounts, IngestConfig, JobStats,
+    JsonSink, PreAggregate, RecordReader, RecordSink, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::vec::Filter;
@@ -66,6 +66,17 @@ pub struct JobSpec {
     pub write_dead_letters: bool,
     /// Guards, behavior and decisions; `None` runs metrics only.
     pub guards: Option<GuardSpec>,
+    /// Checkpointing of detector baselines (Kafka in and out); `None` keeps them in memory only.
+    pub state: Option<StateSpec>,
+}
+
+/// Detector state checkpointed to Kafka, consistent with the committed offsets.
+#[derive(Clone, Debug)]
+pub struct StateSpec {
+    /// Record-key prefix: the consumer group.
+    pub namespace: String,
+    /// Baselines read back at start.
+    pub restored: Arc<Vec<BaselineSnapshot>>,
 }
 
 /// What a run did.
@@ -130,6 +141,10 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             Some(g) if g.write_decisions => Some(open(OutputStream::Decisions)?),
             _ => None,
         };
+        let state_sink = match &spec.state {
+            Some(_) => Some(open(OutputStream::State)?),
+            None => None,
+        };
         let aggregate_sink = if spec.write_aggregates {
             Some(open(OutputStream::Aggregates)?)
         } else {
@@ -142,8 +157,11 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             InputSpec::Kafka(input) => input.resume_after,
             _ => 0,
         };
-        // Passes a time once every output before it is acknowledged by its transport.
+        // Passes a time once every output before it is acknowledged by its transport; offsets
+        // are committed behind it.
         let acknowledged = ProbeHandle::new();
+        // The same, for every output but the baseline checkpoints, which wait for it.
+        let outputs_acknowledged = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
             let mut ingest_config = spec.ingest.clone();
             if matches!(spec.input, InputSpec::File(_)) {
@@ -157,7 +175,18 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             // After a restart, windows ending before the acknowledged point were emitted in full
             // already, and are re-read only in part: drop them before they reach detectors.
             let windows = windows.filter(move |w| w.window_end >= resume_after);
-            let mut anomalies = windows.clone().detect_statistical(spec.detectors.clone());
+            let checkpoints = spec.state.as_ref().map(|s| BaselineCheckpoints {
+                namespace: s.namespace.clone(),
+                restored: Arc::clone(&s.restored),
+                outputs_acknowledged: outputs_acknowledged.clone(),
+            });
+            let (mut anomalies, snapshots) = windows.clone().detect_statistical(spec.detectors.clone(), checkpoints);
+            if let Some(sink) = state_sink {
+                // Kafka only: every worker writes its own snapshots.
+                snapshots
+                    .sink_json("StateSink", sink, |s| s.clone(), |_| {})
+                    .probe_with(&acknowledged);
+            }
             if let Some(g) = &spec.guards {
                 let (decisions, guard_anomalies) = screened.assess(g.policies.clone(), g.behavior.clone());
                 anomalies = anomalies.concat(guard_anomalies);
@@ -171,7 +200,8 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                             |d| d.clone(),
                             move |d| counter.add_decision(d.tier),
                         )
-                        .probe_with(&acknowledged);
+                        .probe_with(&acknowledged)
+                        .probe_with(&outputs_acknowledged);
                 }
             }
             let counter = Arc::clone(&stats);
@@ -183,17 +213,20 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     |a| a.clone(),
                     move |a| counter.add_anomalies(&a.detector_id, 1),
                 )
-                .probe_with(&acknowledged);
+                .probe_with(&acknowledged)
+                .probe_with(&outputs_acknowledged);
             if let Some(sink) = dead_sink {
                 dead.exchange(move |_| writer)
                     .sink_json("DeadLetterSink", sink, |d| d.clone(), |_| {})
-                    .probe_with(&acknowledged);
+                    .probe_with(&acknowledged)
+                    .probe_with(&outputs_acknowledged);
             }
             if let Some(sink) = aggregate_sink {
                 windows
                     .exchange(move |_| writer)
                     .sink_json("AggregateSink", sink, |w| w.record(), |_| {})
-                    .probe_with(&acknowledged);
+                    .probe_with(&acknowledged)
+                    .probe_with(&outputs_acknowledged);
             }
         });
         while worker.step_or_park(None) {}

@@ -16,15 +16,15 @@ use crate::config::KafkaConfig;
 const DEFAULT_OUTPUT_PARTITIONS: i32 = 4;
 
 /// Makes sure the topics the job writes exist before it starts, as Kafka Streams and Flink do
-/// for their internal topics: the checkpoint topic (one compacted partition: the newest
-/// resume point per key is what counts) when `checkpoints` is set, and the output `topics`
-/// (as many partitions as the input's first topic, else 4). With `kafka.create_topics` off, a
+/// for their internal topics: with `internal`, the checkpoint topic (one compacted partition:
+/// the newest resume point per key is what counts) and the state topic (compacted, 4
+/// partitions); and the output `topics` (as many partitions as the input's first topic, else 4). With `kafka.create_topics` off, a
 /// missing one fails the start instead, naming it and how to create it.
 pub fn ensure_job_topics(
     settings: &KafkaSettings,
     kafka: &KafkaConfig,
     outputs: &[String],
-    checkpoints: bool,
+    internal: bool,
     input_partitions: Option<i32>,
 ) -> Result<(), String> {
     let partitions = input_partitions.unwrap_or(DEFAULT_OUTPUT_PARTITIONS).max(1);
@@ -37,10 +37,16 @@ pub fn ensure_job_topics(
             replication: kafka.replication_factor,
         })
         .collect();
-    if checkpoints {
+    if internal {
         wanted.push(TopicSpec {
             name: kafka.checkpoint_topic.clone(),
             partitions: 1,
+            compact: true,
+            replication: kafka.replication_factor,
+        });
+        wanted.push(TopicSpec {
+            name: kafka.state_topic.clone(),
+            partitions: DEFAULT_OUTPUT_PARTITIONS,
             compact: true,
             replication: kafka.replication_factor,
         });
@@ -168,6 +174,31 @@ impl KafkaInput {
             .map(|(_, (a, t))| (a.clone(), *t))
             .collect()
     }
+}
+
+/// The newest checkpointed baseline of every detector and entity of `namespace` (the consumer
+/// group) in the state topic. A missing topic means none.
+pub fn restore_baselines(
+    settings: &KafkaSettings,
+    topic: &str,
+    namespace: &str,
+) -> Result<Vec<sentinel_dataflows::detect::BaselineSnapshot>, String> {
+    let records = read_topic(settings, topic, Duration::from_secs(120))
+        .map_err(|e| format!("reading detector state from {topic}: {e}"))?;
+    let prefix = format!("{namespace}|");
+    let mut latest = BTreeMap::new();
+    for (key, value) in records {
+        if !key.starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        match serde_json::from_slice::<sentinel_dataflows::detect::BaselineSnapshot>(&value) {
+            Ok(snapshot) => {
+                latest.insert(key, snapshot);
+            }
+            Err(e) => tracing::warn!(topic, error = %e, "skipping an unreadable state record"),
+        }
+    }
+    Ok(latest.into_values().collect())
 }
 
 /// One resume point, as written to the checkpoint topic (keyed by group, topic and partition).

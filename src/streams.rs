@@ -11,10 +11,12 @@ pub enum OutputStream {
     Aggregates,
     /// One decision per request (the audit log).
     Decisions,
+    /// Detector baselines, checkpointed to the compacted state topic (Kafka runs only).
+    State,
 }
 
 impl OutputStream {
-    /// Every stream.
+    /// Every stream a user reads (`State` is the job's own).
     pub const ALL: [OutputStream; 4] = [
         OutputStream::Anomalies,
         OutputStream::DeadLetters,
@@ -29,6 +31,7 @@ impl OutputStream {
             OutputStream::DeadLetters => "deadletter",
             OutputStream::Aggregates => "aggregates",
             OutputStream::Decisions => "decisions",
+            OutputStream::State => "state",
         }
     }
 }

@@ -72,7 +72,8 @@ fn run(workers: usize) -> (Vec<(String, String)>, Vec<WindowAggregate>) {
             let merged = partials.merge_windows(pairs.distinct_counts(), 2);
             merged.clone().inspect(move |agg| w.lock().unwrap().push(agg.clone()));
             merged
-                .detect_statistical(vec![cost_detector()])
+                .detect_statistical(vec![cost_detector()], None)
+                .0
                 .inspect(move |an| {
                     a.lock()
                         .unwrap()

@@ -255,14 +255,22 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: Bench
     let guards = guard_spec;
     let plan = cfg.aggregation_plan();
     Ok(JobSpec {
-        input,
-        output,
         ingest: super::run::ingest_config(&cfg, cfg.job.allowed_lateness.0, &plan, guards.as_ref()),
         guards,
         plan,
         detectors: cfg.statistical_detectors(),
         write_aggregates: false,
         write_dead_letters: true,
+        // As a user runs it: baselines checkpointed when Kafka is both input and output.
+        state: match (&input, &output) {
+            (InputSpec::Kafka(k), OutputTarget::Kafka { .. }) => Some(crate::job::StateSpec {
+                namespace: k.group_id.clone(),
+                restored: Arc::new(Vec::new()),
+            }),
+            _ => None,
+        },
+        input,
+        output,
     })
 }
 

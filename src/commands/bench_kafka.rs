@@ -42,7 +42,11 @@ impl BenchTopics {
         let t = BenchTopics {
             input: name("in"),
             idle: name("idle"),
-            outputs: OutputStream::ALL.iter().map(|s| (*s, name(s.name()))).collect(),
+            outputs: OutputStream::ALL
+                .iter()
+                .chain([&OutputStream::State])
+                .map(|s| (*s, name(s.name())))
+                .collect(),
             checkpoints: name("checkpoints"),
         };
         create_topic(settings, &t.input, 4)?;

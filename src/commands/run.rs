@@ -12,8 +12,9 @@ use sentinel_dataflows::time::parse_duration_ms;
 
 use crate::config::{Brokers, KafkaConfig, SentinelConfig, SourceConfig, DEFAULT_CONFIG};
 use crate::io::OutputTarget;
-use crate::job::{self, GuardSpec, InputSpec, JobSpec};
-use crate::kafka_input::{ensure_job_topics, KafkaInput};
+use crate::job::{self, GuardSpec, InputSpec, JobSpec, StateSpec};
+use crate::kafka_input::{ensure_job_topics, restore_baselines, KafkaInput};
+use crate::streams::OutputStream;
 use crate::summary::{Progress, Summary};
 use sentinel_connectors::kafka::KafkaSettings;
 
@@ -185,6 +186,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             false,
             Some(input_partitions).filter(|n| *n > 0),
         )?;
+        let mut topics = topics;
+        if matches!(input, InputSpec::Kafka(_)) {
+            topics.push((OutputStream::State, kafka.state_topic.clone()));
+        }
         OutputTarget::Kafka { settings, topics }
     } else {
         OutputTarget::parse(&target)
@@ -204,7 +209,25 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     } else {
         guard_spec(&cfg)?
     };
+    let state = match (&input, &output) {
+        (InputSpec::Kafka(k), OutputTarget::Kafka { settings, .. }) => {
+            // Baselines are restored only with the resume points they are consistent with: a
+            // group starting over (no checkpoint) learns from scratch.
+            let restored = if k.resume_after > 0 {
+                restore_baselines(settings, &kafka.state_topic, &kafka.group_id)?
+            } else {
+                Vec::new()
+            };
+            tracing::info!(baselines = restored.len(), "restored detector state");
+            Some(StateSpec {
+                namespace: kafka.group_id.clone(),
+                restored: Arc::new(restored),
+            })
+        }
+        _ => None,
+    };
     let spec = JobSpec {
+        state,
         input,
         output,
         ingest: IngestConfig {

@@ -27,6 +27,10 @@ pub struct KafkaConfig {
     /// Where resume points (offset, event-time state) are written as offsets are committed.
     #[serde(default = "defaults::checkpoint_topic")]
     pub checkpoint_topic: String,
+    /// Where detector baselines are checkpointed (compacted, keyed by group, detector and
+    /// entity), consistent with the resume points.
+    #[serde(default = "defaults::state_topic")]
+    pub state_topic: String,
     /// Least time between offset commits.
     #[serde(default = "defaults::commit_interval")]
     pub commit_interval: DurationValue,
@@ -59,6 +63,7 @@ impl Default for KafkaConfig {
             output_topics: OutputTopics::default(),
             commit_interval: defaults::commit_interval(),
             checkpoint_topic: defaults::checkpoint_topic(),
+            state_topic: defaults::state_topic(),
             create_topics: true,
             replication_factor: defaults::replication_factor(),
             properties: BTreeMap::new(),
@@ -143,6 +148,8 @@ impl OutputTopics {
             OutputStream::DeadLetters => &self.deadletter,
             OutputStream::Aggregates => &self.aggregates,
             OutputStream::Decisions => &self.decisions,
+            // Internal: `kafka.state_topic`.
+            OutputStream::State => "",
         }
     }
 
@@ -162,6 +169,9 @@ mod defaults {
     }
     pub fn replication_factor() -> i32 {
         -1
+    }
+    pub fn state_topic() -> String {
+        "sentinel.state".into()
     }
     pub fn checkpoint_topic() -> String {
         "sentinel.checkpoints".into()

@@ -119,7 +119,8 @@ impl Deviation {
 }
 
 /// The history of one key.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Baseline {
     /// Moments for `zscore` and `ewma`.
     Moments {

@@ -10,4 +10,4 @@ pub use assess::{Assessment, Assessor};
 pub use baseline::{Baseline, BaselineConfig, Deviation, Direction, Strategy};
 pub use behavior::{ActorState, BehaviorConfig, BehaviorSignal};
 pub use metric::Metric;
-pub use statistical::{SeverityBands, StatisticalConfig, StatisticalDetector};
+pub use statistical::{BaselineSnapshot, SeverityBands, StatisticalConfig, StatisticalDetector};

@@ -63,9 +63,36 @@ pub struct StatisticalConfig {
     pub state_ttl_ms: u64,
 }
 
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     baseline: Baseline,
     last_window_end: u64,
+}
+
+/// One key's baseline as of a closed window, as checkpointed to the state topic: the offsets
+/// a restart resumes from do not rebuild it (the windows before them are not read again).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BaselineSnapshot {
+    /// The record key under which the newest snapshot of this baseline is kept: namespace
+    /// (the consumer group), detector and entity.
+    pub state_key: String,
+    /// Detector id.
+    pub detector_id: String,
+    /// Entity kind.
+    pub dimension: Dimension,
+    /// Entity key.
+    pub key: String,
+    /// End of the newest window the baseline has learned.
+    pub last_window_end: u64,
+    /// The history.
+    pub baseline: Baseline,
+}
+
+impl BaselineSnapshot {
+    /// The record key of `detector`'s baseline of `key` in `namespace`.
+    pub fn state_key(namespace: &str, detector: &str, dimension: Dimension, key: &str) -> String {
+        format!("{namespace}|{detector}|{}|{key}", dimension.as_str())
+    }
 }
 
 /// One statistical detector with the baselines of every key it has seen.
@@ -146,6 +173,14 @@ impl StatisticalDetector {
             baseline: Baseline::new(cfg.baseline.strategy),
             last_window_end: agg.window_end,
         });
+        if state.last_window_end + cfg.state_ttl_ms < agg.window_end {
+            // Idle past the TTL: forgotten, whether or not a sweep has run yet, so the verdict
+            // does not depend on when sweeps happened (they differ across restarts).
+            *state = KeyState {
+                baseline: Baseline::new(cfg.baseline.strategy),
+                last_window_end: agg.window_end,
+            };
+        }
         if agg.window_end <= state.last_window_end && !state.baseline.is_empty() {
             return None; // a replayed or out-of-order window: already judged
         }
@@ -172,6 +207,33 @@ impl StatisticalDetector {
         let anomaly = deviation.anomalous.then(|| build_anomaly(cfg, agg, &deviation));
         self.maybe_sweep(agg.window_end);
         anomaly
+    }
+
+    /// The baseline of `key` as a checkpoint record (`None` when the key has none).
+    pub fn snapshot(&self, namespace: &str, key: &str) -> Option<BaselineSnapshot> {
+        let state = self.keys.get(key)?;
+        Some(BaselineSnapshot {
+            state_key: BaselineSnapshot::state_key(namespace, &self.cfg.id, self.cfg.group_by, key),
+            detector_id: self.cfg.id.clone(),
+            dimension: self.cfg.group_by,
+            key: key.to_owned(),
+            last_window_end: state.last_window_end,
+            baseline: state.baseline.clone(),
+        })
+    }
+
+    /// Takes back a checkpointed baseline; windows up to its `last_window_end` are then
+    /// already learned, and are skipped when read again.
+    pub fn restore(&mut self, snapshot: &BaselineSnapshot) {
+        let state = KeyState {
+            baseline: snapshot.baseline.clone(),
+            last_window_end: snapshot.last_window_end,
+        };
+        let slot = self.keys.get_or_insert_with(&snapshot.key, || KeyState {
+            baseline: Baseline::new(self.cfg.baseline.strategy),
+            last_window_end: 0,
+        });
+        *slot = state;
     }
 
     /// Forgets keys idle for longer than the TTL; cheap because it runs at most once per TTL/4.
@@ -381,5 +443,49 @@ mod tests {
             d.observe(&agg("new", m, 1, 0, 1.0));
         }
         assert_eq!(d.key_count(), 1);
+    }
+
+    #[test]
+    fn a_restored_baseline_judges_like_the_one_it_was_taken_from() {
+        for strategy in [Strategy::Zscore, Strategy::Ewma, Strategy::Mad] {
+            let cost = |m: u64| {
+                if m == 30 || m == 41 {
+                    9.0
+                } else {
+                    1.0 + (m % 3) as f64 * 0.1
+                }
+            };
+            let mut uninterrupted = detector(Metric::CostPerMinute, strategy);
+            let mut first = detector(Metric::CostPerMinute, strategy);
+            for m in 1..=25 {
+                uninterrupted.observe(&agg("app", m, 10, 0, cost(m)));
+                first.observe(&agg("app", m, 10, 0, cost(m)));
+            }
+            // Through the state topic's JSON and into a fresh detector.
+            let json = serde_json::to_vec(&first.snapshot("group", "app").unwrap()).unwrap();
+            let snapshot: BaselineSnapshot = serde_json::from_slice(&json).unwrap();
+            assert_eq!(snapshot.state_key, "group|d|application|app");
+            let mut restored = detector(Metric::CostPerMinute, strategy);
+            restored.restore(&snapshot);
+            // A window it already learned, read again after the restart, is skipped.
+            assert!(restored.observe(&agg("app", 25, 10, 0, 50.0)).is_none());
+            for m in 26..=60 {
+                let a = uninterrupted.observe(&agg("app", m, 10, 0, cost(m)));
+                let b = restored.observe(&agg("app", m, 10, 0, cost(m)));
+                assert_eq!(a, b, "{strategy:?} minute {m}");
+            }
+            assert!(restored.snapshot("group", "app").is_some());
+        }
+    }
+
+    #[test]
+    fn a_key_idle_past_its_ttl_starts_over_whether_or_not_a_sweep_ran() {
+        let mut d = detector(Metric::CostPerMinute, Strategy::Zscore);
+        for m in 1..=20 {
+            d.observe(&agg("app", m, 10, 0, 1.0));
+        }
+        // Back after two hours (TTL one hour): no history, so no verdict on its first window.
+        assert!(d.observe(&agg("app", 140, 10, 0, 50.0)).is_none());
+        assert_eq!(d.snapshot("g", "app").unwrap().baseline.len(), 1);
     }
 }

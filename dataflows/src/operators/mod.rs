@@ -15,6 +15,6 @@ pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};
 pub use ingest::{ingest, IngestConfig, RawRecord, ReadStatus, RecordReader};
 pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};
 pub use sink::{JsonSink, RecordSink, SinkKey};
-pub use statistical::DetectStatistical;
+pub use statistical::{BaselineCheckpoints, DetectStatistical};
 pub use stats::JobStats;
 pub use window_merge::WindowMerge;

@@ -10,6 +10,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
+use crate::detect::BaselineSnapshot;
 use crate::model::{Anomaly, DeadLetter, Decision};
 use crate::window::WindowAggregate;
 
@@ -59,6 +60,12 @@ impl SinkKey for Decision {
 impl SinkKey for DeadLetter {
     fn sink_key(&self) -> &str {
         &self.position.source
+    }
+}
+
+impl SinkKey for BaselineSnapshot {
+    fn sink_key(&self) -> &str {
+        &self.state_key
     }
 }
 

@@ -1,56 +1,157 @@
-//! Runs the statistical detectors on closed windows.
+//! Runs the statistical detectors on closed windows, and checkpoints their baselines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::{Capability, Operator};
-use timely::dataflow::Stream;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{ProbeHandle, Stream};
 
-use crate::detect::{StatisticalConfig, StatisticalDetector};
+use super::route::entity_route;
+use crate::detect::{BaselineSnapshot, StatisticalConfig, StatisticalDetector};
 use crate::model::Anomaly;
 use crate::window::WindowAggregate;
+
+/// How often an operator holding snapshots looks again at the acknowledged frontier.
+const ACK_POLL: Duration = Duration::from_millis(10);
+
+/// Windows waiting for the frontier to pass their time, with capabilities for both outputs.
+type PendingWindows = BTreeMap<u64, (Capability<u64>, Capability<u64>, Vec<WindowAggregate>)>;
+
+/// Where and how baselines are checkpointed.
+#[derive(Clone)]
+pub struct BaselineCheckpoints {
+    /// Prefix of every snapshot's record key (the consumer group), so jobs sharing a state
+    /// topic keep apart.
+    pub namespace: String,
+    /// Baselines read back from the state topic at start (every worker gets them all and keeps
+    /// the keys routed to it).
+    pub restored: Arc<Vec<BaselineSnapshot>>,
+    /// Passes a time once every output *other than the snapshots* before it is acknowledged.
+    /// A snapshot as of window end `t` is released only then: a restored baseline never holds
+    /// a window whose anomaly might not have been delivered.
+    pub outputs_acknowledged: ProbeHandle<u64>,
+}
 
 /// Extension trait for [`DetectStatistical::detect_statistical`].
 pub trait DetectStatistical<'scope> {
     /// Feeds each closed window to every detector that watches its width and entity kind, in
     /// window order, and emits anomalies at the window end. Expects windows already routed by
     /// entity (as [`super::WindowMerge`] leaves them), so each key's baseline lives on one worker.
-    fn detect_statistical(self, detectors: Vec<StatisticalConfig>) -> Stream<'scope, u64, Vec<Anomaly>>;
+    ///
+    /// With `checkpoints`, baselines start from the restored snapshots, and every baseline a
+    /// window changed is emitted as a [`BaselineSnapshot`] at that window's end, once the other
+    /// outputs up to it are acknowledged. Without, the second stream stays empty.
+    #[allow(clippy::type_complexity)]
+    fn detect_statistical(
+        self,
+        detectors: Vec<StatisticalConfig>,
+        checkpoints: Option<BaselineCheckpoints>,
+    ) -> (
+        Stream<'scope, u64, Vec<Anomaly>>,
+        Stream<'scope, u64, Vec<BaselineSnapshot>>,
+    );
 }
 
 impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggregate>> {
-    fn detect_statistical(self, detectors: Vec<StatisticalConfig>) -> Stream<'scope, u64, Vec<Anomaly>> {
-        self.unary_frontier(Pipeline, "DetectStatistical", move |_cap, _info| {
+    fn detect_statistical(
+        self,
+        detectors: Vec<StatisticalConfig>,
+        checkpoints: Option<BaselineCheckpoints>,
+    ) -> (
+        Stream<'scope, u64, Vec<Anomaly>>,
+        Stream<'scope, u64, Vec<BaselineSnapshot>>,
+    ) {
+        let scope = self.scope();
+        let (index, peers) = (scope.worker().index(), scope.worker().peers() as u64);
+        let mut builder = OperatorBuilder::new("DetectStatistical".to_owned(), scope);
+        let info = builder.operator_info();
+        let activator = scope.activator_for(info.address.clone());
+        let mut input = builder.new_input(self, Pipeline);
+        let (anomalies_out, anomalies) = builder.new_output::<Vec<Anomaly>>();
+        let (snapshots_out, snapshots) = builder.new_output::<Vec<BaselineSnapshot>>();
+        let mut anomalies_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Anomaly>>>::from(anomalies_out);
+        let mut snapshots_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<BaselineSnapshot>>>::from(snapshots_out);
+        builder.build(move |mut caps| {
+            // The operator's own capabilities are not needed: outputs go at their window's time.
+            caps.clear();
             let mut detectors: Vec<StatisticalDetector> = detectors.into_iter().map(StatisticalDetector::new).collect();
-            let mut pending: BTreeMap<u64, (Capability<u64>, Vec<WindowAggregate>)> = BTreeMap::new();
-            move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    let Some(cap) = cap.retain_least(0) else {
-                        return;
-                    };
-                    let slot = pending.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
-                    for batch in data {
-                        slot.1.append(batch);
+            if let Some(c) = &checkpoints {
+                for snapshot in c.restored.iter() {
+                    if entity_route(snapshot.dimension, &snapshot.key) % peers != index as u64 {
+                        continue;
                     }
+                    if let Some(d) = detectors.iter_mut().find(|d| d.config().id == snapshot.detector_id) {
+                        d.restore(snapshot);
+                    }
+                }
+            }
+            let mut pending = PendingWindows::new();
+            // Snapshots waiting for the outputs before them to be acknowledged.
+            let mut held: BTreeMap<u64, (Capability<u64>, Vec<BaselineSnapshot>)> = BTreeMap::new();
+            move |frontiers| {
+                input.for_each(|cap, data| {
+                    let time = *cap.least().expect("a totally ordered time");
+                    let slot = pending
+                        .entry(time)
+                        .or_insert_with(|| (cap.delayed(&time, 0), cap.delayed(&time, 1), Vec::new()));
+                    slot.2.append(data);
                 });
+                let frontier = &frontiers[0];
                 while let Some((&time, _)) = pending.first_key_value() {
                     if frontier.less_equal(&time) {
                         break;
                     }
-                    let Some((_, (cap, mut windows))) = pending.pop_first() else {
+                    let Some((_, (cap, snapshot_cap, mut windows))) = pending.pop_first() else {
                         break;
                     };
                     windows.sort_by(|a, b| (a.width_ms, a.dimension, &a.key).cmp(&(b.width_ms, b.dimension, &b.key)));
-                    let mut session = output.session(&cap);
-                    for agg in &windows {
-                        for det in detectors.iter_mut().filter(|d| d.wants(agg)) {
-                            if let Some(anomaly) = det.observe(agg) {
-                                session.give(anomaly);
+                    let mut changed: BTreeSet<(usize, &str)> = BTreeSet::new();
+                    {
+                        let mut out = anomalies_out.activate();
+                        let mut session = out.session(&cap);
+                        for agg in &windows {
+                            for (i, det) in detectors.iter_mut().enumerate().filter(|(_, d)| d.wants(agg)) {
+                                if let Some(anomaly) = det.observe(agg) {
+                                    session.give(anomaly);
+                                }
+                                changed.insert((i, agg.key.as_str()));
                             }
                         }
                     }
+                    if let Some(c) = &checkpoints {
+                        let snaps: Vec<BaselineSnapshot> = changed
+                            .into_iter()
+                            .filter_map(|(i, key)| detectors[i].snapshot(&c.namespace, key))
+                            .collect();
+                        if !snaps.is_empty() {
+                            held.insert(time, (snapshot_cap, snaps));
+                        }
+                    }
+                }
+                if let Some(c) = &checkpoints {
+                    let acknowledged = c.outputs_acknowledged.with_frontier(|f| f.iter().next().copied());
+                    while let Some((&time, _)) = held.first_key_value() {
+                        // Every output at or before `time` (the window end) must be delivered.
+                        if acknowledged.is_some_and(|a| a <= time) {
+                            break;
+                        }
+                        let Some((_, (cap, mut snaps))) = held.pop_first() else {
+                            break;
+                        };
+                        snapshots_out.activate().session(&cap).give_container(&mut snaps);
+                    }
+                    if !held.is_empty() {
+                        activator.activate_after(ACK_POLL);
+                    }
                 }
             }
-        })
+        });
+        (anomalies, snapshots)
     }
 }
