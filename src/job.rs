@@ -188,6 +188,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     .probe_with(&acknowledged);
             }
             if let Some(g) = &spec.guards {
+                // After a restart, events before the acknowledged point had their decisions
+                // delivered already (a decision goes out no later than its event's time).
+                let screened = screened.filter(move |e| e.timestamp_ms >= resume_after);
                 let (decisions, guard_anomalies) = screened.assess(g.policies.clone(), g.behavior.clone());
                 anomalies = anomalies.concat(guard_anomalies);
                 if let Some(sink) = decision_sink {
@@ -229,7 +232,17 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     .probe_with(&outputs_acknowledged);
             }
         });
-        while worker.step_or_park(None) {}
+        // Parks at most a while, so a graceful stop is seen even with nothing to do.
+        while worker.step_or_park(Some(std::time::Duration::from_millis(100))) {
+            if stats.stopped() {
+                // Every local source has handed over its resume points; what remains open is
+                // read again after a restart, so the dataflow is dropped unfinished.
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
+                break;
+            }
+        }
         // The dataflow is done, so every output is acknowledged: commit the final positions.
         if let Some(commit) = final_commit {
             commit.commit()?;

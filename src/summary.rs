@@ -41,7 +41,9 @@ pub struct Summary {
     pub latency_p50_us: f64,
     /// 99th percentile, µs.
     pub latency_p99_us: f64,
-    /// True when every record read is accounted for (decoded + dead-lettered).
+    /// Records a graceful stop left undecided (a restart reads them again).
+    pub held_at_stop: u64,
+    /// True when every record read is accounted for (decoded + dead-lettered + held at stop).
     pub balanced: bool,
     /// Peak resident memory of this process (Linux `VmHWM`), bytes; 0 where unavailable.
     pub peak_rss_bytes: u64,
@@ -82,7 +84,8 @@ impl Summary {
             } else {
                 run.latency_ns.value_at_quantile(0.99) as f64 / 1000.0
             },
-            balanced: records_in == decoded + dead,
+            held_at_stop: s.held_at_stop.load(Relaxed),
+            balanced: records_in == decoded + dead + s.held_at_stop.load(Relaxed),
             peak_rss_bytes: peak_rss_bytes(),
         }
     }
@@ -99,6 +102,13 @@ impl Summary {
         out.push_str(&format!("  anomalies        {}\n", self.anomalies));
         for (detector, n) in &self.anomalies_by_detector {
             out.push_str(&format!("    {detector:<22}{n}\n"));
+        }
+        if self.held_at_stop > 0 {
+            out.push_str(&format!(
+                "  held at stop     {} (undecided when the run stopped; read again after a restart)
+",
+                self.held_at_stop
+            ));
         }
         if self.delivered + self.delivery_errors > 0 {
             out.push_str(&format!(

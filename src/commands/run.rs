@@ -241,6 +241,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         write_dead_letters: cfg.outputs.dead_letters,
     };
     let stats = Arc::new(JobStats::new(threads));
+    install_stop_signals(&stats)?;
     let progress = Progress::start(Arc::clone(&stats), !m.opt_present("no-progress"));
     let outcome = job::run(timely_config, Arc::clone(&stats), spec);
     progress.finish();
@@ -251,6 +252,30 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
         std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
     }
+    Ok(())
+}
+
+/// SIGTERM and SIGINT ask for a graceful stop: sources stop reading, outputs in flight are
+/// acknowledged, offsets are committed behind them, and the run ends with status 0. A second
+/// signal ends the process at once (status 1).
+fn install_stop_signals(stats: &Arc<JobStats>) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("installing the signal handler: {e}"))?;
+    let stats = Arc::clone(stats);
+    std::thread::Builder::new()
+        .name("stop-signal".into())
+        .spawn(move || {
+            for (n, signal) in signals.forever().enumerate() {
+                if n > 0 {
+                    eprintln!("sentinel: signal {signal} again: exiting now");
+                    std::process::exit(1);
+                }
+                eprintln!("sentinel: stopping on signal {signal}: finishing deliveries and committing");
+                stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -276,6 +301,7 @@ pub(crate) fn ingest_config(
         idle_timeout: std::time::Duration::from_millis(cfg.job.idle_partition_timeout.0),
         horizon_widths: plan.groups.iter().map(|g| g.0).collect(),
         commit_interval: std::time::Duration::from_millis(cfg.kafka.commit_interval.0),
+        drain_timeout: std::time::Duration::from_millis(cfg.job.shutdown_timeout.0),
         screening: guards.map(|g| Arc::clone(&g.screening)),
         max_skew_ms: None,
     }

@@ -83,6 +83,10 @@ pub struct JobConfig {
     /// Later records on the partition that confirm a jump of its clock.
     #[serde(default = "defaults::clock_confirm_records")]
     pub clock_confirm_records: usize,
+    /// After SIGTERM or SIGINT, how long to wait for outputs in flight to be acknowledged
+    /// before committing what is and exiting.
+    #[serde(default = "defaults::shutdown_timeout")]
+    pub shutdown_timeout: DurationValue,
     /// Live sources (Kafka): how far ahead of the wall clock an event may be stamped.
     #[serde(default = "defaults::max_future")]
     pub max_future: DurationValue,
@@ -111,6 +115,7 @@ impl Default for JobConfig {
             max_clock_step: None,
             clock_confirm_records: defaults::clock_confirm_records(),
             max_future: defaults::max_future(),
+            shutdown_timeout: defaults::shutdown_timeout(),
         }
     }
 }
@@ -342,6 +347,9 @@ mod defaults {
     }
     pub fn clock_confirm_records() -> usize {
         8
+    }
+    pub fn shutdown_timeout() -> DurationValue {
+        DurationValue(30_000)
     }
     pub fn max_future() -> DurationValue {
         DurationValue(60_000)

@@ -84,6 +84,10 @@ pub trait RecordReader {
     fn finish(&mut self, _points: &[CommitPoint]) {}
 }
 
+/// During a graceful stop, how long the acknowledged frontier must stand still before the
+/// source takes everything in flight as acknowledged.
+const DRAIN_SETTLED: Duration = Duration::from_millis(500);
+
 /// How long a source that ran ahead waits before looking again.
 const ALIGNMENT_WAIT: Duration = Duration::from_millis(1);
 
@@ -114,6 +118,9 @@ pub struct IngestConfig {
     pub horizon_widths: Vec<u64>,
     /// Least time between offset commits.
     pub commit_interval: Duration,
+    /// After a graceful stop, how long a source waits for its outputs to be acknowledged
+    /// before it commits what is and finishes anyway.
+    pub drain_timeout: Duration,
     /// Content guards to run on every event while its text is at hand; `None` skips them
     /// (and the screened-event output stays empty).
     pub screening: Option<Arc<Screening>>,
@@ -138,6 +145,7 @@ impl Default for IngestConfig {
             idle_timeout: Duration::from_secs(10),
             horizon_widths: Vec::new(),
             commit_interval: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(30),
             screening: None,
             max_skew_ms: None,
         }
@@ -241,6 +249,12 @@ pub fn ingest<'scope>(
             stats,
         };
         let mut held: Option<(Vec<u8>, RawRecord<'static>)> = None;
+        state.stats.sources_running.fetch_add(1, Relaxed);
+        // Counts this source out of `sources_running`, once.
+        let mut running = true;
+        // During a graceful stop: when it began, and the acknowledged frontier with when it last moved.
+        let mut stopping_since: Option<Instant> = None;
+        let mut last_durable: (u64, Instant) = (0, Instant::now());
         // How far the watermark moved at the last batch that moved it.
         let mut last_advance = 0u64;
         move |_frontiers| {
@@ -254,8 +268,45 @@ pub fn ingest<'scope>(
             }
             let (Some(ecap), Some(dcap), Some(scap)) = (event_cap.as_mut(), dead_cap.as_mut(), screened_cap.as_mut())
             else {
+                if std::mem::take(&mut running) {
+                    state.stats.sources_running.fetch_sub(1, Relaxed);
+                }
                 return;
             };
+            if state.stats.stop.load(Relaxed) {
+                // A graceful stop: read nothing more, and close nothing early (open windows
+                // are read again after a restart, as the commits trail them). Wait until what
+                // was emitted is acknowledged, then hand over the resume points and finish,
+                // keeping the capabilities (dropping them would flush the open windows).
+                let since = *stopping_since.get_or_insert_with(Instant::now);
+                state.now = Instant::now();
+                let durable = acknowledged.with_frontier(|f| f.iter().next().copied().unwrap_or(u64::MAX));
+                let emitted_up_to = (*ecap.time()).min(state.stats.watermark());
+                if durable != last_durable.0 {
+                    last_durable = (durable, state.now);
+                }
+                // Operators further on hold times of their own (open windows, events waiting
+                // for the watermark), so the frontier may stop short of the source's: once it
+                // has not moved for a while, what was in flight is acknowledged.
+                let settled = last_durable.1.elapsed() >= DRAIN_SETTLED;
+                tracing::debug!(durable, emitted_up_to, settled, "draining for a graceful stop");
+                if durable >= emitted_up_to || settled || since.elapsed() >= state.cfg.drain_timeout {
+                    tracing::info!(source = %state.source_name, durable, "stopped reading; resume points handed over");
+                    if let Some(ledger) = state.ledger.as_mut() {
+                        reader.finish(&ledger.safe_points(durable));
+                    }
+                    let waiting: usize = state.clocks.iter().map(|c| c.clock.pending()).sum();
+                    let waiting = waiting + usize::from(held.is_some());
+                    state.stats.held_at_stop.fetch_add(waiting as u64, Relaxed);
+                    if std::mem::take(&mut running) {
+                        state.stats.sources_running.fetch_sub(1, Relaxed);
+                    }
+                } else {
+                    state.commit_acknowledged(&mut *reader, &acknowledged);
+                    activator.activate_after(Duration::from_millis(10));
+                }
+                return;
+            }
             let watermark = *ecap.time();
             if let Some(skew) = state.cfg.max_skew_ms {
                 // A lead of two of its own batches is always allowed: when one batch spans more
@@ -333,6 +384,9 @@ pub fn ingest<'scope>(
                     dead_cap = None;
                     screened_cap = None;
                     state.stats.set_watermark(worker_index, u64::MAX);
+                    if std::mem::take(&mut running) {
+                        state.stats.sources_running.fetch_sub(1, Relaxed);
+                    }
                     return;
                 }
                 ReadStatus::More => activator.activate(),

@@ -1,6 +1,6 @@
 //! Counters shared by the workers of one process, read by the progress line and the run summary.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::guard::Tier;
@@ -23,6 +23,14 @@ pub struct JobStats {
     per_detector: Mutex<Vec<(String, u64)>>,
     decisions: [AtomicU64; Tier::ALL.len()],
     watermarks: Mutex<Vec<u64>>,
+    /// A graceful stop was asked for (SIGTERM, SIGINT): sources stop reading, wait for what
+    /// they emitted to be acknowledged, commit behind it and finish.
+    pub stop: AtomicBool,
+    /// Sources still reading or draining.
+    pub sources_running: AtomicUsize,
+    /// Records read but neither decoded nor dead-lettered when a graceful stop ended the run
+    /// (waiting on a clock jump or on pacing); a restart reads them again.
+    pub held_at_stop: AtomicU64,
 }
 
 impl JobStats {
@@ -31,6 +39,11 @@ impl JobStats {
         let stats = JobStats::default();
         *stats.watermarks.lock().unwrap_or_else(|e| e.into_inner()) = vec![0; workers];
         stats
+    }
+
+    /// Whether every local source has finished after a graceful stop was asked for.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Relaxed) && self.sources_running.load(Relaxed) == 0
     }
 
     /// Counts one dead letter.
