@@ -15,10 +15,13 @@ sentinel eval nab --data DIR [--results OUT] [--strategy zscore|ewma|mad|windowe
     nothing, 100 = perfect), each at its best corpus-wide threshold, and one JSON line.
     --results OUT also writes OUT/sentinel/<category>/sentinel_<file>.csv
     (timestamp,value,anomaly_score), NAB's own results format.
-sentinel eval pii --data FILE.jsonl [FILE...]
+sentinel eval pii --data FILE.jsonl [FILE...] [--pred-out PRED.jsonl]
     Runs the PII scanner over every row (text, spans with start/end/type in code points,
-    meta.entity_types_tested) and prints exact-span precision, recall and F1 per entity type it
-    detects, then one JSON line with per_entity and micro_f1.
+    meta.entity_types_tested) and prints exact-span precision, recall and F1 per entity type the
+    file labels and the scanner detects, counting every predicted span of those types in every
+    row; then one JSON line with per_entity and micro_f1. --pred-out writes each row's predicted
+    spans, {\"id\",\"text\",\"spans\":[{\"start\",\"end\",\"type\",\"score\"}]} in code points, for outside
+    scorers.
 sentinel eval prompts --data FILE.jsonl [FILE...] [--profile balanced|high_security|performance]
                       [--threshold SCORE] [--pred-out FILE] [--model MODEL.bin [--combined]]
     Runs the prompt-attack guard over every row (text, label, source, id; labels injection and
@@ -160,17 +163,32 @@ fn write_results(out: &Path, corpus: &[nab::Series], scores: &[Vec<f64>]) -> Res
 fn pii(args: Vec<String>) -> Result<(), String> {
     let mut opts = getopts::Options::new();
     opts.optmulti("", "data", "", "FILE");
+    opts.optopt("", "pred-out", "", "FILE");
     let m = opts.parse(&args).map_err(|e| format!("{e}\n\n{HELP}"))?;
     let mut files = m.opt_strs("data");
     files.extend(m.free.iter().cloned());
     if files.is_empty() {
         return Err(format!("--data FILE is required\n\n{HELP}"));
     }
+    let mut pred_out = match m.opt_str("pred-out") {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?,
+        )),
+        None => None,
+    };
     let scanner = sentinel_dataflows::guard::PiiScanner::new();
     let mut total: std::collections::BTreeMap<_, crate::eval::pii::Counts> = Default::default();
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-        for (kind, c) in crate::eval::pii::evaluate(&text, &scanner).map_err(|e| format!("{file}: {e}"))? {
+        let (counts, predictions) = crate::eval::pii::evaluate(&text, &scanner).map_err(|e| format!("{file}: {e}"))?;
+        if let Some(w) = pred_out.as_mut() {
+            use std::io::Write;
+            for p in &predictions {
+                serde_json::to_writer(&mut *w, p).map_err(|e| e.to_string())?;
+                w.write_all(b"\n").map_err(|e| e.to_string())?;
+            }
+        }
+        for (kind, c) in counts {
             let t = total.entry(kind).or_default();
             t.true_positives += c.true_positives;
             t.gold += c.gold;

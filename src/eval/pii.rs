@@ -1,6 +1,10 @@
 //! Scores the PII scanner against labeled spans (`{"text", "spans": [{"start", "end", "type"}],
 //! "meta": {"entity_types_tested": [...]}}`, offsets in Unicode code points): exact-span
 //! precision, recall and F1 per entity type.
+//!
+//! A type is evaluated when the file labels it (a gold span, or `entity_types_tested`) and the
+//! scanner reports it. Every predicted span of an evaluated type counts, in every row: a phone
+//! number reported as an IP address in a row that tests phone numbers is a false IP alarm.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +13,8 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Row {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
     text: String,
     #[serde(default)]
     spans: Vec<Span>,
@@ -71,41 +77,79 @@ impl Counts {
     }
 }
 
-/// Scores every row of a JSONL file. A row counts for a type when its `entity_types_tested`
-/// names it (or, without that field, when the type is among its spans); the type's predictions
-/// and labels in that row are compared span by span.
-pub fn evaluate(jsonl: &str, scanner: &PiiScanner) -> Result<BTreeMap<PiiKind, Counts>, String> {
-    let mut counts: BTreeMap<PiiKind, Counts> = BTreeMap::new();
+/// One row's predicted spans, in code points, as `--pred-out` writes them for outside scorers.
+#[derive(Debug, serde::Serialize)]
+pub struct Prediction {
+    /// The row's `id`, else its 1-based line number.
+    pub id: serde_json::Value,
+    /// The row's text.
+    pub text: String,
+    /// Every span the scanner reported.
+    pub spans: Vec<PredictedSpan>,
+}
+
+/// A predicted span.
+#[derive(Debug, serde::Serialize)]
+pub struct PredictedSpan {
+    /// First code point.
+    pub start: usize,
+    /// One past the last code point.
+    pub end: usize,
+    /// Entity type, Presidio's name.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The scanner's confidence.
+    pub score: f32,
+}
+
+/// Scores every row of a JSONL file (see the module docs); also returns each row's predictions.
+pub fn evaluate(jsonl: &str, scanner: &PiiScanner) -> Result<(BTreeMap<PiiKind, Counts>, Vec<Prediction>), String> {
+    let mut rows = Vec::new();
+    let mut labeled: BTreeSet<String> = BTreeSet::new();
     for (line_no, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let row: Row = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", line_no + 1))?;
-        let tested: BTreeSet<&str> = if row.meta.entity_types_tested.is_empty() {
-            row.spans.iter().map(|s| s.kind.as_str()).collect()
-        } else {
-            row.meta.entity_types_tested.iter().map(String::as_str).collect()
-        };
-        let findings = scanner.scan(&row.text);
-        for kind in PiiKind::ALL {
-            if !tested.contains(kind.as_str()) {
-                continue;
-            }
+        labeled.extend(row.spans.iter().map(|s| s.kind.clone()));
+        labeled.extend(row.meta.entity_types_tested.iter().cloned());
+        rows.push((line_no + 1, row));
+    }
+    let evaluated: Vec<PiiKind> = PiiKind::ALL.into_iter().filter(|k| labeled.contains(k.as_str())).collect();
+    let mut counts: BTreeMap<PiiKind, Counts> = evaluated.iter().map(|k| (*k, Counts::default())).collect();
+    let mut predictions = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        let spans: Vec<PredictedSpan> = scanner
+            .scan(&row.text)
+            .iter()
+            .map(|f| PredictedSpan {
+                start: char_index(&row.text, f.start),
+                end: char_index(&row.text, f.end),
+                kind: f.kind.as_str(),
+                score: f.confidence,
+            })
+            .collect();
+        for kind in &evaluated {
             let gold: BTreeSet<(usize, usize)> = row
                 .spans
                 .iter()
                 .filter(|s| s.kind == kind.as_str())
                 .map(|s| (s.start, s.end))
                 .collect();
-            let predicted: BTreeSet<(usize, usize)> = findings
+            let predicted: BTreeSet<(usize, usize)> = spans
                 .iter()
-                .filter(|f| f.kind == kind)
-                .map(|f| (char_index(&row.text, f.start), char_index(&row.text, f.end)))
+                .filter(|s| s.kind == kind.as_str())
+                .map(|s| (s.start, s.end))
                 .collect();
-            let c = counts.entry(kind).or_default();
+            let c = counts.entry(*kind).or_default();
             c.gold += gold.len() as u64;
             c.predicted += predicted.len() as u64;
             c.true_positives += gold.intersection(&predicted).count() as u64;
         }
+        predictions.push(Prediction {
+            id: row.id.unwrap_or_else(|| line.into()),
+            text: row.text,
+            spans,
+        });
     }
-    Ok(counts)
+    Ok((counts, predictions))
 }
 
 /// The code-point index of byte offset `byte` (labels count code points, as Python does).
@@ -128,9 +172,13 @@ mod tests {
             "\n",
             r#"{"text": "x@y.org", "spans": [], "meta": {"entity_types_tested": ["CREDIT_CARD"]}}"#,
         );
-        let counts = evaluate(data, &PiiScanner::new()).unwrap();
+        let (counts, predictions) = evaluate(data, &PiiScanner::new()).unwrap();
+        // The email in the last row counts although that row tests cards only.
         let email = counts[&PiiKind::EmailAddress];
-        assert_eq!((email.true_positives, email.gold, email.predicted), (1, 1, 1));
+        assert_eq!((email.true_positives, email.gold, email.predicted), (1, 1, 2));
+        assert_eq!(predictions.len(), 4);
+        assert_eq!((predictions[0].spans[0].start, predictions[0].spans[0].end), (7, 13));
+        assert_eq!(predictions[3].id, 4);
         let card = counts[&PiiKind::CreditCard];
         assert_eq!((card.true_positives, card.gold, card.predicted), (1, 1, 1));
         assert_eq!(card.f1(), 1.0);
