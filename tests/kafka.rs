@@ -328,28 +328,39 @@ fn distinct_by_id(records: &[Value], fields: &[&str]) -> BTreeMap<String, Value>
     by_id
 }
 
+/// Starts a paced run (`--speed`) over the input topic, outputs to Kafka, with `extra` flags.
+fn spawn_paced(topics: &Topics, speed: &str, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["run", "--config", topics.config.to_str().unwrap()])
+        .args(["--input", "kafka", "--output", "kafka", "--no-progress"])
+        .args(["--speed", speed, "-w", "2"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Commits (and checkpoints) every 200 ms, so a kill lands between recent resume points.
+fn commit_often(topics: &Topics) {
+    let config = std::fs::read_to_string(&topics.config)
+        .unwrap()
+        .replace("kafka:\n", "kafka:\n  commit_interval: 200ms\n");
+    std::fs::write(&topics.config, config).unwrap();
+}
+
 #[test]
 fn a_killed_job_resumes_from_committed_offsets_without_losing_events() {
     let dir = tempfile::tempdir().unwrap();
     let events = 200_000u64;
     let trace = gen_trace(dir.path(), &events.to_string(), "11");
     let topics = Topics::create(dir.path(), "restart", 4, "  allowed_lateness: 5s");
-    let config = std::fs::read_to_string(&topics.config)
-        .unwrap()
-        .replace("kafka:\n", "kafka:\n  commit_interval: 200ms\n");
-    std::fs::write(&topics.config, config).unwrap();
+    commit_often(&topics);
     topics.produce(&trace);
 
     // First run: paced (~12 s of wall time in all), killed once it has committed a resume point
     // past the start of some partition.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["run", "--config", topics.config.to_str().unwrap()])
-        .args(["--input", "kafka", "--output", "kafka", "--aggregates", "--no-progress"])
-        .args(["--speed", "1800", "-w", "2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_paced(&topics, "1800", &["--aggregates"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let moved = |c: &Value| c["offset"].as_i64().is_some_and(|o| o > 0);
     while !consume(&topics.checkpoints).iter().any(moved) {
@@ -566,14 +577,7 @@ fn committed_total(topics: &Topics) -> i64 {
 /// Starts a paced run and kills it with SIGKILL once the committed offsets have moved `by`
 /// records past `from`, plus `linger` (so the kill lands between checkpoints).
 fn run_and_kill(topics: &Topics, from: i64, by: i64, linger: std::time::Duration) -> i64 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["run", "--config", topics.config.to_str().unwrap()])
-        .args(["--input", "kafka", "--output", "kafka", "--no-progress"])
-        .args(["--speed", "2400", "-w", "2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_paced(topics, "2400", &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let mut committed = committed_total(topics);
     while committed < from + by {
@@ -600,10 +604,7 @@ fn two_sigkills_lose_no_detection() {
     let events = 240_000i64;
     let trace = gen_trace(dir.path(), &events.to_string(), "29");
     let topics = Topics::create(dir.path(), "twokills", 4, "  allowed_lateness: 5s");
-    let config = std::fs::read_to_string(&topics.config)
-        .unwrap()
-        .replace("kafka:\n", "kafka:\n  commit_interval: 200ms\n");
-    std::fs::write(&topics.config, config).unwrap();
+    commit_often(&topics);
     // What an uninterrupted run finds, with its scores.
     let out = dir.path().join("uninterrupted");
     common::run_file_job(&topics.config, Path::new(&trace), &out, &[]);
@@ -652,14 +653,7 @@ fn sigterm_stops_gracefully_and_a_restart_emits_nothing_twice() {
     // restart re-learns it (a model-switching alert can move to another event).
     let expected = ids(&statistical(&common::read_jsonl(&out.join("anomalies.jsonl"))));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["run", "--config", topics.config.to_str().unwrap()])
-        .args(["--input", "kafka", "--output", "kafka", "--no-progress"])
-        .args(["--speed", "2400", "-w", "2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_paced(&topics, "2400", &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     while committed_total(&topics) < events / 4 {
         assert!(std::time::Instant::now() < deadline, "no progress within 90 s");

@@ -112,7 +112,10 @@ pub fn evaluate(jsonl: &str, scanner: &PiiScanner) -> Result<(BTreeMap<PiiKind, 
         labeled.extend(row.meta.entity_types_tested.iter().cloned());
         rows.push((line_no + 1, row));
     }
-    let evaluated: Vec<PiiKind> = PiiKind::ALL.into_iter().filter(|k| labeled.contains(k.as_str())).collect();
+    let evaluated: Vec<PiiKind> = PiiKind::ALL
+        .into_iter()
+        .filter(|k| labeled.contains(k.as_str()))
+        .collect();
     let mut counts: BTreeMap<PiiKind, Counts> = evaluated.iter().map(|k| (*k, Counts::default())).collect();
     let mut predictions = Vec::with_capacity(rows.len());
     for (line, row) in rows {
