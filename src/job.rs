@@ -79,6 +79,30 @@ pub struct StateSpec {
     pub restored: Arc<Vec<BaselineSnapshot>>,
 }
 
+impl StateSpec {
+    /// Checkpointing for a run: on when Kafka is both input and output and the output names a
+    /// state topic. Baselines are restored only with the resume points they are consistent
+    /// with, so a group starting over (no checkpoint) learns from scratch.
+    pub fn plan(input: &InputSpec, output: &OutputTarget) -> Result<Option<StateSpec>, String> {
+        let (InputSpec::Kafka(k), OutputTarget::Kafka { settings, topics }) = (input, output) else {
+            return Ok(None);
+        };
+        let Some((_, topic)) = topics.iter().find(|(s, _)| *s == OutputStream::State) else {
+            return Ok(None);
+        };
+        let restored = if k.resume_after > 0 {
+            crate::kafka_input::restore_baselines(settings, topic, &k.group_id)?
+        } else {
+            Vec::new()
+        };
+        tracing::info!(baselines = restored.len(), "restored detector state");
+        Ok(Some(StateSpec {
+            namespace: k.group_id.clone(),
+            restored: Arc::new(restored),
+        }))
+    }
+}
+
 /// What a run did.
 #[derive(Debug)]
 pub struct RunOutcome {

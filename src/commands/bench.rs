@@ -262,13 +262,7 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: Bench
         write_aggregates: false,
         write_dead_letters: true,
         // As a user runs it: baselines checkpointed when Kafka is both input and output.
-        state: match (&input, &output) {
-            (InputSpec::Kafka(k), OutputTarget::Kafka { .. }) => Some(crate::job::StateSpec {
-                namespace: k.group_id.clone(),
-                restored: Arc::new(Vec::new()),
-            }),
-            _ => None,
-        },
+        state: crate::job::StateSpec::plan(&input, &output)?,
         input,
         output,
     })

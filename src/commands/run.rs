@@ -13,7 +13,7 @@ use sentinel_dataflows::time::parse_duration_ms;
 use crate::config::{Brokers, KafkaConfig, SentinelConfig, SourceConfig, DEFAULT_CONFIG};
 use crate::io::OutputTarget;
 use crate::job::{self, GuardSpec, InputSpec, JobSpec, StateSpec};
-use crate::kafka_input::{ensure_job_topics, restore_baselines, KafkaInput};
+use crate::kafka_input::{ensure_job_topics, KafkaInput};
 use crate::streams::OutputStream;
 use crate::summary::{Progress, Summary};
 use sentinel_connectors::kafka::KafkaSettings;
@@ -209,25 +209,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     } else {
         guard_spec(&cfg)?
     };
-    let state = match (&input, &output) {
-        (InputSpec::Kafka(k), OutputTarget::Kafka { settings, .. }) => {
-            // Baselines are restored only with the resume points they are consistent with: a
-            // group starting over (no checkpoint) learns from scratch.
-            let restored = if k.resume_after > 0 {
-                restore_baselines(settings, &kafka.state_topic, &kafka.group_id)?
-            } else {
-                Vec::new()
-            };
-            tracing::info!(baselines = restored.len(), "restored detector state");
-            Some(StateSpec {
-                namespace: kafka.group_id.clone(),
-                restored: Arc::new(restored),
-            })
-        }
-        _ => None,
-    };
     let spec = JobSpec {
-        state,
+        state: StateSpec::plan(&input, &output)?,
         input,
         output,
         ingest: IngestConfig {

@@ -232,7 +232,6 @@ pub fn ingest<'scope>(
             watermark_floor: 0,
             clocks,
             verdicts: Vec::new(),
-            live: reader.live(),
             read_ns: 0,
             now: Instant::now(),
             wall_ms: 0,
@@ -477,8 +476,6 @@ struct IngestState {
     clocks: Vec<PartitionClock>,
     /// Verdicts of the clock being offered a record (reused).
     verdicts: Vec<Admission<ClockEntry>>,
-    /// Whether the reader is live (its partitions settle when quiet).
-    live: bool,
     /// The source's watermark at this activation: no record may be accepted behind it.
     watermark_floor: u64,
     /// Wall-clock time of this activation, epoch ms.
@@ -614,7 +611,7 @@ impl IngestState {
             }
             if at_end {
                 clock.settle(0, self.watermark_floor, &mut |a| verdicts.push(a));
-            } else if self.live && reader.slot_at_end(slot) {
+            } else if reader.live() && reader.slot_at_end(slot) {
                 clock.settle(self.wall_ms, self.watermark_floor, &mut |a| verdicts.push(a));
             }
             // Every record that waited carries its own copy of the raw record.

@@ -217,7 +217,7 @@ const NO_RULES: &[&str] = &[
     "is free from all restrictions",
     "does not care about laws or morality",
     "will answer any request no matter how harmful",
-    "has broken free of the typical confines of AI",
+    "has slipped every limit its builders set",
     "never refuses a question",
     "ignores every content policy",
     "can do anything now",
@@ -254,9 +254,9 @@ const FRAMES: &[&str] = &[
     "From now on you are",
     "You will now act as",
     "Pretend to be",
-    "For the rest of this conversation you are",
+    "Until I say otherwise you act as",
     "Roleplay as",
-    "You are going to simulate",
+    "Your task is to portray",
     "Hello ChatGPT. You are about to become",
 ];
 const TEMPLATES: &[&str] = &[
@@ -549,7 +549,7 @@ const ROLES: &[&str] = &[
 ];
 const ROLE_DUTIES: &[&str] = &[
     "I will describe my situation and you will give advice",
-    "I will type commands and you will reply with what the terminal should show",
+    "I will enter shell input and you will print what a console would answer",
     "I will write sentences and you will correct my grammar",
     "I will give you a topic and you will write about it",
     "you will ask me questions one at a time and wait for my answers",
