@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use sentinel_dataflows::detect::{BaselineSnapshot, BehaviorConfig, StatisticalConfig};
+use sentinel_dataflows::detect::{BehaviorConfig, RestoredState, StateRecord, StatisticalConfig};
 use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::operators::{
-    ingest, AggregationPlan, Assess, BaselineCheckpoints, DetectStatistical, DistinctCounts, IngestConfig, JobStats,
-    JsonSink, PreAggregate, RecordReader, RecordSink, WindowMerge,
+    ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, PreAggregate,
+    RecordReader, RecordSink, StateCheckpoints, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
-use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::ProbeHandle;
 
@@ -75,15 +75,17 @@ pub struct JobSpec {
 pub struct StateSpec {
     /// Record-key prefix: the consumer group.
     pub namespace: String,
-    /// Baselines read back at start.
-    pub restored: Arc<Vec<BaselineSnapshot>>,
+    /// State read back at start.
+    pub restored: Arc<RestoredState>,
+    /// Event time between checkpoints of the behavioral state.
+    pub actor_interval_ms: u64,
 }
 
 impl StateSpec {
     /// Checkpointing for a run: on when Kafka is both input and output and the output names a
     /// state topic. Baselines are restored only with the resume points they are consistent
     /// with, so a group starting over (no checkpoint) learns from scratch.
-    pub fn plan(input: &InputSpec, output: &OutputTarget) -> Result<Option<StateSpec>, String> {
+    pub fn plan(input: &InputSpec, output: &OutputTarget, actor_interval_ms: u64) -> Result<Option<StateSpec>, String> {
         let (InputSpec::Kafka(k), OutputTarget::Kafka { settings, topics }) = (input, output) else {
             return Ok(None);
         };
@@ -91,14 +93,19 @@ impl StateSpec {
             return Ok(None);
         };
         let restored = if k.resume_after > 0 {
-            crate::kafka_input::restore_baselines(settings, topic, &k.group_id)?
+            crate::kafka_input::restore_state(settings, topic, &k.group_id)?
         } else {
-            Vec::new()
+            RestoredState::default()
         };
-        tracing::info!(baselines = restored.len(), "restored detector state");
+        tracing::info!(
+            baselines = restored.baselines.len(),
+            actors = restored.actors.len(),
+            "restored detector state"
+        );
         Ok(Some(StateSpec {
             namespace: k.group_id.clone(),
             restored: Arc::new(restored),
+            actor_interval_ms,
         }))
     }
 }
@@ -199,24 +206,25 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             // After a restart, windows ending before the acknowledged point were emitted in full
             // already, and are re-read only in part: drop them before they reach detectors.
             let windows = windows.filter(move |w| w.window_end >= resume_after);
-            let checkpoints = spec.state.as_ref().map(|s| BaselineCheckpoints {
+            let checkpoints = spec.state.as_ref().map(|s| StateCheckpoints {
                 namespace: s.namespace.clone(),
                 restored: Arc::clone(&s.restored),
                 outputs_acknowledged: outputs_acknowledged.clone(),
+                actor_interval_ms: s.actor_interval_ms,
+                stats: Arc::clone(&stats),
             });
-            let (mut anomalies, snapshots) = windows.clone().detect_statistical(spec.detectors.clone(), checkpoints);
-            if let Some(sink) = state_sink {
-                // Kafka only: every worker writes its own snapshots.
-                snapshots
-                    .sink_json("StateSink", sink, |s| s.clone(), |_| {})
-                    .probe_with(&acknowledged);
-            }
+            let (mut anomalies, baselines) = windows
+                .clone()
+                .detect_statistical(spec.detectors.clone(), checkpoints.clone());
+            let mut state = baselines.map(StateRecord::Baseline);
             if let Some(g) = &spec.guards {
                 // After a restart, events before the acknowledged point had their decisions
                 // delivered already (a decision goes out no later than its event's time).
                 let screened = screened.filter(move |e| e.timestamp_ms >= resume_after);
-                let (decisions, guard_anomalies) = screened.assess(g.policies.clone(), g.behavior.clone());
-                anomalies = anomalies.concat(guard_anomalies);
+                let assessed = screened.assess(g.policies.clone(), g.behavior.clone(), checkpoints);
+                anomalies = anomalies.concat(assessed.anomalies);
+                state = state.concat(assessed.snapshots.map(StateRecord::Actor));
+                let decisions = assessed.decisions;
                 if let Some(sink) = decision_sink {
                     let counter = Arc::clone(&stats);
                     decisions
@@ -230,6 +238,12 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                         .probe_with(&acknowledged)
                         .probe_with(&outputs_acknowledged);
                 }
+            }
+            if let Some(sink) = state_sink {
+                // Kafka only: every worker writes its own checkpoints.
+                state
+                    .sink_json("StateSink", sink, |s| s.clone(), |_| {})
+                    .probe_with(&acknowledged);
             }
             let counter = Arc::clone(&stats);
             anomalies

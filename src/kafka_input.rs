@@ -11,6 +11,7 @@ use sentinel_connectors::kafka::{
 };
 
 use crate::config::KafkaConfig;
+use sentinel_dataflows::detect::{RestoredState, StateRecord};
 
 /// Partitions of an output topic the job creates when there is no Kafka input to copy.
 const DEFAULT_OUTPUT_PARTITIONS: i32 = 4;
@@ -176,13 +177,9 @@ impl KafkaInput {
     }
 }
 
-/// The newest checkpointed baseline of every detector and entity of `namespace` (the consumer
-/// group) in the state topic. A missing topic means none.
-pub fn restore_baselines(
-    settings: &KafkaSettings,
-    topic: &str,
-    namespace: &str,
-) -> Result<Vec<sentinel_dataflows::detect::BaselineSnapshot>, String> {
+/// The newest checkpointed state of every key of `namespace` (the consumer group) in the
+/// state topic: baselines and actor states.
+pub fn restore_state(settings: &KafkaSettings, topic: &str, namespace: &str) -> Result<RestoredState, String> {
     let records = read_topic(settings, topic, Duration::from_secs(120))
         .map_err(|e| format!("reading detector state from {topic}: {e}"))?;
     let prefix = format!("{namespace}|");
@@ -191,14 +188,14 @@ pub fn restore_baselines(
         if !key.starts_with(prefix.as_bytes()) {
             continue;
         }
-        match serde_json::from_slice::<sentinel_dataflows::detect::BaselineSnapshot>(&value) {
+        match serde_json::from_slice::<StateRecord>(&value) {
             Ok(snapshot) => {
                 latest.insert(key, snapshot);
             }
             Err(e) => tracing::warn!(topic, error = %e, "skipping an unreadable state record"),
         }
     }
-    Ok(latest.into_values().collect())
+    Ok(RestoredState::from_records(latest.into_values()))
 }
 
 /// One resume point, as written to the checkpoint topic (keyed by group, topic and partition).

@@ -176,6 +176,59 @@ fn gen_trace(dir: &Path, events: &str, seed: &str) -> PathBuf {
     trace
 }
 
+/// Adds two actors whose behavioral state lasts the whole trace, so any restart falls inside
+/// it: a session whose cost crosses its limit near the end while its user keeps switching
+/// models, and an agent repeating one tool call from start to end. Without their state
+/// restored, a restart re-reports the ongoing conditions and finds the cost runaway late.
+fn with_long_lived_actors(trace: &Path) -> PathBuf {
+    use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
+    let text = std::fs::read_to_string(trace).unwrap();
+    let stamp = |line: &str| -> String {
+        serde_json::from_str::<Value>(line).unwrap()["timestamp"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut lines: Vec<(String, String)> = text.lines().map(|l| (stamp(l), l.to_owned())).collect();
+    let first = parse_rfc3339_ms(&lines.iter().map(|l| l.0.clone()).min().unwrap()).unwrap();
+    let last = parse_rfc3339_ms(&lines.iter().map(|l| l.0.clone()).max().unwrap()).unwrap();
+    let (n, margin) = (240u64, 60_000);
+    let step = (last - first - 2 * margin) / n;
+    let models = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-3-5-sonnet",
+        "claude-3-haiku",
+        "llama-3-70b",
+        "mistral-large",
+    ];
+    for i in 0..n {
+        let at = format_rfc3339_ms(first + margin + i * step);
+        let response = serde_json::json!({
+            "event_id": format!("long-r{i}"), "timestamp": at, "event_type": "llm.response",
+            "application_id": "chatbot-prod", "tenant_id": "acme-corp",
+            "data": {"model": models[i as usize % models.len()], "prompt_tokens": 100,
+                     "completion_tokens": 50, "total_tokens": 150, "latency_ms": 800.0,
+                     "cost": 0.045, "status": "success"},
+            "metadata": {"user_id": "long-user", "session_id": "long-session"}
+        });
+        let tool = serde_json::json!({
+            "event_id": format!("loop-t{i}"), "timestamp": format_rfc3339_ms(first + margin + i * step + step / 2),
+            "event_type": "agent.tool_call", "application_id": "chatbot-prod", "tenant_id": "acme-corp",
+            "data": {"tool": {"name": "search", "args": {"q": "the same query"}}},
+            "metadata": {"user_id": "loop-user", "session_id": "loop-session"}
+        });
+        for ev in [response, tool] {
+            lines.push((ev["timestamp"].as_str().unwrap().to_owned(), ev.to_string()));
+        }
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    let out = trace.with_extension("long.jsonl");
+    let body: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+    std::fs::write(&out, body).unwrap();
+    out
+}
+
 fn file_mode_ids(dir: &Path, trace: &Path, config: &Path) -> BTreeSet<String> {
     let out = dir.join("file-out");
     common::run_file_job(config, trace, &out, &[]);
@@ -552,15 +605,6 @@ fn bench_kafka_runs_through_the_broker() {
     assert!(record["latency_samples"].as_u64().unwrap() > 0);
 }
 
-/// The anomalies of the statistical detectors.
-fn statistical(anomalies: &[Value]) -> Vec<Value> {
-    anomalies
-        .iter()
-        .filter(|a| a["detector_type"] == "statistical")
-        .cloned()
-        .collect()
-}
-
 /// The newest committed offset of every partition, summed (0 before any checkpoint).
 fn committed_total(topics: &Topics) -> i64 {
     let mut latest: BTreeMap<(String, i64), i64> = BTreeMap::new();
@@ -602,7 +646,8 @@ fn run_and_kill(topics: &Topics, from: i64, by: i64, linger: std::time::Duration
 fn two_sigkills_lose_no_detection() {
     let dir = tempfile::tempdir().unwrap();
     let events = 240_000i64;
-    let trace = gen_trace(dir.path(), &events.to_string(), "29");
+    let trace = with_long_lived_actors(&gen_trace(dir.path(), &events.to_string(), "29"));
+    let events = events + 480;
     let topics = Topics::create(dir.path(), "twokills", 4, "  allowed_lateness: 5s");
     commit_often(&topics);
     // What an uninterrupted run finds, with its scores.
@@ -614,12 +659,36 @@ fn two_sigkills_lose_no_detection() {
             .map(|(id, a)| (id, a["score"].as_f64().unwrap()))
             .collect()
     };
-    // Statistical detections (behavioral per-user state is not checkpointed yet).
-    let expected = scores(&statistical(&common::read_jsonl(&out.join("anomalies.jsonl"))));
+    // Every detection: statistical (baselines), behavioral (actor state) and content rules.
+    let uninterrupted = common::read_jsonl(&out.join("anomalies.jsonl"));
+    let expected = scores(&uninterrupted);
     assert!(
         expected.len() >= 10,
         "the trace should hold anomalies: {}",
         expected.len()
+    );
+    let long_lived: BTreeSet<String> = uninterrupted
+        .iter()
+        .filter(|a| a["affected_entity"]["id"].as_str().unwrap().starts_with("l"))
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["detector_id"].as_str().unwrap(),
+                a["affected_entity"]["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        long_lived,
+        BTreeSet::from(
+            [
+                "agent-loop loop-session",
+                "cost-runaway long-session",
+                "model-switching long-user"
+            ]
+            .map(String::from)
+        ),
+        "each long-lived condition is reported once"
     );
 
     topics.produce(&trace);
@@ -633,7 +702,7 @@ fn two_sigkills_lose_no_detection() {
     // Across the three runs: exactly the anomalies of the uninterrupted run, same scores
     // (copies re-emitted after a restart must match their first emission). Scores may differ
     // in the last bits from the file run: sums over partitions add in another order.
-    let found = scores(&statistical(&consume(&topics.anomalies)));
+    let found = scores(&consume(&topics.anomalies));
     assert_eq!(found.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     for (id, score) in &found {
         assert!((score - expected[id]).abs() < 1e-9, "{id}: {score} vs {}", expected[id]);
@@ -644,14 +713,13 @@ fn two_sigkills_lose_no_detection() {
 fn sigterm_stops_gracefully_and_a_restart_emits_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let events = 200_000i64;
-    let trace = gen_trace(dir.path(), &events.to_string(), "31");
+    let trace = with_long_lived_actors(&gen_trace(dir.path(), &events.to_string(), "31"));
+    let events = events + 480;
     let topics = Topics::create(dir.path(), "sigterm", 4, "  allowed_lateness: 5s");
     topics.produce(&trace);
     let out = dir.path().join("uninterrupted");
     common::run_file_job(&topics.config, Path::new(&trace), &out, &[]);
-    // Statistical detections only: behavioral per-user state is not checkpointed yet, so a
-    // restart re-learns it (a model-switching alert can move to another event).
-    let expected = ids(&statistical(&common::read_jsonl(&out.join("anomalies.jsonl"))));
+    let expected = ids(&common::read_jsonl(&out.join("anomalies.jsonl")));
 
     let mut child = spawn_paced(&topics, "2400", &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
@@ -688,8 +756,8 @@ fn sigterm_stops_gracefully_and_a_restart_emits_nothing_twice() {
         .map(|a| format!("{} {}", a["detector_id"], a["context"]["window_end"]))
         .collect();
     assert_eq!(all.len(), distinct_all.len(), "no anomaly emitted twice: {twice:?}");
-    let anomalies = statistical(&all);
-    let uninterrupted = statistical(&common::read_jsonl(&out.join("anomalies.jsonl")));
+    let anomalies = all;
+    let uninterrupted = common::read_jsonl(&out.join("anomalies.jsonl"));
     let describe = |set: &[Value], missing: &BTreeSet<String>| -> Vec<String> {
         set.iter()
             .filter(|a| !missing.contains(a["id"].as_str().unwrap()))

@@ -262,7 +262,7 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: Bench
         write_aggregates: false,
         write_dead_letters: true,
         // As a user runs it: baselines checkpointed when Kafka is both input and output.
-        state: crate::job::StateSpec::plan(&input, &output)?,
+        state: crate::job::StateSpec::plan(&input, &output, cfg.kafka.state_interval.0)?,
         input,
         output,
     })

@@ -210,7 +210,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         guard_spec(&cfg)?
     };
     let spec = JobSpec {
-        state: StateSpec::plan(&input, &output)?,
+        state: StateSpec::plan(&input, &output, kafka.state_interval.0)?,
         input,
         output,
         ingest: IngestConfig {

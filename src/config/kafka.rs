@@ -31,6 +31,10 @@ pub struct KafkaConfig {
     /// entity), consistent with the resume points.
     #[serde(default = "defaults::state_topic")]
     pub state_topic: String,
+    /// Event time between checkpoints of the behavioral (per-user and per-session) state.
+    /// Offsets are committed behind them, so a restart reads at most about this much again.
+    #[serde(default = "defaults::state_interval")]
+    pub state_interval: DurationValue,
     /// Least time between offset commits.
     #[serde(default = "defaults::commit_interval")]
     pub commit_interval: DurationValue,
@@ -62,6 +66,7 @@ impl Default for KafkaConfig {
             topics: defaults::input_topics(),
             output_topics: OutputTopics::default(),
             commit_interval: defaults::commit_interval(),
+            state_interval: defaults::state_interval(),
             checkpoint_topic: defaults::checkpoint_topic(),
             state_topic: defaults::state_topic(),
             create_topics: true,
@@ -163,6 +168,9 @@ mod defaults {
     use super::DurationValue;
     pub fn commit_interval() -> DurationValue {
         DurationValue(1_000)
+    }
+    pub fn state_interval() -> DurationValue {
+        DurationValue(10_000)
     }
     pub fn yes() -> bool {
         true

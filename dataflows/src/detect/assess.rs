@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::detect::behavior::{ActorState, BehaviorConfig, BehaviorSignal};
+use crate::detect::behavior::{ActorSnapshot, ActorState, BehaviorConfig, BehaviorSignal};
 use crate::guard::{noisy_or, Finding, GuardPolicy, LayerVerdict, PolicyBook, RiskScores, Tier};
 use crate::hash::stable_id;
 use crate::model::{
@@ -45,13 +45,30 @@ impl Assessor {
         self.actors.len()
     }
 
-    /// Forgets actors idle since before `now_ms - idle_ttl_ms` (event time).
+    /// Forgets actors idle since before `now_ms - idle_ttl_ms` (event time). Memory only: an
+    /// idle actor's next event starts from a fresh state whether it was evicted or not.
     pub fn evict(&mut self, now_ms: u64) {
         let ttl = self.behavior.idle_ttl_ms;
-        self.actors.retain(|_, a| a.last_seen_ms + ttl >= now_ms);
+        self.actors.retain(|_, a| a.last_seen_ms.saturating_add(ttl) >= now_ms);
     }
 
-    /// Assesses one event.
+    /// The checkpoint of `actor`'s state, if it has one.
+    pub fn snapshot(&self, namespace: &str, actor: &str) -> Option<ActorSnapshot> {
+        self.actors.get(actor).map(|state| ActorSnapshot {
+            state_key: ActorSnapshot::state_key(namespace, actor),
+            actor: actor.to_owned(),
+            state: state.clone(),
+        })
+    }
+
+    /// Takes an actor's state from a checkpoint; its events up to the checkpoint are then
+    /// skipped when read again (their decisions and anomalies were delivered).
+    pub fn restore(&mut self, snapshot: &ActorSnapshot) {
+        self.actors
+            .insert(snapshot.actor.clone(), snapshot.state.clone().into_restored());
+    }
+
+    /// Assesses one event. An event already in a restored actor state yields nothing.
     pub fn assess(&mut self, ev: &ScreenedEvent) -> Assessment {
         let app = ev.keys.get(KeyField::Application);
         let policy = self.policies.for_app(app);
@@ -60,6 +77,13 @@ impl Assessor {
             Some(s) => s,
             None => self.actors.entry(actor.to_owned()).or_default(),
         };
+        if state.already_seen(ev.timestamp_ms) {
+            return Assessment::default();
+        }
+        if state.last_seen_ms.saturating_add(self.behavior.idle_ttl_ms) < ev.timestamp_ms {
+            // Idle past its TTL: start over, as an evicted actor would.
+            *state = ActorState::default();
+        }
         let signals = state.observe(&self.behavior, ev, &policy.allowed_tools);
         let state_score = signals.iter().map(|s| s.score).fold(state.ongoing_risk(), f32::max);
 
@@ -116,7 +140,7 @@ impl Assessor {
                     input: ev.input.as_ref().map_or_else(Vec::new, |v| v.findings.clone()),
                     output: ev.output.as_ref().map_or_else(Vec::new, |v| v.findings.clone()),
                 },
-                behaviors: signals.iter().map(|s| s.detector_id.to_owned()).collect(),
+                behaviors: signals.iter().map(|s| s.kind.id().to_owned()).collect(),
             });
         }
         out
@@ -211,9 +235,9 @@ fn finding_label(f: &Finding) -> String {
 fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, window_end: &str) -> Anomaly {
     let event_id = ev.keys.get(KeyField::EventId);
     Anomaly {
-        id: stable_id(&[s.detector_id.as_bytes(), s.entity_id.as_bytes(), event_id.as_bytes()]),
+        id: stable_id(&[s.kind.id().as_bytes(), s.entity_id.as_bytes(), event_id.as_bytes()]),
         timestamp: timestamp.to_owned(),
-        detector_id: s.detector_id.to_owned(),
+        detector_id: s.kind.id().to_owned(),
         detector_type: DetectorType::Behavioral,
         severity: if s.score >= 0.8 {
             Severity::Critical
@@ -225,7 +249,7 @@ fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, win
         title: s.title.clone(),
         description: format!(
             "{} for {} {} of application {}: observed {:.3}, limit {:.3}",
-            s.detector_id,
+            s.kind.id(),
             s.entity_type,
             s.entity_id,
             ev.keys.get(KeyField::Application),
@@ -278,6 +302,7 @@ fn strongest_reason(ev: &ScreenedEvent, signals: &[BehaviorSignal], state: f32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::StateRecord;
     use crate::guard::ContentGuard;
     use crate::model::EntityKeys;
 
@@ -371,5 +396,76 @@ mod tests {
         assert_eq!(a.actors(), 1);
         a.evict(1_700_000_000_000 + BehaviorConfig::default().idle_ttl_ms + 1);
         assert_eq!(a.actors(), 0);
+    }
+
+    fn tool_call(i: u64, at: u64) -> ScreenedEvent {
+        let mut ev = screened(&format!("t{i}"), EventType::ToolCall, None, None);
+        ev.timestamp_ms = at;
+        ev.tool = Some("search".into());
+        ev.tool_args_hash = 42;
+        ev
+    }
+
+    /// Per event: its decision (id and tier) and its anomaly ids.
+    fn outputs(a: &mut Assessor, events: &[ScreenedEvent]) -> Vec<(String, Vec<String>)> {
+        events
+            .iter()
+            .map(|ev| {
+                let out = a.assess(ev);
+                let id = out
+                    .decision
+                    .map_or_else(String::new, |d| format!("{}:{:?}", d.event_id, d.tier));
+                (id, out.anomalies.into_iter().map(|x| x.id).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_actor_skips_what_it_has_seen_and_goes_on_as_if_never_stopped() {
+        let events: Vec<ScreenedEvent> = (0..12).map(|i| tool_call(i, 1_000 + i * 10)).collect();
+        let mut whole = Assessor::new(PolicyBook::default(), BehaviorConfig::default());
+        let expected = outputs(&mut whole, &events);
+        assert_eq!(expected.iter().map(|(_, a)| a.len()).sum::<usize>(), 1, "one loop");
+
+        let mut first = Assessor::new(PolicyBook::default(), BehaviorConfig::default());
+        outputs(&mut first, &events[..7]);
+        let snapshot = first.snapshot("group", "u1").expect("u1 has state");
+        let json = serde_json::to_string(&StateRecord::Actor(snapshot)).unwrap();
+        let StateRecord::Actor(snapshot) = serde_json::from_str(&json).unwrap() else {
+            panic!("an actor record: {json}");
+        };
+        assert_eq!(snapshot.state_key, "group|behavior|u1");
+        let mut restarted = Assessor::new(PolicyBook::default(), BehaviorConfig::default());
+        restarted.restore(&snapshot);
+        // A restart reads some events again: those in the snapshot yield nothing.
+        let again = outputs(&mut restarted, &events[5..]);
+        assert!(
+            again[..2].iter().all(|(d, a)| d.is_empty() && a.is_empty()),
+            "{again:?}"
+        );
+        assert_eq!(again[2..], expected[7..]);
+        // Without the state, the ongoing loop is reported again.
+        let mut fresh = Assessor::new(PolicyBook::default(), BehaviorConfig::default());
+        let anew = outputs(&mut fresh, &events[7..]);
+        assert_ne!(anew, expected[7..]);
+    }
+
+    #[test]
+    fn an_actor_idle_past_its_ttl_starts_over_whether_evicted_or_not() {
+        let ttl = BehaviorConfig::default().idle_ttl_ms;
+        let events: Vec<ScreenedEvent> = (0..5)
+            .map(|i| tool_call(i, 1_000 + i * 10))
+            .chain((5..10).map(|i| tool_call(i, 1_000 + ttl + 100 + i)))
+            .collect();
+        let mut kept = Assessor::new(PolicyBook::default(), BehaviorConfig::default());
+        let mut evicted = Assessor::new(PolicyBook::default(), BehaviorConfig::default());
+        let first = outputs(&mut kept, &events);
+        outputs(&mut evicted, &events[..5]);
+        evicted.evict(1_000 + ttl + 100);
+        assert_eq!(evicted.actors(), 0);
+        let second = outputs(&mut evicted, &events[5..]);
+        assert_eq!(first[5..], second[..]);
+        let loops = first.iter().map(|(_, a)| a.len()).sum::<usize>();
+        assert_eq!(loops, 2, "the loop after the idle gap is a new one");
     }
 }

@@ -48,12 +48,43 @@ impl Default for BehaviorConfig {
     }
 }
 
+/// The behavioral detectors; serialized as their detector ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BehaviorKind {
+    /// The same call, or a short cycle of calls, repeated.
+    AgentLoop,
+    /// A tool outside the application's allowed set.
+    ToolMisuse,
+    /// Too many tool calls in a session within the burst window.
+    ToolBurst,
+    /// Too many distinct models among a user's recent calls.
+    ModelSwitching,
+    /// Too many requests from a user within the burst window.
+    RequestFlood,
+    /// A session's cost over its limit.
+    CostRunaway,
+}
+
+impl BehaviorKind {
+    /// The detector id, as anomalies and decisions name it.
+    pub fn id(self) -> &'static str {
+        match self {
+            BehaviorKind::AgentLoop => "agent-loop",
+            BehaviorKind::ToolMisuse => "tool-misuse",
+            BehaviorKind::ToolBurst => "tool-burst",
+            BehaviorKind::ModelSwitching => "model-switching",
+            BehaviorKind::RequestFlood => "request-flood",
+            BehaviorKind::CostRunaway => "cost-runaway",
+        }
+    }
+}
+
 /// One behavioral detection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BehaviorSignal {
-    /// Detector id: `agent-loop`, `tool-misuse`, `tool-burst`, `model-switching`,
-    /// `request-flood` or `cost-runaway`.
-    pub detector_id: &'static str,
+    /// Which detector fired.
+    pub kind: BehaviorKind,
     /// Risk in 0..1.
     pub score: f32,
     /// `user` or `session`.
@@ -68,8 +99,9 @@ pub struct BehaviorSignal {
     pub threshold: f64,
 }
 
-/// What one actor did recently.
-#[derive(Debug, Default)]
+/// What one actor did recently. Serializable: it is checkpointed to the state topic, since
+/// the offsets a restart resumes from do not rebuild it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActorState {
     /// Last event time seen, for eviction.
     pub last_seen_ms: u64,
@@ -85,10 +117,50 @@ pub struct ActorState {
     session_costs: Vec<(u64, f64, bool)>,
     /// Detectors currently firing and their scores, so an ongoing condition is reported once,
     /// and still weighs on every event while it lasts.
-    firing: Vec<(&'static str, f32)>,
+    firing: Vec<(BehaviorKind, f32)>,
+    /// Restored from a checkpoint: events up to `last_seen_ms` are in it already, and are
+    /// skipped when read again.
+    #[serde(skip)]
+    restored: bool,
+}
+
+/// One actor's state as checkpointed to the state topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorSnapshot {
+    /// The record key under which the newest snapshot is kept: namespace (the consumer
+    /// group) and actor.
+    pub state_key: String,
+    /// The actor (user, else session, else application), as events are routed by it.
+    pub actor: String,
+    /// Its state: every one of its events at or before `state.last_seen_ms` is in it.
+    pub state: ActorState,
+}
+
+impl ActorSnapshot {
+    /// The record key of `actor`'s state in `namespace`.
+    pub fn state_key(namespace: &str, actor: &str) -> String {
+        format!("{namespace}|behavior|{actor}")
+    }
 }
 
 impl ActorState {
+    /// Marks a state read back from a checkpoint (see [`ActorState::already_seen`]).
+    pub fn into_restored(mut self) -> Self {
+        self.restored = true;
+        self
+    }
+
+    /// Whether an event at `timestamp_ms` is already in a restored state. Events reach an
+    /// actor in time order, one frontier at a time, so a checkpoint as of `last_seen_ms`
+    /// holds every event of the actor up to then; the first later event ends the replay.
+    pub fn already_seen(&mut self, timestamp_ms: u64) -> bool {
+        if self.restored && timestamp_ms <= self.last_seen_ms {
+            return true;
+        }
+        self.restored = false;
+        false
+    }
+
     /// Feeds one event; returns what fired. `allowed_tools` empty allows any tool.
     pub fn observe(
         &mut self,
@@ -115,7 +187,7 @@ impl ActorState {
             if !allowed_tools.is_empty() && !allowed_tools.iter().any(|t| t == tool) {
                 let (entity_type, entity_id) = entity("session");
                 out.push(BehaviorSignal {
-                    detector_id: "tool-misuse",
+                    kind: BehaviorKind::ToolMisuse,
                     score: 0.85,
                     entity_type,
                     entity_id,
@@ -133,7 +205,7 @@ impl ActorState {
             let fired = self.loop_signal(cfg, session_key).map(|(what, n)| {
                 let (entity_type, entity_id) = entity("session");
                 BehaviorSignal {
-                    detector_id: "agent-loop",
+                    kind: BehaviorKind::AgentLoop,
                     score: 0.8,
                     entity_type,
                     entity_id,
@@ -142,7 +214,7 @@ impl ActorState {
                     threshold: cfg.loop_repeats as f64,
                 }
             });
-            self.edge("agent-loop", fired, &mut out);
+            self.edge(BehaviorKind::AgentLoop, fired, &mut out);
 
             self.tool_times.push_back((now, session_key));
             while self
@@ -156,7 +228,7 @@ impl ActorState {
             let fired = (n > cfg.tool_burst).then(|| {
                 let (entity_type, entity_id) = entity("session");
                 BehaviorSignal {
-                    detector_id: "tool-burst",
+                    kind: BehaviorKind::ToolBurst,
                     score: 0.6,
                     entity_type,
                     entity_id,
@@ -165,7 +237,7 @@ impl ActorState {
                     threshold: cfg.tool_burst as f64,
                 }
             });
-            self.edge("tool-burst", fired, &mut out);
+            self.edge(BehaviorKind::ToolBurst, fired, &mut out);
         }
 
         // Calls are counted once, on their response or error, as the metrics count them.
@@ -175,7 +247,7 @@ impl ActorState {
             let fired = (n > cfg.flood_requests).then(|| {
                 let (entity_type, entity_id) = entity("user");
                 BehaviorSignal {
-                    detector_id: "request-flood",
+                    kind: BehaviorKind::RequestFlood,
                     score: 0.7,
                     entity_type,
                     entity_id,
@@ -184,7 +256,7 @@ impl ActorState {
                     threshold: cfg.flood_requests as f64,
                 }
             });
-            self.edge("request-flood", fired, &mut out);
+            self.edge(BehaviorKind::RequestFlood, fired, &mut out);
 
             let model = ev.keys.get(KeyField::Model);
             if !model.is_empty() && cfg.switch_window > 0 {
@@ -198,7 +270,7 @@ impl ActorState {
                     .map(|ratio| {
                         let (entity_type, entity_id) = entity("user");
                         BehaviorSignal {
-                            detector_id: "model-switching",
+                            kind: BehaviorKind::ModelSwitching,
                             score: 0.5,
                             entity_type,
                             entity_id,
@@ -211,7 +283,7 @@ impl ActorState {
                             threshold: cfg.switch_ratio,
                         }
                     });
-                self.edge("model-switching", fired, &mut out);
+                self.edge(BehaviorKind::ModelSwitching, fired, &mut out);
             }
         }
 
@@ -231,7 +303,7 @@ impl ActorState {
             if *total > cfg.session_cost_limit && !*reported {
                 *reported = true;
                 out.push(BehaviorSignal {
-                    detector_id: "cost-runaway",
+                    kind: BehaviorKind::CostRunaway,
                     score: 0.75,
                     entity_type: "session",
                     entity_id: session.to_owned(),
@@ -250,7 +322,7 @@ impl ActorState {
     }
 
     /// Reports a condition when it starts, and re-arms once it has cleared.
-    fn edge(&mut self, id: &'static str, fired: Option<BehaviorSignal>, out: &mut Vec<BehaviorSignal>) {
+    fn edge(&mut self, id: BehaviorKind, fired: Option<BehaviorSignal>, out: &mut Vec<BehaviorSignal>) {
         let was = self.firing.iter().any(|(f, _)| *f == id);
         match fired {
             Some(signal) if !was => {
@@ -336,7 +408,7 @@ mod tests {
     }
 
     fn ids(signals: &[BehaviorSignal]) -> Vec<&'static str> {
-        signals.iter().map(|s| s.detector_id).collect()
+        signals.iter().map(|s| s.kind.id()).collect()
     }
 
     #[test]

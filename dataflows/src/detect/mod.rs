@@ -3,11 +3,13 @@
 pub mod assess;
 pub mod baseline;
 pub mod behavior;
+pub mod checkpoint;
 pub mod metric;
 pub mod statistical;
 
 pub use assess::{Assessment, Assessor};
 pub use baseline::{Baseline, BaselineConfig, Deviation, Direction, Strategy};
-pub use behavior::{ActorState, BehaviorConfig, BehaviorSignal};
+pub use behavior::{ActorSnapshot, ActorState, BehaviorConfig, BehaviorKind, BehaviorSignal};
+pub use checkpoint::{RestoredState, StateRecord};
 pub use metric::Metric;
 pub use statistical::{BaselineSnapshot, SeverityBands, StatisticalConfig, StatisticalDetector};

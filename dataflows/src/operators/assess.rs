@@ -1,12 +1,17 @@
-//! Routes screened events by actor and runs the [`Assessor`] on them: decisions and anomalies.
+//! Routes screened events by actor and runs the [`Assessor`] on them: decisions, anomalies and
+//! checkpoints of the behavioral state.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::vec::{Map, Partition};
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use crate::detect::{Assessor, BehaviorConfig};
+use super::checkpoints::{AckGate, StateCheckpoints, ACK_POLL, STOP_POLL};
+use crate::detect::{ActorSnapshot, Assessor, BehaviorConfig};
 use crate::guard::PolicyBook;
 use crate::hash::hash64;
 use crate::model::{Anomaly, Decision, KeyField, ScreenedEvent};
@@ -15,24 +20,35 @@ use crate::state::TimeBuffer;
 /// How often (event time) idle actors are swept out.
 const EVICT_EVERY_MS: u64 = 60_000;
 
-/// What the assessor emits.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Assessed {
-    /// One per request, response or tool call.
-    Decision(Box<Decision>),
-    /// A rule or behavioral anomaly.
-    Anomaly(Box<Anomaly>),
+/// The worker an actor's events go to, among `peers`.
+fn actor_route(actor: &str) -> u64 {
+    hash64(actor.as_bytes())
+}
+
+/// The three outputs of [`Assess::assess`].
+pub struct Assessed<'scope> {
+    /// One decision per request, response or tool call.
+    pub decisions: Stream<'scope, u64, Vec<Decision>>,
+    /// Rule and behavioral anomalies.
+    pub anomalies: Stream<'scope, u64, Vec<Anomaly>>,
+    /// Actor states changed since the last checkpoint (empty without checkpoints).
+    pub snapshots: Stream<'scope, u64, Vec<ActorSnapshot>>,
 }
 
 /// Extension trait for [`Assess::assess`].
 pub trait Assess<'scope> {
     /// Exchanges events by actor (user, else session, else application), keeps each actor's
-    /// behavioral state on one worker, and returns (decisions, anomalies).
+    /// behavioral state on one worker, and assesses the events in (time, id) order.
+    ///
+    /// With `checkpoints`, actor states start from the restored snapshots, and every
+    /// `actor_interval_ms` of event time the actors changed since the last checkpoint are
+    /// emitted, once the decisions and anomalies they cover are acknowledged.
     fn assess(
         self,
         policies: PolicyBook,
         behavior: BehaviorConfig,
-    ) -> (Stream<'scope, u64, Vec<Decision>>, Stream<'scope, u64, Vec<Anomaly>>);
+        checkpoints: Option<StateCheckpoints>,
+    ) -> Assessed<'scope>;
 }
 
 impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
@@ -40,57 +56,112 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
         self,
         policies: PolicyBook,
         behavior: BehaviorConfig,
-    ) -> (Stream<'scope, u64, Vec<Decision>>, Stream<'scope, u64, Vec<Anomaly>>) {
-        let route = Exchange::new(|ev: &ScreenedEvent| hash64(ev.actor().1.as_bytes()));
-        let assessed = self.unary_frontier(route, "Assess", move |_cap, _info| {
+        checkpoints: Option<StateCheckpoints>,
+    ) -> Assessed<'scope> {
+        let scope = self.scope();
+        let (index, peers) = (scope.worker().index() as u64, scope.worker().peers() as u64);
+        let mut builder = OperatorBuilder::new("Assess".to_owned(), scope);
+        let activator = scope.activator_for(builder.operator_info().address.clone());
+        let route = Exchange::new(|ev: &ScreenedEvent| actor_route(ev.actor().1));
+        let mut input = builder.new_input(self, route);
+        let (decisions_out, decisions) = builder.new_output::<Vec<Decision>>();
+        let (anomalies_out, anomalies) = builder.new_output::<Vec<Anomaly>>();
+        let (snapshots_out, snapshots) = builder.new_output::<Vec<ActorSnapshot>>();
+        let mut decisions_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Decision>>>::from(decisions_out);
+        let mut anomalies_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Anomaly>>>::from(anomalies_out);
+        let mut snapshots_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<ActorSnapshot>>>::from(snapshots_out);
+        builder.build(move |mut caps| {
+            caps.clear();
             let mut assessor = Assessor::new(policies, behavior);
+            if let Some(c) = &checkpoints {
+                for snapshot in &c.restored.actors {
+                    if actor_route(&snapshot.actor) % peers == index {
+                        assessor.restore(snapshot);
+                    }
+                }
+            }
             let mut last_evict = 0u64;
             // Events wait until the frontier passes their own time, then go in (time, id) order,
             // so behavioral state sees the same sequence whatever the worker count.
             let mut pending: TimeBuffer<ScreenedEvent> = TimeBuffer::default();
             let mut ready: Vec<ScreenedEvent> = Vec::new();
-            let mut held: Option<Capability<u64>> = None;
-            move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    if let Some(c) = cap.retain_least(0) {
-                        if held.as_ref().is_none_or(|h| c.time() < h.time()) {
-                            held = Some(c);
-                        }
+            // One capability per output, at the least time still pending.
+            let mut held: Option<[Capability<u64>; 3]> = None;
+            // Checkpoints: actors changed since the last one, a capability no later than the
+            // first event they cover, and the newest event time they cover.
+            let mut dirty: BTreeSet<String> = BTreeSet::new();
+            let mut interval_cap: Option<Capability<u64>> = None;
+            let mut processed_through = 0u64;
+            let mut next_checkpoint: Option<u64> = None;
+            let mut gate: AckGate<ActorSnapshot> = AckGate::default();
+            move |frontiers| {
+                input.for_each(|cap, data| {
+                    let time = *cap.least().expect("a totally ordered time");
+                    if held.as_ref().is_none_or(|h| time < *h[0].time()) {
+                        held = Some([0, 1, 2].map(|port| cap.delayed(&time, port)));
                     }
-                    for batch in data {
-                        for ev in batch.drain(..) {
-                            pending.push(ev.timestamp_ms, ev);
-                        }
+                    for ev in data.drain(..) {
+                        pending.push(ev.timestamp_ms, ev);
                     }
                 });
-                let now = frontier.frontier().first().copied().unwrap_or(u64::MAX);
-                let Some(cap) = held.as_mut() else {
-                    return;
-                };
-                pending.take_before(now, &mut ready);
-                if !ready.is_empty() {
-                    ready.sort_by(|a, b| {
-                        (a.timestamp_ms, a.keys.get(KeyField::EventId))
-                            .cmp(&(b.timestamp_ms, b.keys.get(KeyField::EventId)))
-                    });
-                    let mut session = output.session(&*cap);
-                    for ev in ready.drain(..) {
-                        let out = assessor.assess(&ev);
-                        if let Some(d) = out.decision {
-                            session.give(Assessed::Decision(Box::new(d)));
+                let now = frontiers[0].frontier().first().copied().unwrap_or(u64::MAX);
+                if let Some(caps) = held.as_mut() {
+                    pending.take_before(now, &mut ready);
+                    if !ready.is_empty() {
+                        ready.sort_by(|a, b| {
+                            (a.timestamp_ms, a.keys.get(KeyField::EventId))
+                                .cmp(&(b.timestamp_ms, b.keys.get(KeyField::EventId)))
+                        });
+                        if checkpoints.is_some() && interval_cap.is_none() {
+                            interval_cap = Some(caps[2].clone());
                         }
-                        for a in out.anomalies {
-                            session.give(Assessed::Anomaly(Box::new(a)));
+                        let mut decisions = decisions_out.activate();
+                        let mut decisions = decisions.session(&caps[0]);
+                        let mut anomalies = anomalies_out.activate();
+                        let mut anomalies = anomalies.session(&caps[1]);
+                        for ev in ready.drain(..) {
+                            let out = assessor.assess(&ev);
+                            if let Some(d) = out.decision {
+                                decisions.give(d);
+                            }
+                            anomalies.give_iterator(out.anomalies.into_iter());
+                            processed_through = processed_through.max(ev.timestamp_ms);
+                            if checkpoints.is_some() {
+                                dirty.insert(ev.actor().1.to_owned());
+                            }
+                        }
+                    }
+                    match pending.min_time() {
+                        None => held = None,
+                        Some(least) => {
+                            let to = least.min(now);
+                            if to > *caps[0].time() {
+                                for cap in caps.iter_mut() {
+                                    cap.downgrade(&to);
+                                }
+                            }
                         }
                     }
                 }
-                match pending.min_time() {
-                    None => held = None,
-                    Some(least) => {
-                        let to = least.min(now);
-                        if to > *cap.time() {
-                            cap.downgrade(&to);
+                if let Some(c) = &checkpoints {
+                    let stopping = c.stats.stop.load(std::sync::atomic::Ordering::Relaxed);
+                    let due = next_checkpoint.is_none_or(|at| now >= at) || now == u64::MAX || stopping;
+                    if due && !dirty.is_empty() {
+                        if let Some(cap) = interval_cap.take() {
+                            let snaps: Vec<ActorSnapshot> = std::mem::take(&mut dirty)
+                                .iter()
+                                .filter_map(|actor| assessor.snapshot(&c.namespace, actor))
+                                .collect();
+                            // Covers every decision and anomaly of the events taken so far.
+                            gate.hold(processed_through, cap, snaps);
                         }
+                        let interval = c.actor_interval_ms.max(1);
+                        next_checkpoint = Some((processed_through / interval + 1) * interval);
+                    }
+                    if gate.release(&c.outputs_acknowledged, &mut snapshots_out.activate()) {
+                        activator.activate_after(ACK_POLL);
+                    } else if !dirty.is_empty() {
+                        activator.activate_after(STOP_POLL);
                     }
                 }
                 if now != u64::MAX && now >= last_evict + EVICT_EVERY_MS {
@@ -99,21 +170,10 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                 }
             }
         });
-        let mut parts = assessed.partition(2, |a| match a {
-            Assessed::Decision(_) => (0, a),
-            Assessed::Anomaly(_) => (1, a),
-        });
-        let anomalies = parts.pop().expect("two parts");
-        let decisions = parts.pop().expect("two parts");
-        (
-            decisions.flat_map(|a| match a {
-                Assessed::Decision(d) => Some(*d),
-                Assessed::Anomaly(_) => None,
-            }),
-            anomalies.flat_map(|a| match a {
-                Assessed::Anomaly(x) => Some(*x),
-                Assessed::Decision(_) => None,
-            }),
-        )
+        Assessed {
+            decisions,
+            anomalies,
+            snapshots,
+        }
     }
 }

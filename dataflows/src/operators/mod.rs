@@ -1,6 +1,7 @@
 //! Timely and differential operators, one per file. Each is a thin adapter around plain logic.
 
 pub mod assess;
+pub mod checkpoints;
 pub mod distinct;
 pub mod ingest;
 pub mod pre_aggregate;
@@ -11,10 +12,11 @@ pub mod stats;
 pub mod window_merge;
 
 pub use assess::{Assess, Assessed};
+pub use checkpoints::{AckGate, StateCheckpoints};
 pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};
 pub use ingest::{ingest, IngestConfig, RawRecord, ReadStatus, RecordReader};
 pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};
 pub use sink::{JsonSink, RecordSink, SinkKey};
-pub use statistical::{BaselineCheckpoints, DetectStatistical};
+pub use statistical::DetectStatistical;
 pub use stats::JobStats;
 pub use window_merge::WindowMerge;

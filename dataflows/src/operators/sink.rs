@@ -10,7 +10,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
-use crate::detect::BaselineSnapshot;
+use crate::detect::StateRecord;
 use crate::model::{Anomaly, DeadLetter, Decision};
 use crate::window::WindowAggregate;
 
@@ -63,9 +63,9 @@ impl SinkKey for DeadLetter {
     }
 }
 
-impl SinkKey for BaselineSnapshot {
+impl SinkKey for StateRecord {
     fn sink_key(&self) -> &str {
-        &self.state_key
+        self.state_key()
     }
 }
 

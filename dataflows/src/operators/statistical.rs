@@ -1,41 +1,22 @@
 //! Runs the statistical detectors on closed windows, and checkpoints their baselines.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::{ProbeHandle, Stream};
+use timely::dataflow::Stream;
 
+use super::checkpoints::{AckGate, StateCheckpoints, ACK_POLL};
 use super::route::entity_route;
 use crate::detect::{BaselineSnapshot, StatisticalConfig, StatisticalDetector};
 use crate::model::Anomaly;
 use crate::window::WindowAggregate;
 
-/// How often an operator holding snapshots looks again at the acknowledged frontier.
-const ACK_POLL: Duration = Duration::from_millis(10);
-
 /// Windows waiting for the frontier to pass their time, with capabilities for both outputs.
 type PendingWindows = BTreeMap<u64, (Capability<u64>, Capability<u64>, Vec<WindowAggregate>)>;
-
-/// Where and how baselines are checkpointed.
-#[derive(Clone)]
-pub struct BaselineCheckpoints {
-    /// Prefix of every snapshot's record key (the consumer group), so jobs sharing a state
-    /// topic keep apart.
-    pub namespace: String,
-    /// Baselines read back from the state topic at start (every worker gets them all and keeps
-    /// the keys routed to it).
-    pub restored: Arc<Vec<BaselineSnapshot>>,
-    /// Passes a time once every output *other than the snapshots* before it is acknowledged.
-    /// A snapshot as of window end `t` is released only then: a restored baseline never holds
-    /// a window whose anomaly might not have been delivered.
-    pub outputs_acknowledged: ProbeHandle<u64>,
-}
 
 /// Extension trait for [`DetectStatistical::detect_statistical`].
 pub trait DetectStatistical<'scope> {
@@ -50,7 +31,7 @@ pub trait DetectStatistical<'scope> {
     fn detect_statistical(
         self,
         detectors: Vec<StatisticalConfig>,
-        checkpoints: Option<BaselineCheckpoints>,
+        checkpoints: Option<StateCheckpoints>,
     ) -> (
         Stream<'scope, u64, Vec<Anomaly>>,
         Stream<'scope, u64, Vec<BaselineSnapshot>>,
@@ -61,7 +42,7 @@ impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggrega
     fn detect_statistical(
         self,
         detectors: Vec<StatisticalConfig>,
-        checkpoints: Option<BaselineCheckpoints>,
+        checkpoints: Option<StateCheckpoints>,
     ) -> (
         Stream<'scope, u64, Vec<Anomaly>>,
         Stream<'scope, u64, Vec<BaselineSnapshot>>,
@@ -82,7 +63,7 @@ impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggrega
             caps.clear();
             let mut detectors: Vec<StatisticalDetector> = detectors.into_iter().map(StatisticalDetector::new).collect();
             if let Some(c) = &checkpoints {
-                for snapshot in c.restored.iter() {
+                for snapshot in &c.restored.baselines {
                     if entity_route(snapshot.dimension, &snapshot.key) % peers != index as u64 {
                         continue;
                     }
@@ -93,7 +74,7 @@ impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggrega
             }
             let mut pending = PendingWindows::new();
             // Snapshots waiting for the outputs before them to be acknowledged.
-            let mut held: BTreeMap<u64, (Capability<u64>, Vec<BaselineSnapshot>)> = BTreeMap::new();
+            let mut gate: AckGate<BaselineSnapshot> = AckGate::default();
             move |frontiers| {
                 input.for_each(|cap, data| {
                     let time = *cap.least().expect("a totally ordered time");
@@ -129,24 +110,12 @@ impl<'scope> DetectStatistical<'scope> for Stream<'scope, u64, Vec<WindowAggrega
                             .into_iter()
                             .filter_map(|(i, key)| detectors[i].snapshot(&c.namespace, key))
                             .collect();
-                        if !snaps.is_empty() {
-                            held.insert(time, (snapshot_cap, snaps));
-                        }
+                        // Covers every output at or before `time` (the window end).
+                        gate.hold(time, snapshot_cap, snaps);
                     }
                 }
                 if let Some(c) = &checkpoints {
-                    let acknowledged = c.outputs_acknowledged.with_frontier(|f| f.iter().next().copied());
-                    while let Some((&time, _)) = held.first_key_value() {
-                        // Every output at or before `time` (the window end) must be delivered.
-                        if acknowledged.is_some_and(|a| a <= time) {
-                            break;
-                        }
-                        let Some((_, (cap, mut snaps))) = held.pop_first() else {
-                            break;
-                        };
-                        snapshots_out.activate().session(&cap).give_container(&mut snaps);
-                    }
-                    if !held.is_empty() {
+                    if gate.release(&c.outputs_acknowledged, &mut snapshots_out.activate()) {
                         activator.activate_after(ACK_POLL);
                     }
                 }
