@@ -46,6 +46,8 @@ fn cost_detector() -> StatisticalConfig {
         min_calls: 1,
         severity: SeverityBands::default(),
         state_ttl_ms: 3_600_000,
+        cooldown_ms: 0,
+        seasonal: None,
     }
 }
 

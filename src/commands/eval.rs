@@ -3,16 +3,27 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sentinel_dataflows::detect::Strategy;
+use sentinel_dataflows::detect::{StatisticalConfig, StatisticalDetector};
 
+use crate::config::SentinelConfig;
 use crate::eval::nab;
-use crate::eval::series::{windowed_gaussian, SeriesDetector};
+use crate::eval::series::windowed_gaussian;
+
+/// The detector `eval nab` runs without `--config`.
+const NAB_CONFIG: &str = include_str!("../../examples/nab.yaml");
 
 const HELP: &str = "\
-sentinel eval nab --data DIR [--results OUT] [--strategy zscore|ewma|mad|windowed-gaussian] [--threshold Z] [--cooldown ROWS] [--changes] [--no-seasonal] [--likelihood] [--per-file]
-    Scores every data/<category>/*.csv under DIR as its own key with the statistical baselines,
-    then prints NAB's standard, reward_low_FP_rate and reward_low_FN_rate scores (0 = detects
-    nothing, 100 = perfect), each at its best corpus-wide threshold, and one JSON line.
+sentinel eval nab --data DIR [--config FILE] [--detector ID] [--reference windowed-gaussian]
+                  [--results OUT] [--per-file]
+    Runs a statistical detector of a job config (default: examples/nab.yaml, built in; the
+    first statistical detector unless --detector names one) over every data/<category>/*.csv
+    under DIR, each file its own key and each row one window, with the job's own code
+    (baseline, seasonality, cooldown). Prints NAB's standard, reward_low_FP_rate and
+    reward_low_FN_rate scores (0 = detects nothing, 100 = perfect) three ways: at the best
+    corpus-wide threshold on the row scores (NAB's convention, found exactly), with thresholds
+    cross-fitted on two folds of files (each fold flagged at the other's best threshold), and
+    for the detector's own alerts (its configured threshold). Then one JSON line.
+    --reference windowed-gaussian scores NAB's windowed-Gaussian reference detector instead.
     --results OUT also writes OUT/sentinel/<category>/sentinel_<file>.csv
     (timestamp,value,anomaly_score), NAB's own results format.
 sentinel eval pii --data FILE.jsonl [FILE...] [--pred-out PRED.jsonl]
@@ -56,14 +67,59 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             Err(format!("unknown evaluation `{which}`"))
         };
     }
+    nab_eval(rest)
+}
+
+/// The statistical detector `eval nab` runs: `--detector` of `--config`, else the first.
+fn nab_detector(config: Option<&str>, id: Option<&str>) -> Result<StatisticalConfig, String> {
+    let cfg = match config {
+        Some(path) => SentinelConfig::load(Path::new(path)).map_err(|e| e.0)?,
+        None => SentinelConfig::parse(NAB_CONFIG).map_err(|e| format!("examples/nab.yaml: {}", e.0))?,
+    };
+    let detectors = cfg.statistical_detectors();
+    let detector = match id {
+        Some(id) => detectors
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| format!("--detector: no enabled statistical detector `{id}`"))?,
+        None => detectors
+            .into_iter()
+            .next()
+            .ok_or("the config has no enabled statistical detector")?,
+    };
+    if detector.metric.counts_events() {
+        return Err(format!(
+            "detector `{}`: metric {} counts events, and its transform does not apply to a series' values; use a metric that does not count (e.g. latency_mean)",
+            detector.id,
+            detector.metric.as_str()
+        ));
+    }
+    Ok(detector)
+}
+
+/// Row scores (0 while a cooldown holds the series back) and the detector's own alerts.
+fn run_detector(cfg: &StatisticalConfig, series: &nab::Series) -> (Vec<f64>, Vec<bool>) {
+    let mut detector = StatisticalDetector::new(cfg.clone());
+    let width = cfg.window_ms.max(1);
+    series
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let end = (i as u64 + 1) * width;
+            detector
+                .judge(&series.name, end, Some(*v), None)
+                .map_or((0.0, false), |j| (j.score, j.alert))
+        })
+        .unzip()
+}
+
+fn nab_eval(rest: Vec<String>) -> Result<(), String> {
     let mut opts = getopts::Options::new();
-    for name in ["data", "results", "strategy", "threshold", "cooldown"] {
+    for name in ["data", "results", "config", "detector", "reference"] {
         opts.optopt("", name, "", "");
     }
     opts.optflag("", "per-file", "");
-    opts.optflag("", "changes", "");
-    opts.optflag("", "no-seasonal", "");
-    opts.optflag("", "likelihood", "");
     opts.optflag("", "help", "");
     let m = opts.parse(&rest).map_err(|e| format!("{e}\n\n{HELP}"))?;
     if m.opt_present("help") {
@@ -74,57 +130,63 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         m.opt_str("data")
             .ok_or_else(|| format!("--data is required\n\n{HELP}"))?,
     );
-    let reference = m.opt_str("strategy").as_deref() == Some("windowed-gaussian");
-    let strategy = match m.opt_str("strategy") {
-        Some(s) if reference => Strategy::parse("zscore").ok_or(s)?,
-        Some(s) => Strategy::parse(&s).ok_or_else(|| format!("--strategy: `{s}`"))?,
-        None => Strategy::Zscore,
+    let reference = match m.opt_str("reference").as_deref() {
+        None => false,
+        Some("windowed-gaussian") => true,
+        Some(other) => return Err(format!("--reference: `{other}` is not windowed-gaussian")),
     };
+    let detector = nab_detector(m.opt_str("config").as_deref(), m.opt_str("detector").as_deref())?;
     let corpus = nab::load(&data)?;
     if corpus.is_empty() {
         return Err(format!("{}: no data/<category>/*.csv files", data.display()));
     }
-    let scores: Vec<Vec<f64>> = corpus
+    let (scores, alerts): (Vec<Vec<f64>>, Vec<Vec<bool>>) = corpus
         .iter()
         .map(|s| {
             if reference {
-                return windowed_gaussian(&s.values);
+                (windowed_gaussian(&s.values), Vec::new())
+            } else {
+                run_detector(&detector, s)
             }
-            let mut d = SeriesDetector::default_for(strategy, s.values.len());
-            if let Some(t) = m.opt_str("threshold").and_then(|t| t.parse().ok()) {
-                d.level.threshold = t;
-            }
-            if let Some(c) = m.opt_str("cooldown").and_then(|c| c.parse().ok()) {
-                d.cooldown = c;
-            }
-            d.use_changes = m.opt_present("changes");
-            d.seasonal = !m.opt_present("no-seasonal");
-            d.likelihood = m.opt_present("likelihood");
-            d.score(&s.values)
         })
-        .collect();
+        .unzip();
     if let Some(out) = m.opt_str("results") {
         write_results(Path::new(&out), &corpus, &scores)?;
     }
-    let results = nab::evaluate(&corpus, &scores);
+    let best = nab::evaluate(&corpus, &scores);
+    let cross = nab::evaluate_cross_fitted(&corpus, &scores);
+    let own = (!reference).then(|| nab::evaluate_flags(&corpus, &alerts));
     let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
     let name = if reference {
         "windowed-gaussian (NAB reference)".to_owned()
     } else {
-        format!("{strategy:?}")
+        format!(
+            "`{}` ({:?}, threshold {})",
+            detector.id, detector.baseline.strategy, detector.baseline.threshold
+        )
     };
     println!(
         "NAB on {} ({} files, {windows} windows), detector {name}",
         data.display(),
         corpus.len()
     );
-    for r in &results {
-        println!("  {:<20} {:6.1}   (threshold {:.4})", r.profile, r.score, r.threshold);
+    println!(
+        "  {:<20} {:>10} {:>12} {:>12}",
+        "profile", "best", "cross-fit", "own alerts"
+    );
+    for (i, r) in best.iter().enumerate() {
+        let own_score = own
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |o| format!("{:.1}", o[i].score));
+        println!(
+            "  {:<20} {:>10.1} {:>12.1} {:>12}   (best threshold {:.6})",
+            r.profile, r.score, cross[i].score, own_score, r.threshold
+        );
     }
     if m.opt_present("per-file") {
         let standard = &nab::PROFILES[0];
         for (series, s) in corpus.iter().zip(&scores) {
-            let flags: Vec<bool> = s.iter().map(|v| *v >= results[0].threshold).collect();
+            let flags: Vec<bool> = s.iter().map(|v| *v >= best[0].threshold).collect();
             let detections = flags.iter().skip(series.probation()).filter(|f| **f).count();
             println!(
                 "    {:<55} {:7.2}  windows {}  detections {detections}",
@@ -134,10 +196,18 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             );
         }
     }
+    let by_profile = |rs: &[nab::ProfileScore]| {
+        rs.iter()
+            .map(|r| (r.profile.clone(), r.score))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
     let json = serde_json::json!({
         "benchmark": "nab", "files": corpus.len(), "windows": windows,
-        "scores": results.iter().map(|r| (r.profile.clone(), r.score)).collect::<std::collections::BTreeMap<_, _>>(),
-        "thresholds": results.iter().map(|r| (r.profile.clone(), r.threshold)).collect::<std::collections::BTreeMap<_, _>>(),
+        "detector": if reference { "windowed-gaussian".to_owned() } else { detector.id.clone() },
+        "scores": by_profile(&best),
+        "thresholds": best.iter().map(|r| (r.profile.clone(), r.threshold)).collect::<std::collections::BTreeMap<_, _>>(),
+        "cross_fitted": by_profile(&cross),
+        "own_alerts": own.as_deref().map(by_profile),
     });
     println!("{json}");
     Ok(())

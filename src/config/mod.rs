@@ -12,7 +12,9 @@ mod values;
 
 use std::path::Path;
 
-use sentinel_dataflows::detect::{BaselineConfig, Metric, SeverityBands, StatisticalConfig};
+use sentinel_dataflows::detect::{
+    BaselineConfig, Metric, SeasonPeriod, SeasonalConfig, SeverityBands, StatisticalConfig,
+};
 use sentinel_dataflows::operators::AggregationPlan;
 use sentinel_dataflows::window::Dimension;
 use serde::Deserialize;
@@ -21,7 +23,7 @@ pub use actions::{ActionConfig, IntegrationsConfig};
 pub use guards::GuardsConfig;
 
 pub use kafka::{Brokers, KafkaConfig, PropertyValue};
-pub use values::{DimensionName, DirectionName, DurationValue, MetricName, StrategyName};
+pub use values::{DimensionName, DirectionName, DurationValue, MetricName, PeriodValue, StrategyName};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -310,6 +312,28 @@ pub struct StatisticalSettings {
     /// Forget keys idle this long.
     #[serde(default)]
     pub state_ttl: Option<DurationValue>,
+    /// After an anomaly on a key, hold further anomalies on it back this long (the baseline
+    /// keeps learning). Absent: no cooldown.
+    #[serde(default)]
+    pub cooldown: Option<DurationValue>,
+    /// Also judge each window against the same point one season earlier.
+    #[serde(default)]
+    pub seasonality: Option<SeasonalitySettings>,
+}
+
+/// `config.seasonality` of a statistical detector.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeasonalitySettings {
+    /// `auto` (found per key by autocorrelation) or a duration such as `1d` (a whole number
+    /// of windows).
+    pub period: PeriodValue,
+    /// `auto`: windows of a key collected before its period is looked for.
+    #[serde(default = "defaults::season_learn_windows")]
+    pub learn_windows: usize,
+    /// `auto`: autocorrelation a period must exceed.
+    #[serde(default = "defaults::season_min_correlation")]
+    pub min_correlation: f64,
 }
 
 /// Score thresholds of the severities.
@@ -324,6 +348,12 @@ pub struct SeverityConfig {
 
 mod defaults {
     use super::values::*;
+    pub fn season_learn_windows() -> usize {
+        600
+    }
+    pub fn season_min_correlation() -> f64 {
+        0.6
+    }
     pub fn ml_features() -> Vec<String> {
         vec!["prompt_text".into()]
     }
@@ -513,6 +543,30 @@ impl SentinelConfig {
                     at("config.baseline_windows")
                 )));
             }
+            if let Some(s) = &c.seasonality {
+                match s.period {
+                    PeriodValue::Every(d) if d.0 == 0 || d.0 % c.window.0 != 0 => {
+                        return Err(ConfigError(format!(
+                            "{}: must be a whole number of windows ({})",
+                            at("config.seasonality.period"),
+                            sentinel_dataflows::time::format_duration_ms(c.window.0)
+                        )));
+                    }
+                    PeriodValue::Auto if s.learn_windows < 40 => {
+                        return Err(ConfigError(format!(
+                            "{}: at least 40 windows are needed to find a period",
+                            at("config.seasonality.learn_windows")
+                        )));
+                    }
+                    _ => {}
+                }
+                if !(0.0..1.0).contains(&s.min_correlation) {
+                    return Err(ConfigError(format!(
+                        "{}: must be in [0, 1)",
+                        at("config.seasonality.min_correlation")
+                    )));
+                }
+            }
             if let Some(s) = &c.severity {
                 if !(0.0..=1.0).contains(&s.warning) || !(0.0..=1.0).contains(&s.critical) || s.warning > s.critical {
                     return Err(ConfigError(format!(
@@ -580,6 +634,16 @@ impl SentinelConfig {
                             critical: s.critical,
                         }),
                     state_ttl_ms: c.state_ttl.map_or((c.window.0 * 120).max(3_600_000), |t| t.0),
+                    cooldown_ms: c.cooldown.map_or(0, |t| t.0),
+                    seasonal: c.seasonality.as_ref().map(|s| SeasonalConfig {
+                        period: match s.period {
+                            PeriodValue::Auto => SeasonPeriod::Auto {
+                                learn_windows: s.learn_windows,
+                                min_correlation: s.min_correlation,
+                            },
+                            PeriodValue::Every(d) => SeasonPeriod::Windows((d.0 / c.window.0.max(1)) as usize),
+                        },
+                    }),
                 }
             })
             .collect()

@@ -219,3 +219,28 @@ fn an_unknown_action_type_or_key_fails_with_key_and_line() {
     ));
     assert!(e.contains("anomaly.exploded"), "{e}");
 }
+
+#[test]
+fn the_nab_config_runs_a_seasonal_detector_with_a_cooldown() {
+    let cfg = SentinelConfig::parse(include_str!("../../examples/nab.yaml")).unwrap();
+    let d = &cfg.statistical_detectors()[0];
+    assert_eq!(d.cooldown_ms, 100 * d.window_ms);
+    assert_eq!(
+        d.seasonal.map(|s| s.period),
+        Some(SeasonPeriod::Auto {
+            learn_windows: 600,
+            min_correlation: 0.6
+        })
+    );
+    let daily = "detectors:\n  - id: a\n    type: statistical\n    config:\n      metric: error_rate\n      threshold: 3\n      window: 1h\n      seasonality:\n        period: 1d\n";
+    let d = &SentinelConfig::parse(daily).unwrap().statistical_detectors()[0];
+    assert_eq!(d.seasonal.map(|s| s.period), Some(SeasonPeriod::Windows(24)));
+    let ragged = daily.replace("period: 1d", "period: 90m");
+    let e = error(&ragged);
+    assert!(
+        e.contains("detectors[0].config.seasonality.period") && e.contains("line 9") && e.contains("whole number"),
+        "{e}"
+    );
+    let e = error(&daily.replace("period: 1d", "period: weekly"));
+    assert!(e.contains("seasonality.period") && e.contains("auto"), "{e}");
+}

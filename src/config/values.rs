@@ -10,6 +10,25 @@ use serde::Deserialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DurationValue(pub u64);
 
+/// A season: `auto`, or a duration such as `1d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeriodValue {
+    /// Found per key.
+    Auto,
+    /// Fixed.
+    Every(DurationValue),
+}
+
+impl<'de> Deserialize<'de> for PeriodValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parse = |text: &str| match text {
+            "auto" => Some(PeriodValue::Auto),
+            _ => parse_duration_ms(text).map(|ms| PeriodValue::Every(DurationValue(ms))),
+        };
+        parse_with(d, parse, "`auto` or a duration like 1h or 1d")
+    }
+}
+
 /// A metric name such as `cost_per_minute`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetricName(pub Metric);

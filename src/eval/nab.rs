@@ -156,36 +156,52 @@ fn scaled_sigmoid(y: f64) -> f64 {
     }
 }
 
+/// What flagging one row is worth.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RowEffect {
+    /// Probation: nothing.
+    Ignored,
+    /// Inside window `0`, earning `1` if it is the window's earliest detection.
+    InWindow(usize, f64),
+    /// Outside every window: a false positive costing this (negative) amount.
+    Outside(f64),
+}
+
+fn row_effect(series: &Series, i: usize, p: &Profile) -> RowEffect {
+    if i < series.probation() {
+        return RowEffect::Ignored;
+    }
+    if let Some(w) = series.windows.iter().position(|&(s, e)| (s..=e).contains(&i)) {
+        let (s, e) = series.windows[w];
+        let width = (e - s + 1) as f64;
+        let y = -((e as f64 - i as f64 + 1.0) / width);
+        return RowEffect::InWindow(w, p.tp * scaled_sigmoid(y) / scaled_sigmoid(-1.0));
+    }
+    let previous = series.windows.iter().filter(|&&(_, e)| e < i).max_by_key(|&&(_, e)| e);
+    let s = match previous {
+        None => -1.0,
+        Some(&(ws, we)) => {
+            let width = (we - ws + 1) as f64;
+            scaled_sigmoid((i - we) as f64 / (width - 1.0).max(1.0))
+        }
+    };
+    RowEffect::Outside(p.fp * s)
+}
+
 /// Raw NAB score of one series for detections `flags` (one per row).
 pub fn score_series(series: &Series, flags: &[bool], p: &Profile) -> f64 {
-    let probation = series.probation();
     let mut score = 0.0;
     let mut detected = vec![false; series.windows.len()];
-    for (i, &flag) in flags.iter().enumerate() {
-        if !flag || i < probation {
-            continue;
-        }
-        match series.windows.iter().position(|&(s, e)| (s..=e).contains(&i)) {
-            Some(w) => {
+    for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+        match row_effect(series, i, p) {
+            RowEffect::Ignored => {}
+            RowEffect::InWindow(w, credit) => {
                 if !detected[w] {
                     detected[w] = true;
-                    let (s, e) = series.windows[w];
-                    let width = (e - s + 1) as f64;
-                    let y = -((e as f64 - i as f64 + 1.0) / width);
-                    score += p.tp * scaled_sigmoid(y) / scaled_sigmoid(-1.0);
+                    score += credit;
                 }
             }
-            None => {
-                let previous = series.windows.iter().filter(|&&(_, e)| e < i).max_by_key(|&&(_, e)| e);
-                let s = match previous {
-                    None => -1.0,
-                    Some(&(ws, we)) => {
-                        let width = (we - ws + 1) as f64;
-                        scaled_sigmoid((i - we) as f64 / (width - 1.0).max(1.0))
-                    }
-                };
-                score += p.fp * s;
-            }
+            RowEffect::Outside(cost) => score += cost,
         }
     }
     score - p.fn_ * detected.iter().filter(|d| !**d).count() as f64
@@ -202,42 +218,129 @@ pub struct ProfileScore {
     pub threshold: f64,
 }
 
-/// Finds, for each profile, the threshold maximising the corpus total, and the normalised score.
+/// The normalised score of a raw total over `windows` windows: 0 = detect nothing, 100 = perfect.
+pub fn normalise(total: f64, windows: usize, p: &Profile) -> f64 {
+    let null = -p.fn_ * windows as f64;
+    let perfect = p.tp * windows as f64;
+    100.0 * (total - null) / (perfect - null)
+}
+
+/// The threshold maximising the raw total of `series` (indices into `corpus`), exactly: a row
+/// is flagged when its score is at or above the threshold, so the total only changes at the
+/// scores themselves. Rows are added from the highest score down, each changing the total by
+/// its own effect (a window's credit is that of its earliest flagged row), and the total is
+/// read after each distinct score. Returns (threshold, raw total); `+inf` flags nothing.
+pub fn best_threshold(corpus: &[Series], scores: &[Vec<f64>], series: &[usize], p: &Profile) -> (f64, f64) {
+    let mut rows: Vec<(f64, usize, usize)> = Vec::new();
+    let mut total = 0.0;
+    // Where each series' windows start in `credit`.
+    let mut base = vec![0; corpus.len()];
+    let mut windows = 0;
+    for &k in series {
+        base[k] = windows;
+        windows += corpus[k].windows.len();
+        total -= p.fn_ * corpus[k].windows.len() as f64;
+        rows.extend(scores[k].iter().enumerate().map(|(i, s)| (*s, k, i)));
+    }
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // The earliest flagged row's credit per window; `None` while undetected.
+    let mut credit: Vec<Option<f64>> = vec![None; windows];
+    let mut best = (f64::INFINITY, total);
+    let mut i = 0;
+    while i < rows.len() {
+        let level = rows[i].0;
+        while i < rows.len() && rows[i].0 == level {
+            let (_, k, row) = rows[i];
+            match row_effect(&corpus[k], row, p) {
+                RowEffect::Ignored => {}
+                RowEffect::InWindow(w, c) => {
+                    let slot = &mut credit[base[k] + w];
+                    match *slot {
+                        None => {
+                            total += p.fn_ + c;
+                            *slot = Some(c);
+                        }
+                        Some(old) if c > old => {
+                            total += c - old;
+                            *slot = Some(c);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                RowEffect::Outside(cost) => total += cost,
+            }
+            i += 1;
+        }
+        if total > best.1 {
+            best = (level, total);
+        }
+    }
+    best
+}
+
+/// For each profile, the corpus-wide threshold maximising the total, and the normalised score.
 pub fn evaluate(corpus: &[Series], scores: &[Vec<f64>]) -> Vec<ProfileScore> {
     let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
-    let mut candidates: Vec<f64> = scores.iter().flatten().copied().filter(|s| *s > 0.0).collect();
-    candidates.sort_by(f64::total_cmp);
-    candidates.dedup();
-    // Enough candidates to find the optimum to within a hair, without scoring every distinct value.
-    let step = (candidates.len() / 2000).max(1);
-    let mut grid: Vec<f64> = candidates.iter().step_by(step).copied().collect();
-    grid.push(f64::INFINITY);
+    let all: Vec<usize> = (0..corpus.len()).collect();
     PROFILES
         .iter()
         .map(|p| {
-            let null = -p.fn_ * windows as f64;
-            let perfect = p.tp * windows as f64;
-            let (best_t, best) = grid
-                .iter()
-                .map(|&t| {
-                    let total: f64 = corpus
-                        .iter()
-                        .zip(scores)
-                        .map(|(series, s)| {
-                            let flags: Vec<bool> = s.iter().map(|v| *v >= t).collect();
-                            score_series(series, &flags, p)
-                        })
-                        .sum();
-                    (t, total)
-                })
-                .fold(
-                    (f64::INFINITY, f64::NEG_INFINITY),
-                    |acc, x| if x.1 > acc.1 { x } else { acc },
-                );
+            let (threshold, total) = best_threshold(corpus, scores, &all, p);
             ProfileScore {
                 profile: p.name.to_owned(),
-                score: 100.0 * (best - null) / (perfect - null),
-                threshold: best_t,
+                score: normalise(total, windows, p),
+                threshold,
+            }
+        })
+        .collect()
+}
+
+/// The raw total of `series` with every row at or above `threshold` flagged.
+pub fn total_at(corpus: &[Series], scores: &[Vec<f64>], series: &[usize], threshold: f64, p: &Profile) -> f64 {
+    series
+        .iter()
+        .map(|&k| {
+            let flags: Vec<bool> = scores[k].iter().map(|v| *v >= threshold).collect();
+            score_series(&corpus[k], &flags, p)
+        })
+        .sum()
+}
+
+/// For each profile, the score with thresholds that never saw the files they are applied to:
+/// files are split in two folds (alternating, in name order), the best threshold of each fold
+/// flags the other, and the two totals are normalised together.
+pub fn evaluate_cross_fitted(corpus: &[Series], scores: &[Vec<f64>]) -> Vec<ProfileScore> {
+    let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
+    let folds: [Vec<usize>; 2] = [
+        (0..corpus.len()).filter(|k| k % 2 == 0).collect(),
+        (0..corpus.len()).filter(|k| k % 2 == 1).collect(),
+    ];
+    PROFILES
+        .iter()
+        .map(|p| {
+            let fitted: Vec<f64> = folds.iter().map(|f| best_threshold(corpus, scores, f, p).0).collect();
+            let total =
+                total_at(corpus, scores, &folds[1], fitted[0], p) + total_at(corpus, scores, &folds[0], fitted[1], p);
+            ProfileScore {
+                profile: p.name.to_owned(),
+                score: normalise(total, windows, p),
+                threshold: f64::NAN,
+            }
+        })
+        .collect()
+}
+
+/// For each profile, the score of the detector's own alerts (`alerts`, one flag per row).
+pub fn evaluate_flags(corpus: &[Series], alerts: &[Vec<bool>]) -> Vec<ProfileScore> {
+    let windows: usize = corpus.iter().map(|s| s.windows.len()).sum();
+    PROFILES
+        .iter()
+        .map(|p| {
+            let total: f64 = corpus.iter().zip(alerts).map(|(s, f)| score_series(s, f, p)).sum();
+            ProfileScore {
+                profile: p.name.to_owned(),
+                score: normalise(total, windows, p),
+                threshold: f64::NAN,
             }
         })
         .collect()
@@ -288,5 +391,43 @@ mod tests {
         assert!((r[0].score - 100.0).abs() < 1e-9);
         let r = evaluate(std::slice::from_ref(&s), &[vec![0.0; 1000]]);
         assert!(r[0].score.abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_threshold_search_matches_scoring_every_distinct_threshold() {
+        // Pseudo-random scores on three series with windows: the sweep must find the best of
+        // all thresholds, which brute force finds by scoring each distinct value.
+        let mut corpus = Vec::new();
+        let mut scores = Vec::new();
+        let mut x = 12345u64;
+        for k in 0..3 {
+            let mut s = series();
+            s.windows = vec![(300 + 50 * k, 380 + 50 * k), (700, 760)];
+            corpus.push(s);
+            scores.push(
+                (0..1000)
+                    .map(|_| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((x >> 40) % 200) as f64 / 200.0
+                    })
+                    .collect::<Vec<f64>>(),
+            );
+        }
+        let all: Vec<usize> = (0..3).collect();
+        for p in &PROFILES {
+            let (t, total) = best_threshold(&corpus, &scores, &all, p);
+            let mut candidates: Vec<f64> = scores.iter().flatten().copied().collect();
+            candidates.push(f64::INFINITY);
+            let brute = candidates
+                .iter()
+                .map(|&c| total_at(&corpus, &scores, &all, c, p))
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert!(
+                (total - brute).abs() < 1e-9,
+                "{}: sweep {total} vs brute force {brute}",
+                p.name
+            );
+            assert!((total_at(&corpus, &scores, &all, t, p) - total).abs() < 1e-9);
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod behavior;
 pub mod checkpoint;
 pub mod metric;
+pub mod seasonal;
 pub mod statistical;
 
 pub use assess::{Assessment, Assessor};
@@ -12,4 +13,5 @@ pub use baseline::{Baseline, BaselineConfig, Deviation, Direction, Strategy};
 pub use behavior::{ActorSnapshot, ActorState, BehaviorConfig, BehaviorKind, BehaviorSignal};
 pub use checkpoint::{RestoredState, StateRecord};
 pub use metric::Metric;
-pub use statistical::{BaselineSnapshot, SeverityBands, StatisticalConfig, StatisticalDetector};
+pub use seasonal::{SeasonPeriod, SeasonalConfig, SeasonalState};
+pub use statistical::{BaselineSnapshot, Judgement, SeverityBands, StatisticalConfig, StatisticalDetector};

@@ -2,6 +2,7 @@
 
 use super::baseline::{Baseline, BaselineConfig, Deviation, Direction};
 use super::metric::Metric;
+use super::seasonal::{SeasonalConfig, SeasonalState};
 use crate::hash::stable_id;
 use crate::model::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 use crate::state::KeyedSlab;
@@ -61,12 +62,42 @@ pub struct StatisticalConfig {
     pub severity: SeverityBands,
     /// Keys idle this long (event time) are forgotten.
     pub state_ttl_ms: u64,
+    /// After an anomaly on a key, further anomalies on it are held back this long (event time;
+    /// the baseline keeps learning), so one incident pages once. 0 = off.
+    pub cooldown_ms: u64,
+    /// Also judge the change from one season earlier.
+    pub seasonal: Option<SeasonalConfig>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 struct KeyState {
     baseline: Baseline,
     last_window_end: u64,
+    seasonal: Option<SeasonalState>,
+    /// Anomalies on windows ending at or before this are held back (cooldown).
+    quiet_until: u64,
+}
+
+impl KeyState {
+    fn new(cfg: &StatisticalConfig, window_end: u64) -> Self {
+        KeyState {
+            baseline: Baseline::new(cfg.baseline.strategy),
+            last_window_end: window_end,
+            seasonal: cfg.seasonal.map(|s| SeasonalState::new(&s, cfg.baseline.strategy)),
+            quiet_until: 0,
+        }
+    }
+}
+
+/// How one window of one key was judged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Judgement {
+    /// The larger of the level's and (with seasonality) the seasonal change's deviation.
+    pub deviation: Deviation,
+    /// Confidence in 0..1 (0.5 at the threshold); 0 while a cooldown holds the key back.
+    pub score: f64,
+    /// Beyond the threshold and not held back: an anomaly.
+    pub alert: bool,
 }
 
 /// One key's baseline as of a closed window, as checkpointed to the state topic: the offsets
@@ -86,6 +117,12 @@ pub struct BaselineSnapshot {
     pub last_window_end: u64,
     /// The history.
     pub baseline: Baseline,
+    /// The seasonal history, with seasonality on.
+    #[serde(default)]
+    pub seasonal: Option<SeasonalState>,
+    /// End of the cooldown after the last anomaly.
+    #[serde(default)]
+    pub quiet_until: u64,
 }
 
 impl BaselineSnapshot {
@@ -105,6 +142,7 @@ impl BaselineSnapshot {
 ///     group_by: Dimension::User, window_ms: 60_000,
 ///     baseline: BaselineConfig { threshold: 4.0, min_history: 5, ..Default::default() },
 ///     min_calls: 1, severity: SeverityBands::default(), state_ttl_ms: 3_600_000,
+///     cooldown_ms: 0, seasonal: None,
 /// };
 /// let mut det = StatisticalDetector::new(cfg);
 /// let window = |end: u64, calls: u32| WindowAggregate {
@@ -159,54 +197,96 @@ impl StatisticalDetector {
 
     /// Approximate bytes of state: keys, table and baselines.
     pub fn state_bytes(&self) -> usize {
-        self.keys.bytes() + self.keys.iter().map(|(_, s)| s.baseline.heap_bytes()).sum::<usize>()
+        self.keys.bytes()
+            + self
+                .keys
+                .iter()
+                .map(|(_, s)| s.baseline.heap_bytes() + s.seasonal.as_ref().map_or(0, SeasonalState::heap_bytes))
+                .sum::<usize>()
     }
 
     /// Judges one closed window of one key, windows of a key arriving in time order.
     pub fn observe(&mut self, agg: &WindowAggregate) -> Option<Anomaly> {
-        let cfg = &self.cfg;
-        let value = cfg.metric.value(agg, cfg.min_calls);
+        let value = self.cfg.metric.value(agg, self.cfg.min_calls);
         if value.is_none() && self.keys.get(&agg.key).is_none() {
             return None; // nothing to learn from, and no state worth creating
         }
-        let state = self.keys.get_or_insert_with(&agg.key, || KeyState {
-            baseline: Baseline::new(cfg.baseline.strategy),
-            last_window_end: agg.window_end,
-        });
-        if state.last_window_end + cfg.state_ttl_ms < agg.window_end {
-            // Idle past the TTL: forgotten, whether or not a sweep has run yet, so the verdict
-            // does not depend on when sweeps happened (they differ across restarts).
-            *state = KeyState {
-                baseline: Baseline::new(cfg.baseline.strategy),
-                last_window_end: agg.window_end,
-            };
-        }
-        if agg.window_end <= state.last_window_end && !state.baseline.is_empty() {
-            return None; // a replayed or out-of-order window: already judged
-        }
-        if cfg.metric.is_rate() && !state.baseline.is_empty() {
-            // Windows with no events were rate 0; learn them, up to a full history.
-            let missing = (agg.window_end - state.last_window_end) / cfg.window_ms;
-            for _ in 1..missing.min(u64::from(cfg.baseline.baseline_windows) + 1) {
-                state.baseline.update(&cfg.baseline, to_model(self.count_minutes, 0.0));
-            }
-        }
-        state.last_window_end = agg.window_end;
-        let trials = (cfg.metric == Metric::ErrorRate).then_some(f64::from(agg.acc.calls));
-        let value = value?;
-        let mut deviation = state
-            .baseline
-            .observe(&cfg.baseline, to_model(self.count_minutes, value), trials)?;
-        if let Some(minutes) = self.count_minutes {
+        let trials = (self.cfg.metric == Metric::ErrorRate).then_some(f64::from(agg.acc.calls));
+        let model = value.map(|v| to_model(self.count_minutes, v));
+        let judged = self.judge(&agg.key, agg.window_end, model, trials)?;
+        let mut deviation = judged.deviation;
+        if let (Some(minutes), Some(value)) = (self.count_minutes, value) {
             // Report in the metric's own units.
             let center = from_model(minutes, deviation.center);
             deviation.spread = from_model(minutes, deviation.center + deviation.spread) - center;
             deviation.center = center;
             deviation.value = value;
         }
-        let anomaly = deviation.anomalous.then(|| build_anomaly(cfg, agg, &deviation));
-        self.maybe_sweep(agg.window_end);
-        anomaly
+        judged
+            .alert
+            .then(|| build_anomaly(&self.cfg, agg, &deviation, judged.score))
+    }
+
+    /// Judges the value one key's metric had in the window ending at `window_end`, as the
+    /// baseline models it (counts transformed), then learns from it. `None` for a value (or a
+    /// window) that is not judged: too little history, too few calls, or a window replayed.
+    /// `sentinel eval nab` calls this with each row of a series as one window.
+    pub fn judge(&mut self, key: &str, window_end: u64, value: Option<f64>, trials: Option<f64>) -> Option<Judgement> {
+        let cfg = &self.cfg;
+        let state = self.keys.get_or_insert_with(key, || KeyState::new(cfg, window_end));
+        if state.last_window_end + cfg.state_ttl_ms < window_end {
+            // Idle past the TTL: forgotten, whether or not a sweep has run yet, so the verdict
+            // does not depend on when sweeps happened (they differ across restarts).
+            *state = KeyState::new(cfg, window_end);
+        }
+        if window_end <= state.last_window_end && !state.baseline.is_empty() {
+            return None; // a replayed or out-of-order window: already judged
+        }
+        if cfg.metric.is_rate() && !state.baseline.is_empty() {
+            // Windows with no events were rate 0; learn them, up to a full history.
+            let missing = (window_end - state.last_window_end) / cfg.window_ms;
+            let zero = to_model(self.count_minutes, 0.0);
+            for _ in 1..missing.min(u64::from(cfg.baseline.baseline_windows) + 1) {
+                state.baseline.update(&cfg.baseline, zero);
+                if let (Some(seasonal), Some(sc)) = (state.seasonal.as_mut(), &cfg.seasonal) {
+                    seasonal.observe(sc, &cfg.baseline, zero);
+                }
+            }
+        }
+        state.last_window_end = window_end;
+        let value = value?;
+        let level = state.baseline.observe(&cfg.baseline, value, trials);
+        let season = match (state.seasonal.as_mut(), &cfg.seasonal) {
+            (Some(seasonal), Some(sc)) => seasonal.observe(sc, &cfg.baseline, value),
+            _ => None,
+        };
+        let deviation = match (level, season) {
+            (Some(l), Some(s)) if s.z.abs() > l.z.abs() => Deviation {
+                anomalous: l.anomalous || s.anomalous,
+                ..s
+            },
+            (Some(l), Some(s)) => Deviation {
+                anomalous: l.anomalous || s.anomalous,
+                ..l
+            },
+            (l, s) => l.or(s)?,
+        };
+        let held_back = window_end <= state.quiet_until;
+        let alert = deviation.anomalous && !held_back;
+        if alert && cfg.cooldown_ms > 0 {
+            state.quiet_until = window_end + cfg.cooldown_ms;
+        }
+        let score = if held_back {
+            0.0
+        } else {
+            deviation.score(cfg.baseline.threshold)
+        };
+        self.maybe_sweep(window_end);
+        Some(Judgement {
+            deviation,
+            score,
+            alert,
+        })
     }
 
     /// The baseline of `key` as a checkpoint record (`None` when the key has none).
@@ -219,20 +299,23 @@ impl StatisticalDetector {
             key: key.to_owned(),
             last_window_end: state.last_window_end,
             baseline: state.baseline.clone(),
+            seasonal: state.seasonal.clone(),
+            quiet_until: state.quiet_until,
         })
     }
 
     /// Takes back a checkpointed baseline; windows up to its `last_window_end` are then
     /// already learned, and are skipped when read again.
     pub fn restore(&mut self, snapshot: &BaselineSnapshot) {
-        let state = KeyState {
-            baseline: snapshot.baseline.clone(),
-            last_window_end: snapshot.last_window_end,
-        };
-        let slot = self.keys.get_or_insert_with(&snapshot.key, || KeyState {
-            baseline: Baseline::new(self.cfg.baseline.strategy),
-            last_window_end: 0,
-        });
+        let mut state = KeyState::new(&self.cfg, snapshot.last_window_end);
+        state.baseline = snapshot.baseline.clone();
+        // A snapshot from before seasonality was configured starts its season afresh.
+        if snapshot.seasonal.is_some() && self.cfg.seasonal.is_some() {
+            state.seasonal = snapshot.seasonal.clone();
+        }
+        state.quiet_until = snapshot.quiet_until;
+        let cfg = &self.cfg;
+        let slot = self.keys.get_or_insert_with(&snapshot.key, || KeyState::new(cfg, 0));
         *slot = state;
     }
 
@@ -260,8 +343,7 @@ fn from_model(minutes: f64, model: f64) -> f64 {
     ((model / 2.0).powi(2) - 0.375).max(0.0) / minutes
 }
 
-fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation) -> Anomaly {
-    let score = d.score(cfg.baseline.threshold);
+fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation, score: f64) -> Anomaly {
     let dim = cfg.group_by.as_str();
     let metric = cfg.metric.as_str();
     let direction = if d.z >= 0.0 { "spike" } else { "drop" };
@@ -345,6 +427,8 @@ mod tests {
             min_calls: metric.default_min_calls(),
             severity: SeverityBands::default(),
             state_ttl_ms: 3_600_000,
+            cooldown_ms: 0,
+            seasonal: None,
         })
     }
 
@@ -487,5 +571,62 @@ mod tests {
         // Back after two hours (TTL one hour): no history, so no verdict on its first window.
         assert!(d.observe(&agg("app", 140, 10, 0, 50.0)).is_none());
         assert_eq!(d.snapshot("g", "app").unwrap().baseline.len(), 1);
+    }
+
+    #[test]
+    fn a_cooldown_pages_once_per_incident_and_keeps_learning() {
+        let mut d = detector(Metric::LatencyMean, Strategy::Zscore);
+        d.cfg.cooldown_ms = 10 * 60_000;
+        let value = |m: u64| {
+            if (30..33).contains(&m) || m == 50 {
+                500.0
+            } else {
+                100.0 + (m % 3) as f64
+            }
+        };
+        let judged: Vec<(u64, Judgement)> = (1..60)
+            .filter_map(|m| d.judge("k", m * 60_000, Some(value(m)), None).map(|j| (m, j)))
+            .collect();
+        let alerts: Vec<u64> = judged.iter().filter(|(_, j)| j.alert).map(|(m, _)| *m).collect();
+        assert_eq!(alerts, vec![30, 50], "31 and 32 are held back, 50 is a new incident");
+        let held = judged.iter().find(|(m, _)| *m == 31).unwrap().1;
+        assert!(held.deviation.anomalous && held.score == 0.0, "{held:?}");
+    }
+
+    #[test]
+    fn a_restored_seasonal_baseline_judges_as_if_never_stopped() {
+        let seasonal = |d: &mut StatisticalDetector| {
+            d.cfg.seasonal = Some(SeasonalConfig {
+                period: crate::detect::SeasonPeriod::Auto {
+                    learn_windows: 120,
+                    min_correlation: 0.6,
+                },
+            });
+            d.cfg.cooldown_ms = 5 * 60_000;
+        };
+        let value = |m: u64| 100.0 + 40.0 * ((m % 24) as f64 / 24.0 * std::f64::consts::TAU).sin() + (m % 5) as f64;
+        let mut whole = detector(Metric::LatencyMean, Strategy::Zscore);
+        seasonal(&mut whole);
+        let mut first = detector(Metric::LatencyMean, Strategy::Zscore);
+        seasonal(&mut first);
+        let mut restarted = detector(Metric::LatencyMean, Strategy::Zscore);
+        seasonal(&mut restarted);
+        for m in 1..=200 {
+            let a = whole.judge("k", m * 60_000, Some(value(m)), None);
+            let b = first.judge("k", m * 60_000, Some(value(m)), None);
+            assert_eq!(a, b);
+        }
+        let snapshot = first.snapshot("g", "k").unwrap();
+        assert!(snapshot.seasonal.as_ref().and_then(SeasonalState::period).is_some());
+        let json = serde_json::to_vec(&snapshot).unwrap();
+        restarted.restore(&serde_json::from_slice(&json).unwrap());
+        for m in 201..300 {
+            let v = if m == 250 { value(m + 12) } else { value(m) };
+            assert_eq!(
+                whole.judge("k", m * 60_000, Some(v), None),
+                restarted.judge("k", m * 60_000, Some(v), None),
+                "window {m}"
+            );
+        }
     }
 }
