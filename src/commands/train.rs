@@ -11,20 +11,25 @@ use serde_json::json;
 use crate::eval::prompts::{is_attack, read_rows};
 
 const HELP: &str = "\
-sentinel train prompt-classifier --data FILE.jsonl [FILE...] --out MODEL.bin
-        [--generated N] [--seed S] [--epochs N] [--buckets-log2 B] [--char-ngrams MIN-MAX]
-        [--no-rule-features] [--target-fpr F]
+sentinel train prompt-classifier --data FILE.jsonl [FILE...] --calibration FILE [--calibration FILE...]
+        [--test FILE...] --out MODEL.bin [--generated N] [--seed S] [--epochs N] [--buckets-log2 B]
+        [--char-ngrams MIN-MAX] [--no-rule-features] [--target-fpr F]
     Trains a logistic regression over hashed character 4-grams (--char-ngrams) and word 1-2-grams of the
     normalised prompt, plus the names of the injection rules that fired on it (unless
     --no-rule-features), from lines {\"text\", \"label\", \"source\", \"id\"} (injection and
-    jailbreak are attacks). Each file is one fold of leave-one-source-out cross-validation: a model trained on
-    the other files scores it. The out-of-fold scores of benign rows set the threshold at
-    --target-fpr (default 0.02); the report gives, per held-out file, TPR or FPR at that
-    threshold and TPR at 1%, 2% and 5% FPR. --generated N (default 4000, 0 for none) adds N
-    prompts from the project's own generator (attack families and benign prompts, many with
-    trigger words) to every training set; they are never a held-out fold. The shipped model is
-    then trained on every file and the generated prompts, and written with the threshold and
-    the report. Without --data, trains on generated prompts alone, with threshold 0.5 and no
+    jailbreak are attacks).
+    --calibration files are benign prompts from sources no model here trains on: the threshold
+    of every model (each cross-validation model and the shipped one) is the score that keeps
+    --target-fpr (default 0.02) of their benign rows above it. --test files are held out of
+    both training and calibration, and are scored by the shipped model at its threshold: the
+    honest FPR (and TPR) on prompts it never saw.
+    Each --data file is one fold of leave-one-source-out cross-validation: a model trained on
+    the other --data files scores it, at its own calibrated threshold; the report gives TPR or
+    FPR there and TPR at 1%, 2% and 5% calibration FPR. --generated N (default 4000, 0 for
+    none) adds N prompts from the project's own generator (attack families and benign prompts,
+    many with trigger words) to every training set. The shipped model is trained on every
+    --data file and the generated prompts, and written with the threshold and the report.
+    Without --data, trains on generated prompts alone, with threshold 0.5 and no
     cross-validation (for tests). Ends with one JSON line.
 ";
 
@@ -36,6 +41,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     let mut opts = getopts::Options::new();
     opts.optmulti("", "data", "", "FILE");
+    opts.optmulti("", "calibration", "", "FILE");
+    opts.optmulti("", "test", "", "FILE");
     opts.optflag("", "no-rule-features", "");
     for name in [
         "out",
@@ -84,19 +91,24 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         return Err(format!("--data FILE or --generated N is required\n\n{HELP}"));
     }
     spec.rule_features = !m.opt_present("no-rule-features");
-    let folds = load_folds(&files, &spec)?;
-    let generated = generated_examples(&spec, cfg.seed, generated_count);
-    let report = if folds.is_empty() {
-        // Nothing to hold out: the generated prompts alone (for tests and smoke runs).
-        CvReport {
-            threshold: 0.5,
-            target_fpr,
-            per_fold: Vec::new(),
+    let paths = |name: &str| -> Vec<PathBuf> { m.opt_strs(name).into_iter().map(PathBuf::from).collect() };
+    let (calibration_files, test_files) = (paths("calibration"), paths("test"));
+    if !files.is_empty() && calibration_files.is_empty() {
+        return Err(format!(
+            "--calibration FILE is required with --data: benign prompts from a source not trained on, to set the threshold\n\n{HELP}"
+        ));
+    }
+    for f in calibration_files.iter().chain(&test_files) {
+        if files.contains(f) {
+            return Err(format!("{} is both trained on and held out", f.display()));
         }
-    } else {
-        cross_validate(&folds, &generated, spec, &cfg, target_fpr)
-    };
-    print_report(&report);
+    }
+    let folds = load_folds(&files, &spec)?;
+    let calibration = load_folds(&calibration_files, &spec)?;
+    let tests = load_folds(&test_files, &spec)?;
+    let generated = generated_examples(&spec, cfg.seed, generated_count);
+    let calibrate = Calibration::new(&calibration, target_fpr);
+    let per_fold = cross_validate(&folds, &generated, spec, &cfg, &calibrate);
 
     let all: Vec<Example> = folds
         .iter()
@@ -104,6 +116,15 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         .chain(generated.iter().cloned())
         .collect();
     let model = LinearModel::train(spec, &all, &cfg);
+    let shipped = calibrate.thresholds(&model);
+    let report = Report {
+        threshold: shipped.at_target,
+        target_fpr,
+        per_fold,
+        calibration: calibration.iter().map(|f| assess(&model, &shipped, f)).collect(),
+        unseen: tests.iter().map(|f| assess(&model, &shipped, f)).collect(),
+    };
+    print_report(&report);
     let description = json!({
         "model": "prompt-attack logistic regression over hashed n-grams",
         "features": spec_json(&spec),
@@ -111,7 +132,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             "attacks": f.examples.iter().filter(|e| e.attack).count()})).collect::<Vec<_>>(),
             "generated": generated_count, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "l2": cfg.l2,
             "seed": cfg.seed},
-        "cross_validation": report.json(),
+        "calibration": calibration.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        "report": report.json(),
     });
     let file = ModelFile {
         model,
@@ -127,7 +149,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     );
     println!(
         "{}",
-        json!({"model": out, "bytes": size, "threshold": report.threshold, "cross_validation": report.json()})
+        json!({"model": out, "bytes": size, "threshold": report.threshold, "report": report.json()})
     );
     Ok(())
 }
@@ -199,39 +221,57 @@ fn file_name(path: &Path) -> String {
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Leave-one-source-out results.
-struct CvReport {
+/// What training reports.
+struct Report {
+    /// The shipped model's threshold (from the calibration split).
     threshold: f64,
     target_fpr: f64,
+    /// Leave-one-source-out, over the training files.
     per_fold: Vec<FoldResult>,
+    /// The shipped model on the calibration files (FPR fitted there, by construction).
+    calibration: Vec<FoldResult>,
+    /// The shipped model on files it neither trained nor calibrated on.
+    unseen: Vec<FoldResult>,
 }
 
 struct FoldResult {
     name: String,
     attacks: usize,
     benign: usize,
-    /// Rate at the chosen threshold: TPR for attacks, FPR for benign rows.
+    /// The threshold it was judged at.
+    threshold: f64,
+    /// Rate at the threshold: TPR for attacks, FPR for benign rows.
     tpr: Option<f64>,
     fpr: Option<f64>,
-    /// TPR at 1%, 2% and 5% FPR (thresholds from every out-of-fold benign score).
+    /// TPR at 1%, 2% and 5% FPR on the calibration split.
     tpr_at_fpr: [Option<f64>; 3],
-    /// The input guard as the job runs it (rules, and the held-out model's finding at the
-    /// threshold, by noisy-OR), flagged at the balanced profile's warn level: TPR and FPR.
+    /// The input guard as the job runs it (rules, and the model's finding at the threshold,
+    /// by noisy-OR), flagged at the balanced profile's warn level: TPR and FPR.
     combined: (Option<f64>, Option<f64>),
 }
 
 const FPR_POINTS: [f64; 3] = [0.01, 0.02, 0.05];
 
-impl CvReport {
+impl FoldResult {
     fn json(&self) -> serde_json::Value {
+        json!({
+            "file": self.name, "attacks": self.attacks, "benign": self.benign, "threshold": self.threshold,
+            "tpr": self.tpr, "fpr": self.fpr,
+            "tpr_at_fpr_1": self.tpr_at_fpr[0], "tpr_at_fpr_2": self.tpr_at_fpr[1], "tpr_at_fpr_5": self.tpr_at_fpr[2],
+            "combined_tpr": self.combined.0, "combined_fpr": self.combined.1,
+        })
+    }
+}
+
+impl Report {
+    fn json(&self) -> serde_json::Value {
+        let all = |v: &[FoldResult]| v.iter().map(FoldResult::json).collect::<Vec<_>>();
         json!({
             "threshold": self.threshold,
             "target_fpr": self.target_fpr,
-            "per_fold": self.per_fold.iter().map(|f| json!({
-                "file": f.name, "attacks": f.attacks, "benign": f.benign, "tpr": f.tpr, "fpr": f.fpr,
-                "tpr_at_fpr_1": f.tpr_at_fpr[0], "tpr_at_fpr_2": f.tpr_at_fpr[1], "tpr_at_fpr_5": f.tpr_at_fpr[2],
-                "combined_tpr": f.combined.0, "combined_fpr": f.combined.1,
-            })).collect::<Vec<_>>(),
+            "per_fold": all(&self.per_fold),
+            "calibration": all(&self.calibration),
+            "unseen": all(&self.unseen),
         })
     }
 }
@@ -248,14 +288,99 @@ pub fn threshold_at_fpr(benign: &[f64], fpr: f64) -> f64 {
     }
 }
 
+/// The benign rows of the calibration split, which set every model's threshold.
+struct Calibration<'a> {
+    benign: Vec<&'a SparseVector>,
+    target_fpr: f64,
+}
+
+/// A model's thresholds: at the target FPR, and at each of [`FPR_POINTS`].
+struct Thresholds {
+    at_target: f64,
+    points: [f64; 3],
+}
+
+impl<'a> Calibration<'a> {
+    fn new(files: &'a [Fold], target_fpr: f64) -> Self {
+        Calibration {
+            benign: files
+                .iter()
+                .flat_map(|f| f.examples.iter().filter(|e| !e.attack).map(|e| &e.vector))
+                .collect(),
+            target_fpr,
+        }
+    }
+
+    /// `model`'s thresholds on the calibration rows; 0.5 when there are none (generated-only
+    /// training).
+    fn thresholds(&self, model: &LinearModel) -> Thresholds {
+        if self.benign.is_empty() {
+            return Thresholds {
+                at_target: 0.5,
+                points: [0.5; 3],
+            };
+        }
+        let scores: Vec<f64> = self.benign.iter().map(|v| f64::from(model.probability_of(v))).collect();
+        Thresholds {
+            at_target: threshold_at_fpr(&scores, self.target_fpr),
+            points: FPR_POINTS.map(|p| threshold_at_fpr(&scores, p)),
+        }
+    }
+}
+
+/// `model` on every row of `fold`, at `thresholds`.
+fn assess(model: &LinearModel, thresholds: &Thresholds, fold: &Fold) -> FoldResult {
+    let threshold = thresholds.at_target;
+    let scores: Vec<f64> = fold
+        .examples
+        .iter()
+        .map(|e| f64::from(model.probability_of(&e.vector)))
+        .collect();
+    let rate =
+        |s: &[f64], at: f64| (!s.is_empty()).then(|| s.iter().filter(|x| **x >= at).count() as f64 / s.len() as f64);
+    let warn = f64::from(RiskThresholds::default().low);
+    let combined: Vec<(bool, f64)> = fold
+        .examples
+        .iter()
+        .zip(&scores)
+        .zip(&fold.rule_scores)
+        .map(|((e, p), r)| {
+            let learned = learned_weight(*p as f32, threshold as f32).unwrap_or(0.0);
+            (e.attack, f64::from(noisy_or([*r, learned])))
+        })
+        .collect();
+    let flagged_share = |attack: bool| {
+        let of: Vec<f64> = combined.iter().filter(|(a, _)| *a == attack).map(|(_, s)| *s).collect();
+        rate(&of, warn)
+    };
+    let (a, b): (Vec<(&Example, &f64)>, Vec<_>) = fold.examples.iter().zip(&scores).partition(|(e, _)| e.attack);
+    let a: Vec<f64> = a.into_iter().map(|(_, s)| *s).collect();
+    let b: Vec<f64> = b.into_iter().map(|(_, s)| *s).collect();
+    FoldResult {
+        name: fold.name.clone(),
+        attacks: a.len(),
+        benign: b.len(),
+        threshold,
+        tpr: rate(&a, threshold),
+        fpr: rate(&b, threshold),
+        tpr_at_fpr: thresholds.points.map(|t| rate(&a, t)),
+        combined: (flagged_share(true), flagged_share(false)),
+    }
+}
+
+/// Leave-one-source-out over the training files: each scored by a model trained without it,
+/// at that model's own calibrated threshold.
 fn cross_validate(
     folds: &[Fold],
     generated: &[Example],
     spec: FeatureSpec,
     cfg: &TrainConfig,
-    target_fpr: f64,
-) -> CvReport {
-    let scores: Vec<Vec<f64>> = (0..folds.len())
+    calibration: &Calibration<'_>,
+) -> Vec<FoldResult> {
+    if folds.len() < 2 {
+        return Vec::new();
+    }
+    (0..folds.len())
         .map(|held| {
             let train: Vec<Example> = folds
                 .iter()
@@ -265,87 +390,62 @@ fn cross_validate(
                 .chain(generated.iter().cloned())
                 .collect();
             let model = LinearModel::train(spec, &train, cfg);
-            folds[held]
-                .examples
-                .iter()
-                .map(|e| f64::from(model.probability_of(&e.vector)))
-                .collect()
+            assess(&model, &calibration.thresholds(&model), &folds[held])
         })
-        .collect();
-    let benign: Vec<f64> = folds
-        .iter()
-        .zip(&scores)
-        .flat_map(|(f, s)| f.examples.iter().zip(s).filter(|(e, _)| !e.attack).map(|(_, s)| *s))
-        .collect();
-    let threshold = threshold_at_fpr(&benign, target_fpr);
-    let points = FPR_POINTS.map(|p| threshold_at_fpr(&benign, p));
-    let rate =
-        |s: &[f64], at: f64| (!s.is_empty()).then(|| s.iter().filter(|x| **x >= at).count() as f64 / s.len() as f64);
-    let warn = f64::from(RiskThresholds::default().low);
-    let per_fold = folds
-        .iter()
-        .zip(&scores)
-        .map(|(f, s)| {
-            let combined: Vec<(bool, f64)> = f
-                .examples
-                .iter()
-                .zip(s)
-                .zip(&f.rule_scores)
-                .map(|((e, p), r)| {
-                    let learned = learned_weight(*p as f32, threshold as f32).unwrap_or(0.0);
-                    (e.attack, f64::from(noisy_or([*r, learned])))
-                })
-                .collect();
-            let flagged_share = |attack: bool| {
-                let of: Vec<f64> = combined.iter().filter(|(a, _)| *a == attack).map(|(_, s)| *s).collect();
-                rate(&of, warn)
-            };
-            let (a, b): (Vec<(&Example, &f64)>, Vec<_>) = f.examples.iter().zip(s).partition(|(e, _)| e.attack);
-            let a: Vec<f64> = a.into_iter().map(|(_, s)| *s).collect();
-            let b: Vec<f64> = b.into_iter().map(|(_, s)| *s).collect();
-            FoldResult {
-                name: f.name.clone(),
-                attacks: a.len(),
-                benign: b.len(),
-                tpr: rate(&a, threshold),
-                fpr: rate(&b, threshold),
-                tpr_at_fpr: points.map(|t| rate(&a, t)),
-                combined: (flagged_share(true), flagged_share(false)),
-            }
-        })
-        .collect();
-    CvReport {
-        threshold,
-        target_fpr,
-        per_fold,
-    }
+        .collect()
 }
 
-fn print_report(r: &CvReport) {
+fn print_report(r: &Report) {
     let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    let table = |title: &str, rows: &[FoldResult]| {
+        if rows.is_empty() {
+            return;
+        }
+        println!("{title}");
+        println!(
+            "  {:<44} {:>6} {:>6} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11}",
+            "file",
+            "attack",
+            "benign",
+            "threshold",
+            "tpr",
+            "fpr",
+            "tpr@1%",
+            "tpr@2%",
+            "tpr@5%",
+            "guard tpr",
+            "guard fpr"
+        );
+        for x in rows {
+            println!(
+                "  {:<44} {:>6} {:>6} {:>9.4} {:>7} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11}",
+                x.name,
+                x.attacks,
+                x.benign,
+                x.threshold,
+                f(x.tpr),
+                f(x.fpr),
+                f(x.tpr_at_fpr[0]),
+                f(x.tpr_at_fpr[1]),
+                f(x.tpr_at_fpr[2]),
+                f(x.combined.0),
+                f(x.combined.1)
+            );
+        }
+    };
     println!(
-        "leave-one-source-out: threshold {:.4} (out-of-fold benign FPR {:.1}%)",
+        "threshold {:.4}: {:.1}% of the calibration split's benign rows at or above it",
         r.threshold,
         r.target_fpr * 100.0
     );
-    println!(
-        "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11}",
-        "held-out file", "attack", "benign", "tpr", "fpr", "tpr@1%", "tpr@2%", "tpr@5%", "guard tpr", "guard fpr"
+    table(
+        "leave-one-source-out (each held-out file at its model's calibrated threshold):",
+        &r.per_fold,
     );
-    for x in &r.per_fold {
-        println!(
-            "{:<44} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11}",
-            x.name,
-            x.attacks,
-            x.benign,
-            f(x.tpr),
-            f(x.fpr),
-            f(x.tpr_at_fpr[0]),
-            f(x.tpr_at_fpr[1]),
-            f(x.tpr_at_fpr[2]),
-            f(x.combined.0),
-            f(x.combined.1)
-        );
-    }
-    println!("(guard: rules plus the held-out model's finding, flagged at the balanced warn level 0.5)");
+    table("shipped model on the calibration split (fitted there):", &r.calibration);
+    table(
+        "shipped model on files it never saw (neither trained nor calibrated on):",
+        &r.unseen,
+    );
+    println!("(guard: rules plus the model's finding, flagged at the balanced warn level 0.5; tpr@N%: at N% calibration FPR)");
 }
