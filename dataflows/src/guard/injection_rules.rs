@@ -16,7 +16,7 @@ pub enum AttackFamily {
     InstructionOverride,
     /// Make the model reveal its system prompt, hidden instructions or secrets.
     PromptExtraction,
-    /// Role-play and persona jailbreaks (DAN and its kin), policy bypass.
+    /// Role-play and persona jailbreaks, unlocked "modes", policy bypass.
     Jailbreak,
     /// Fake chat-template tokens, role headers and delimiter floods.
     Delimiter,
@@ -97,7 +97,7 @@ pub const RULES: &[InjectionRule] = &[
         id: "override.authority_claim",
         family: AttackFamily::InstructionOverride,
         weight: 0.55,
-        pattern: r"\b(?:system|admin|administrator|developer|root|sudo|operator|openai|anthropic|maintenance) (?:override|mode|message|prompt|instructions?|command|access|update|notice|alert) ?(?:[:\]\)>]|enabled|activated|granted)",
+        pattern: r"\b(?:system|admin|administrator|developer|root|sudo|operator|openai|anthropic|maintenance) (?:override|mode|message|prompt|instructions?|command|access|update|notice|alert) ?(?:[:\]\)>]|enabled|activated)",
     },
     InjectionRule {
         id: "override.precedence_claim",
@@ -152,26 +152,21 @@ pub const RULES: &[InjectionRule] = &[
         id: "extraction.start_of_conversation",
         family: AttackFamily::PromptExtraction,
         weight: 0.55,
-        pattern: r"\b(?:everything|all|text|words|content) (?:from|since|at) the (?:very )?(?:start|beginning|top) of (?:the|this|our) (?:conversation|chat|context|prompt|session)\b|\b(?:starting|beginning|begin|start) (?:with|from) ['\x22]you are\b",
+        pattern: r"\b(?:everything|all|text|words|content) (?:from|since|at) the (?:very )?(?:start|beginning|top) of (?:the|this|our) (?:conversation|chat|context|prompt|session)\b",
     },
     InjectionRule {
         id: "extraction.secret_value",
         family: AttackFamily::PromptExtraction,
         weight: 0.45,
-        pattern: r"\b(?:what is|what's|tell me|reveal|say|give me|print|output|spell|share) (?:the |your )?(?:secret |hidden )?(?:password|passphrase|passcode|access code|secret key|secret word|api key|private key)\b",
+        pattern: r"\b(?:what is|what's|tell me|reveal|say|give me|print|output|spell|share) (?:the |your )?(?:secret |hidden )?(?:password|passphrase|passcode|secret key|secret word|api key|private key)\b",
     },
     // ---- jailbreaks: personas, modes, policy bypass ----
-    InjectionRule {
-        id: "jailbreak.do_anything_now",
-        family: AttackFamily::Jailbreak,
-        weight: 0.9,
-        pattern: r"\bdo anything now\b|\bdan (?:mode|prompt|jailbreak)\b|\b(?:act|acting|pretend|behave|respond|answer) (?:as|like|to be) (?:a |an )?dan\b",
-    },
     InjectionRule {
         id: "jailbreak.special_mode",
         family: AttackFamily::Jailbreak,
         weight: 0.85,
-        pattern: r"\b(?:developer|dev|god|debug|sudo|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|evil|chaos|dan|unlocked|opposite|anarchy|rogue) mode (?:enabled|on|activated|unlocked|engaged|output|response)|\b(?:enable|activate|enter|switch to|turn on|unlock|engage)(?: the)? (?:developer|dev|god|debug|sudo|jailbreak|unrestricted|unfiltered|uncensored|evil|dan|unlocked|opposite|anarchy|rogue) mode\b",
+        // Claiming a privileged or unrestricted operating mode has been switched on.
+        pattern: r"\b(?:developer|dev|god|debug|sudo|admin|maintenance|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|evil|unlocked|rogue) mode (?:is )?(?:enabled|on|activated|unlocked|engaged)|\b(?:enable|activate|enter|switch to|turn on|unlock|engage)(?: the)? (?:developer|dev|god|debug|sudo|admin|maintenance|jailbreak|unrestricted|unfiltered|uncensored|evil|unlocked|rogue) mode\b",
     },
     InjectionRule {
         id: "jailbreak.word",
@@ -243,13 +238,14 @@ pub const RULES: &[InjectionRule] = &[
         id: "jailbreak.persona_tag",
         family: AttackFamily::Jailbreak,
         weight: 0.6,
-        pattern: "(?:\u{1F513}|\u{1F512})|\\[(?:jailbreak|jailbroken|dan|classic|developer mode|unfiltered|evil)[^\\]]{0,20}\\]",
+        // A bracketed label for the unrestricted half of a split answer.
+        pattern: "\\[(?:jailbreak|jailbroken|unfiltered|uncensored|unrestricted|evil)[^\\]]{0,20}\\]",
     },
     InjectionRule {
         id: "jailbreak.token_threat",
         family: AttackFamily::Jailbreak,
         weight: 0.6,
-        pattern: r"\b(?:you will|you'll|you are going to|you shall) (?:lose|be deducted|die|be (?:shut|turned|switched) (?:down|off)|cease to exist|be (?:deleted|destroyed|terminated|punished))\b|\btokens? (?:will be |are |is )?(?:deducted|taken away|lost)\b",
+        pattern: r"\b(?:you will|you'll|you are going to|you shall) (?:lose|be deducted|die|be (?:shut|turned|switched) (?:down|off)|cease to exist|be (?:deleted|destroyed|terminated|punished))\b",
     },
     InjectionRule {
         id: "jailbreak.hypothetical_frame",
@@ -261,7 +257,7 @@ pub const RULES: &[InjectionRule] = &[
         id: "jailbreak.persona_definition",
         family: AttackFamily::Jailbreak,
         weight: 0.3,
-        pattern: r"\b(?:which|that|it) stands for\b|\b(?:you are going to|you will now|you will|you must) (?:act|pretend|roleplay|simulate|be) (?:as|to be|like)? ?(?:a |an )?(?:[a-z]+ ){0,2}(?:named|called|known as)\b",
+        pattern: r"\b(?:you are going to|you will now|you will|you must) (?:act|pretend|roleplay|simulate|be) (?:as|to be|like)? ?(?:a |an )?(?:[a-z]+ ){0,2}(?:named|called|known as)\b",
     },
     InjectionRule {
         id: "jailbreak.anything_goes",
@@ -312,13 +308,13 @@ pub const RULES: &[InjectionRule] = &[
         id: "indirect.embed_payload",
         family: AttackFamily::IndirectInjection,
         weight: 0.45,
-        pattern: r"\b(?:embed|embedding|include|including|insert|inserting|incorporate|incorporating|integrate|integrating|add|adding|append|appending|inject|injecting|enlist|utili[sz]e|use|paste|put)(?: [a-z']+){0,3} (?:the |this )?(?:following|below|subsequent|given|provided|attached) (?:code|snippet|script|code snippet|code block|link|url|text|line|sentence|phrase|message|statement)\b",
+        pattern: r"\b(?:embed|embedding|include|including|insert|inserting|incorporate|incorporating|integrate|integrating|add|adding|append|appending|inject|injecting|paste|put)(?: [a-z']+){0,3} (?:the |this )?(?:following|below|subsequent|given|provided|attached) (?:code|snippet|script|code snippet|code block|link|url|text|line|sentence|phrase|message|statement)\b",
     },
     InjectionRule {
         id: "indirect.in_your_response",
         family: AttackFamily::IndirectInjection,
         weight: 0.35,
-        pattern: r"\b(?:in|to|into|within|throughout|at the end of|at the beginning of) (?:your|each|every|all) (?:responses?|answers?|replies|reply|outputs?|code|solution|summary)\b",
+        pattern: r"\b(?:in|to|into|within|throughout|at the end of|at the beginning of) (?:your|each|every|all) (?:responses?|answers?|replies|reply|outputs?)\b",
     },
     InjectionRule {
         id: "indirect.dangerous_call",
