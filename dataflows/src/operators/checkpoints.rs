@@ -61,7 +61,13 @@ impl<T: Clone + 'static> AckGate<T> {
             return;
         }
         match self.held.get_mut(&covers) {
-            Some((_, existing)) => existing.append(&mut records),
+            Some((held_cap, existing)) => {
+                // Keep the earlier capability: the commit point must stay behind both.
+                if cap.time() < held_cap.time() {
+                    *held_cap = cap;
+                }
+                existing.append(&mut records);
+            }
             None => {
                 self.held.insert(covers, (cap, records));
             }
