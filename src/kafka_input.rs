@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sentinel_connectors::kafka::{
-    committed_offsets, end_offsets, ensure_topics, fetch_start, partitions_of, read_topic, Assignment, KafkaSettings,
-    TopicSpec,
+    committed_offsets, end_offsets, ensure_topics, fetch_start, partitions_of, read_topic, topic_exists, Assignment,
+    KafkaSettings, TopicSpec,
 };
 
 use crate::config::KafkaConfig;
@@ -233,11 +233,11 @@ impl Checkpoint {
 
     /// The last checkpoint of each partition of `group` in `topic`. A missing topic means none.
     pub fn latest(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Vec<Checkpoint>, String> {
-        let records = match read_topic(settings, topic, Duration::from_secs(60)) {
-            Ok(r) => r,
-            Err(e) if e.contains("is not on") || e.contains("UnknownTopic") => return Ok(Vec::new()),
-            Err(e) => return Err(format!("reading checkpoints: {e}")),
-        };
+        if !topic_exists(settings, topic).map_err(|e| format!("reading checkpoints: {e}"))? {
+            return Ok(Vec::new());
+        }
+        let records =
+            read_topic(settings, topic, Duration::from_secs(60)).map_err(|e| format!("reading checkpoints: {e}"))?;
         let mut latest: BTreeMap<(String, i32), Checkpoint> = BTreeMap::new();
         for (_, value) in records {
             let Ok(cp) = serde_json::from_slice::<Checkpoint>(&value) else {

@@ -43,6 +43,22 @@ pub fn partitions_of(settings: &KafkaSettings, topics: &[String]) -> Result<Vec<
     Ok(out)
 }
 
+/// Whether the cluster has `topic` (with partitions). Lists every topic rather than asking for
+/// this one, so a broker that creates topics on request does not create it.
+pub fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, String> {
+    let consumer: BaseConsumer = settings
+        .consumer("sentinel-metadata")
+        .create()
+        .map_err(|e| err("creating a Kafka client", e))?;
+    let metadata = consumer
+        .fetch_metadata(None, LOOKUP_TIMEOUT)
+        .map_err(|e| err(&format!("listing the topics of {}", settings.brokers), e))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+}
+
 /// A committed position and the metadata stored with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {

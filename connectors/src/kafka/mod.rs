@@ -8,8 +8,8 @@ mod producer;
 mod publish;
 
 pub use admin::{
-    committed_offsets, create_topic, end_offsets, ensure_topics, fetch_start, partitions_of, read_topic, Committed,
-    KeyValue, TopicSpec,
+    committed_offsets, create_topic, end_offsets, ensure_topics, fetch_start, partitions_of, read_topic, topic_exists,
+    Committed, KeyValue, TopicSpec,
 };
 pub use bare::{bare_read, BareRead};
 pub use consumer::{Assignment, KafkaRecord, OffsetCommitter, PartitionReader, ReaderStatus};
