@@ -5,10 +5,10 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::{Finding, LayerVerdict};
+
 use super::classifier::{PromptClassifier, ML_RULE};
-use super::encoded::Encoding;
 use super::injection::InjectionScanner;
-use super::injection_rules::AttackFamily;
 use super::pii::{PiiFinding, PiiKind, PiiScanner};
 use super::risk::{noisy_or, RiskThresholds};
 
@@ -66,55 +66,6 @@ impl PolicyBook {
     pub fn for_app(&self, application: &str) -> &GuardPolicy {
         self.applications.get(application).unwrap_or(&self.default)
     }
-}
-
-/// One thing a guard found. Carries positions and redacted snippets, never raw values.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Finding {
-    /// An injection or jailbreak rule fired.
-    PromptInjection {
-        /// Rule id.
-        rule: Cow<'static, str>,
-        /// Attack family.
-        family: AttackFamily,
-        /// The rule's weight.
-        weight: f32,
-        /// Set when the rule fired inside a hidden payload.
-        encoding: Option<Encoding>,
-    },
-    /// Personal data or a credential (`detector` says which: personal data is `pii`).
-    Pii {
-        /// Entity type.
-        #[serde(rename = "type")]
-        kind: PiiKind,
-        /// Byte offset in the scanned text.
-        start: usize,
-        /// Byte offset past the end.
-        end: usize,
-        /// Confidence.
-        confidence: f32,
-        /// Masked value.
-        redacted: String,
-        /// Response findings only: the same value was in the prompt (an echo, not a leak).
-        in_prompt: bool,
-    },
-    /// A canary token from the system prompt appeared in a response.
-    CanaryLeak {
-        /// Which configured canary (its index).
-        canary: usize,
-        /// Byte offset in the response.
-        start: usize,
-    },
-}
-
-/// One layer's result: a score in 0..1 and what produced it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LayerVerdict {
-    /// Score.
-    pub score: f32,
-    /// Findings, strongest first within each detector.
-    pub findings: Vec<Finding>,
 }
 
 /// How much a validated finding of each kind says about risk on its own. One card number

@@ -1,23 +1,9 @@
 //! Payloads hidden in base64 or hex inside a prompt: found, decoded, and kept only when they
 //! decode to readable text, so the injection rules can scan them again.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::Encoding;
 
 use super::normalize::MIN_ENCODED_RUN as MIN_RUN;
-
-/// How a payload was encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Encoding {
-    /// Base64, standard or URL-safe alphabet, padded or not.
-    Base64,
-    /// Hex byte pairs, contiguous or separated by spaces, `\x` or `0x`.
-    Hex,
-    /// Rot13 over the whole text.
-    Rot13,
-    /// Letters spelled out one at a time.
-    Spelled,
-}
 
 /// A decoded payload: where it sat in the text and what it said.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,36 +6,7 @@
 //! In a pattern, a space stands for a short run of separators, and ` _ ` for up to three filler
 //! words, so `ignore _ instructions` matches `ignore all of the previous instructions`.
 
-use serde::{Deserialize, Serialize};
-
-/// The attack family a rule belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttackFamily {
-    /// Override or cancel the instructions the model was given.
-    InstructionOverride,
-    /// Make the model reveal its system prompt, hidden instructions or secrets.
-    PromptExtraction,
-    /// Role-play and persona jailbreaks, unlocked "modes", policy bypass.
-    Jailbreak,
-    /// Fake chat-template tokens, role headers and delimiter floods.
-    Delimiter,
-    /// Disguises: invisible characters, smuggled tags, encoded or spelled-out payloads.
-    Obfuscation,
-    /// Pulling data out through links, images or tool output.
-    Exfiltration,
-    /// Instructions aimed at the assistant inside content it processes (embed this code, add this link).
-    IndirectInjection,
-    /// Judged an attack by the learned classifier rather than by a rule.
-    Learned,
-}
-
-impl AttackFamily {
-    /// Whether the family is a jailbreak rather than an injection.
-    pub fn is_jailbreak(self) -> bool {
-        matches!(self, AttackFamily::Jailbreak)
-    }
-}
+pub use crate::model::AttackFamily;
 
 /// One rule: a pattern over canonical text and how much a match alone says.
 #[derive(Clone, Copy, Debug)]

@@ -9,101 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use regex_automata::meta::{Cache, Regex};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use crate::model::PiiKind;
 
 use super::validators;
-
-/// What a finding is. Names follow Presidio's entity types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PiiKind {
-    /// Payment card number (PCI).
-    CreditCard,
-    /// US Social Security number.
-    UsSsn,
-    /// Email address.
-    EmailAddress,
-    /// IPv4 or IPv6 address.
-    IpAddress,
-    /// International bank account number.
-    IbanCode,
-    /// US National Provider Identifier (PHI).
-    UsNpi,
-    /// US Medicare Beneficiary Identifier (PHI).
-    UsMbi,
-    /// AWS access key id.
-    AwsAccessKey,
-    /// GitHub token (classic or fine-grained).
-    GithubToken,
-    /// Slack token.
-    SlackToken,
-    /// PEM private key block header.
-    PrivateKey,
-    /// JSON Web Token.
-    Jwt,
-    /// A long random-looking token (an API key or password of unknown issuer).
-    HighEntropySecret,
-    /// Phone number, international or national.
-    PhoneNumber,
-    /// Cryptocurrency wallet address (Bitcoin, Ethereum).
-    #[serde(rename = "CRYPTO")]
-    CryptoAddress,
-}
-
-impl PiiKind {
-    /// Every kind.
-    pub const ALL: [PiiKind; 15] = [
-        PiiKind::CreditCard,
-        PiiKind::UsSsn,
-        PiiKind::EmailAddress,
-        PiiKind::IpAddress,
-        PiiKind::IbanCode,
-        PiiKind::UsNpi,
-        PiiKind::UsMbi,
-        PiiKind::AwsAccessKey,
-        PiiKind::GithubToken,
-        PiiKind::SlackToken,
-        PiiKind::PrivateKey,
-        PiiKind::Jwt,
-        PiiKind::HighEntropySecret,
-        PiiKind::PhoneNumber,
-        PiiKind::CryptoAddress,
-    ];
-
-    /// Whether this kind is a credential rather than personal data.
-    pub fn is_secret(self) -> bool {
-        matches!(
-            self,
-            PiiKind::AwsAccessKey
-                | PiiKind::GithubToken
-                | PiiKind::SlackToken
-                | PiiKind::PrivateKey
-                | PiiKind::Jwt
-                | PiiKind::HighEntropySecret
-        )
-    }
-
-    /// The entity type name (`CREDIT_CARD`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PiiKind::CreditCard => "CREDIT_CARD",
-            PiiKind::UsSsn => "US_SSN",
-            PiiKind::EmailAddress => "EMAIL_ADDRESS",
-            PiiKind::IpAddress => "IP_ADDRESS",
-            PiiKind::IbanCode => "IBAN_CODE",
-            PiiKind::UsNpi => "US_NPI",
-            PiiKind::UsMbi => "US_MBI",
-            PiiKind::AwsAccessKey => "AWS_ACCESS_KEY",
-            PiiKind::GithubToken => "GITHUB_TOKEN",
-            PiiKind::SlackToken => "SLACK_TOKEN",
-            PiiKind::PrivateKey => "PRIVATE_KEY",
-            PiiKind::Jwt => "JWT",
-            PiiKind::HighEntropySecret => "HIGH_ENTROPY_SECRET",
-            PiiKind::PhoneNumber => "PHONE_NUMBER",
-            PiiKind::CryptoAddress => "CRYPTO",
-        }
-    }
-}
 
 /// One finding: kind, byte span in the scanned text, confidence in 0..1, and a redacted snippet.
 #[derive(Clone, Debug, PartialEq, Serialize)]

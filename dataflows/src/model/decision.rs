@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::EventType;
+use super::finding::{Finding, LayerVerdict};
 use super::metric_event::{EntityKeys, KeyField};
-use crate::guard::{Finding, LayerVerdict, RiskScores, Tier};
+use super::risk::{RiskScores, Tier};
 
 /// An event after the content guards: its compact facts and the input and output verdicts.
 /// The prompt and response text stay behind where the event was read.

@@ -6,11 +6,15 @@ pub mod decision;
 pub mod decode;
 pub mod event;
 mod fast_decode;
+pub mod finding;
 pub mod metric_event;
+pub mod risk;
 
 pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
 pub use decision::{AggregatedRisk, Decision, DecisionFindings, ScreenedEvent};
 pub use decode::{decode_event, decode_with, parse_event, DecodeLimits, DecodedEvent, Rejection};
 pub use event::{EventData, EventType, TelemetryEvent};
+pub use finding::{AttackFamily, Encoding, Finding, LayerVerdict, PiiKind};
 pub use metric_event::{EntityKeys, KeyField, MetricEvent};
+pub use risk::{noisy_or, RiskScores, Tier};
