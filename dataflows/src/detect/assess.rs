@@ -8,7 +8,7 @@ use crate::detect::behavior::{ActorSnapshot, ActorState, BehaviorConfig, Behavio
 use crate::guard::{noisy_or, Finding, GuardPolicy, LayerVerdict, PolicyBook, RiskScores, Tier};
 use crate::hash::stable_id;
 use crate::model::{
-    AffectedEntity, AggregatedRisk, Anomaly, AnomalyContext, AnomalyMetrics, Decision, DecisionFindings, DetectorType,
+    AffectedEntity, AggregatedRisk, Anomaly, AnomalyDraft, AnomalyMetrics, Decision, DecisionFindings, DetectorType,
     EventType, KeyField, ScreenedEvent, Severity,
 };
 use crate::time::format_rfc3339_ms;
@@ -92,10 +92,8 @@ impl Assessor {
         let event_id = ev.keys.get(KeyField::EventId);
         let has_findings = |v: &Option<LayerVerdict>| v.as_ref().is_some_and(|v| !v.findings.is_empty());
         if !signals.is_empty() || has_findings(&ev.input) || has_findings(&ev.output) {
-            // A one-event window: [event time, event time + 1 ms).
-            let window_end = format_rfc3339_ms(ev.timestamp_ms + 1);
             for s in &signals {
-                out.anomalies.push(behavior_anomaly(s, ev, &timestamp, &window_end));
+                out.anomalies.push(behavior_anomaly(s, ev));
             }
             let entity = AffectedEntity {
                 entity_type: actor_kind.to_owned(),
@@ -104,8 +102,7 @@ impl Assessor {
             };
             for (layer, verdict) in [("input", &ev.input), ("output", &ev.output)] {
                 if let Some(v) = verdict {
-                    let at = (timestamp.as_str(), window_end.as_str());
-                    content_anomalies(layer, v, policy, ev, at, &entity, &mut out.anomalies);
+                    content_anomalies(layer, v, policy, ev, &entity, &mut out.anomalies);
                 }
             }
         }
@@ -163,7 +160,6 @@ fn content_anomalies(
     verdict: &LayerVerdict,
     policy: &GuardPolicy,
     ev: &ScreenedEvent,
-    (timestamp, window_end): (&str, &str),
     entity: &AffectedEntity,
     out: &mut Vec<Anomaly>,
 ) {
@@ -183,10 +179,9 @@ fn content_anomalies(
         }
         let tier = policy.thresholds.tier(score);
         let what: Vec<String> = mine.iter().map(|f| finding_label(f)).collect();
-        out.push(Anomaly {
-            id: stable_id(&[detector.as_bytes(), layer.as_bytes(), event_id.as_bytes()]),
-            timestamp: timestamp.to_owned(),
-            detector_id: detector.to_owned(),
+        out.push(Anomaly::build(AnomalyDraft {
+            id_parts: &[detector.as_bytes(), layer.as_bytes(), event_id.as_bytes()],
+            detector_id: detector,
             detector_type: DetectorType::Rule,
             severity: if tier >= Tier::Escalate {
                 Severity::Critical
@@ -194,7 +189,6 @@ fn content_anomalies(
                 Severity::Warning
             },
             score: f64::from(score),
-            status: "active".into(),
             title: format!(
                 "{detector} in {} ({})",
                 if layer == "input" { "prompt" } else { "response" },
@@ -206,21 +200,17 @@ fn content_anomalies(
                 ev.keys.get(KeyField::Application),
                 what.join(", ")
             ),
-            affected_entity: entity.clone(),
+            entity: entity.clone(),
             metrics: AnomalyMetrics {
                 baseline_value: 0.0,
                 observed_value: f64::from(score),
                 deviation: f64::from(score),
                 threshold: f64::from(policy.thresholds.low),
             },
-            context: AnomalyContext {
-                window_start: timestamp.to_owned(),
-                window_end: window_end.to_owned(),
-                sample_events: vec![event_id.to_owned()],
-            },
-            actions_taken: Vec::new(),
-            related_anomalies: Vec::new(),
-        });
+            at_ms: ev.timestamp_ms,
+            window_ms: one_event_window(ev),
+            sample_events: vec![event_id.to_owned()],
+        }));
     }
 }
 
@@ -232,12 +222,16 @@ fn finding_label(f: &Finding) -> String {
     }
 }
 
-fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, window_end: &str) -> Anomaly {
+/// An event's own window: `[event time, event time + 1 ms)`.
+fn one_event_window(ev: &ScreenedEvent) -> (u64, u64) {
+    (ev.timestamp_ms, ev.timestamp_ms + 1)
+}
+
+fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent) -> Anomaly {
     let event_id = ev.keys.get(KeyField::EventId);
-    Anomaly {
-        id: stable_id(&[s.kind.id().as_bytes(), s.entity_id.as_bytes(), event_id.as_bytes()]),
-        timestamp: timestamp.to_owned(),
-        detector_id: s.kind.id().to_owned(),
+    Anomaly::build(AnomalyDraft {
+        id_parts: &[s.kind.id().as_bytes(), s.entity_id.as_bytes(), event_id.as_bytes()],
+        detector_id: s.kind.id(),
         detector_type: DetectorType::Behavioral,
         severity: if s.score >= 0.8 {
             Severity::Critical
@@ -245,7 +239,6 @@ fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, win
             Severity::Warning
         },
         score: f64::from(s.score),
-        status: "active".into(),
         title: s.title.clone(),
         description: format!(
             "{} for {} {} of application {}: observed {:.3}, limit {:.3}",
@@ -256,7 +249,7 @@ fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, win
             s.observed,
             s.threshold
         ),
-        affected_entity: AffectedEntity {
+        entity: AffectedEntity {
             entity_type: s.entity_type.to_owned(),
             id: s.entity_id.clone(),
             name: s.entity_id.clone(),
@@ -267,14 +260,10 @@ fn behavior_anomaly(s: &BehaviorSignal, ev: &ScreenedEvent, timestamp: &str, win
             deviation: s.observed - s.threshold,
             threshold: s.threshold,
         },
-        context: AnomalyContext {
-            window_start: timestamp.to_owned(),
-            window_end: window_end.to_owned(),
-            sample_events: vec![event_id.to_owned()],
-        },
-        actions_taken: Vec::new(),
-        related_anomalies: Vec::new(),
-    }
+        at_ms: ev.timestamp_ms,
+        window_ms: one_event_window(ev),
+        sample_events: vec![event_id.to_owned()],
+    })
 }
 
 /// Why a request escalated: the strongest finding or behavior.

@@ -3,8 +3,7 @@
 use super::baseline::{Baseline, BaselineConfig, Deviation, Direction};
 use super::metric::Metric;
 use super::seasonal::{SeasonalConfig, SeasonalState};
-use crate::hash::stable_id;
-use crate::model::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
+use crate::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
 use crate::state::KeyedSlab;
 use crate::time::{format_duration_ms, format_rfc3339_ms};
 use crate::window::{Dimension, WindowAggregate};
@@ -347,20 +346,17 @@ fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation, 
     let dim = cfg.group_by.as_str();
     let metric = cfg.metric.as_str();
     let direction = if d.z >= 0.0 { "spike" } else { "drop" };
-    let id = stable_id(&[
-        cfg.id.as_bytes(),
-        dim.as_bytes(),
-        agg.key.as_bytes(),
-        &agg.window_end.to_le_bytes(),
-    ]);
-    Anomaly {
-        id,
-        timestamp: format_rfc3339_ms(agg.window_end),
-        detector_id: cfg.id.clone(),
+    Anomaly::build(AnomalyDraft {
+        id_parts: &[
+            cfg.id.as_bytes(),
+            dim.as_bytes(),
+            agg.key.as_bytes(),
+            &agg.window_end.to_le_bytes(),
+        ],
+        detector_id: &cfg.id,
         detector_type: DetectorType::Statistical,
         severity: cfg.severity.severity(score),
         score,
-        status: "active".into(),
         title: format!("{} {direction}: {metric} for {dim} {}", cfg.name, agg.key),
         description: format!(
             "{metric} was {:.4} in the {} window ending {}, against a baseline of {:.4} (spread {:.4}): \
@@ -373,7 +369,7 @@ fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation, 
             d.z,
             cfg.baseline.threshold
         ),
-        affected_entity: AffectedEntity {
+        entity: AffectedEntity {
             entity_type: dim.into(),
             id: agg.key.clone(),
             name: agg.key.clone(),
@@ -384,14 +380,10 @@ fn build_anomaly(cfg: &StatisticalConfig, agg: &WindowAggregate, d: &Deviation, 
             deviation: d.z,
             threshold: cfg.baseline.threshold,
         },
-        context: AnomalyContext {
-            window_start: format_rfc3339_ms(agg.window_start()),
-            window_end: format_rfc3339_ms(agg.window_end),
-            sample_events: agg.acc.samples.iter().map(|s| s.1.to_string()).collect(),
-        },
-        actions_taken: Vec::new(),
-        related_anomalies: Vec::new(),
-    }
+        at_ms: agg.window_end,
+        window_ms: (agg.window_start(), agg.window_end),
+        sample_events: agg.acc.samples.iter().map(|s| s.1.to_string()).collect(),
+    })
 }
 
 impl Direction {

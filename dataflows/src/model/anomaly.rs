@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hash::stable_id;
+use crate::time::format_rfc3339_ms;
+
 /// Kind of detector that raised an anomaly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,4 +98,77 @@ pub struct Anomaly {
     pub actions_taken: Vec<String>,
     /// Ids of related anomalies (filled by later stages).
     pub related_anomalies: Vec<String>,
+}
+
+/// What differs between detectors' anomalies; [`Anomaly::build`] fills in the rest the same
+/// way for every detector kind (id, times, status, empty action lists).
+#[derive(Clone, Debug)]
+pub struct AnomalyDraft<'a> {
+    /// Hashed into the id: what makes this detection unique (detector, entity, window or
+    /// event), so a replay re-emits the same id.
+    pub id_parts: &'a [&'a [u8]],
+    /// Configured detector id.
+    pub detector_id: &'a str,
+    /// Detector kind.
+    pub detector_type: DetectorType,
+    /// Severity.
+    pub severity: Severity,
+    /// Confidence in 0..1.
+    pub score: f64,
+    /// One-line summary.
+    pub title: String,
+    /// Longer explanation with the figures.
+    pub description: String,
+    /// What it is about.
+    pub entity: AffectedEntity,
+    /// Baseline against observation.
+    pub metrics: AnomalyMetrics,
+    /// Event time of the detection, ms.
+    pub at_ms: u64,
+    /// The window behind it, ms: `[start, end)`.
+    pub window_ms: (u64, u64),
+    /// A few event ids behind it.
+    pub sample_events: Vec<String>,
+}
+
+impl Anomaly {
+    /// The one way every detector builds its anomaly record.
+    ///
+    /// ```
+    /// use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+    /// let entity = AffectedEntity { entity_type: "user".into(), id: "u1".into(), name: "u1".into() };
+    /// let draft = |score| AnomalyDraft {
+    ///     id_parts: &[b"agent-loop", b"u1", b"e9"], detector_id: "agent-loop",
+    ///     detector_type: DetectorType::Behavioral, severity: Severity::Critical, score,
+    ///     title: "agent loop".into(), description: "the same call 4 times".into(), entity: entity.clone(),
+    ///     metrics: AnomalyMetrics { baseline_value: 0.0, observed_value: 4.0, deviation: 0.0, threshold: 4.0 },
+    ///     at_ms: 1_700_000_000_000, window_ms: (1_700_000_000_000, 1_700_000_000_001), sample_events: vec!["e9".into()],
+    /// };
+    /// let (a, b) = (Anomaly::build(draft(0.8)), Anomaly::build(draft(0.9)));
+    /// assert_eq!(a.id, b.id, "the id names the detection, not its score");
+    /// assert_eq!(a.timestamp, "2023-11-14T22:13:20.000Z");
+    /// assert_eq!(a.status, "active");
+    /// ```
+    pub fn build(draft: AnomalyDraft<'_>) -> Anomaly {
+        Anomaly {
+            id: stable_id(draft.id_parts),
+            timestamp: format_rfc3339_ms(draft.at_ms),
+            detector_id: draft.detector_id.to_owned(),
+            detector_type: draft.detector_type,
+            severity: draft.severity,
+            score: draft.score,
+            status: "active".into(),
+            title: draft.title,
+            description: draft.description,
+            affected_entity: draft.entity,
+            metrics: draft.metrics,
+            context: AnomalyContext {
+                window_start: format_rfc3339_ms(draft.window_ms.0),
+                window_end: format_rfc3339_ms(draft.window_ms.1),
+                sample_events: draft.sample_events,
+            },
+            actions_taken: Vec::new(),
+            related_anomalies: Vec::new(),
+        }
+    }
 }

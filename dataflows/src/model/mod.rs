@@ -10,7 +10,7 @@ pub mod finding;
 pub mod metric_event;
 pub mod risk;
 
-pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyMetrics, DetectorType, Severity};
+pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
 pub use decision::{AggregatedRisk, Decision, DecisionFindings, ScreenedEvent};
 pub use decode::{decode_event, decode_with, parse_event, DecodeLimits, DecodedEvent, Rejection};
