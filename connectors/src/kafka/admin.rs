@@ -43,9 +43,9 @@ pub fn partitions_of(settings: &KafkaSettings, topics: &[String]) -> Result<Vec<
     Ok(out)
 }
 
-/// Whether the cluster has `topic` (with partitions). Lists every topic rather than asking for
-/// this one, so a broker that creates topics on request does not create it.
-pub fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, String> {
+/// The topics the cluster has (with partitions). Lists every topic rather than asking for
+/// some, so a broker that creates topics on request does not create them.
+fn existing_topics(settings: &KafkaSettings) -> Result<std::collections::HashSet<String>, String> {
     let consumer: BaseConsumer = settings
         .consumer("sentinel-metadata")
         .create()
@@ -56,7 +56,14 @@ pub fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, Strin
     Ok(metadata
         .topics()
         .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name().to_owned())
+        .collect())
+}
+
+/// Whether the cluster has `topic` (with partitions).
+pub fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, String> {
+    Ok(existing_topics(settings)?.contains(topic))
 }
 
 /// A committed position and the metadata stored with it.
@@ -231,20 +238,8 @@ pub fn ensure_topics(settings: &KafkaSettings, wanted: &[TopicSpec]) -> Result<V
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::types::RDKafkaErrorCode;
-    let consumer: BaseConsumer = settings
-        .consumer("sentinel-metadata")
-        .create()
-        .map_err(|e| err("creating a Kafka client", e))?;
-    let metadata = consumer
-        .fetch_metadata(None, LOOKUP_TIMEOUT)
-        .map_err(|e| err(&format!("listing the topics of {}", settings.brokers), e))?;
-    let existing: std::collections::HashSet<&str> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-        .map(|t| t.name())
-        .collect();
-    let missing: Vec<&TopicSpec> = wanted.iter().filter(|t| !existing.contains(t.name.as_str())).collect();
+    let existing = existing_topics(settings)?;
+    let missing: Vec<&TopicSpec> = wanted.iter().filter(|t| !existing.contains(&t.name)).collect();
     if missing.is_empty() {
         return Ok(Vec::new());
     }
