@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use sentinel_dataflows::detect::{BehaviorConfig, RestoredState, StateRecord, StatisticalConfig};
+use sentinel_dataflows::detect::{
+    AgentSwitches, BehaviorConfig, Decider, RestoredState, StateRecord, StatisticalConfig,
+};
 use sentinel_dataflows::guard::{PolicyBook, Screening};
+use sentinel_dataflows::judge::JudgeService;
 use sentinel_dataflows::operators::{
-    ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, PreAggregate,
-    RecordReader, RecordSink, StateCheckpoints, WindowMerge,
+    ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, Judge,
+    PreAggregate, RecordReader, RecordSink, StateCheckpoints, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::vec::{Filter, Map};
@@ -45,6 +48,31 @@ pub struct GuardSpec {
     pub behavior: BehaviorConfig,
     /// Write decisions.
     pub write_decisions: bool,
+    /// The shadow-agent judges; `None` decides on the rules alone.
+    pub judges: Option<JudgeSpec>,
+}
+
+/// The judge stage: who answers, how verdicts combine, how long a request may wait.
+#[derive(Clone)]
+pub struct JudgeSpec {
+    /// The agents asked.
+    pub agents: AgentSwitches,
+    /// Live provider calls, or a journal replay.
+    pub service: Arc<dyn JudgeService>,
+    /// How verdicts combine with the rules.
+    pub decider: Decider,
+    /// The longest a request waits for its verdicts (`timeout_ms`).
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for JudgeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JudgeSpec")
+            .field("agents", &self.agents)
+            .field("decider", &self.decider)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything a worker needs to build its dataflow.
@@ -172,6 +200,10 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             Some(g) if g.write_decisions => Some(open(OutputStream::Decisions)?),
             _ => None,
         };
+        let judgement_sink = match &spec.guards {
+            Some(g) if g.judges.is_some() => Some(open(OutputStream::Judgements)?),
+            _ => None,
+        };
         let state_sink = match &spec.state {
             Some(_) => Some(open(OutputStream::State)?),
             None => None,
@@ -221,20 +253,36 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 // After a restart, events before the acknowledged point had their decisions
                 // delivered already (a decision goes out no later than its event's time).
                 let screened = screened.filter(move |e| e.timestamp_ms >= resume_after);
-                let assessed = screened.assess(g.policies.clone(), g.behavior.clone(), checkpoints);
+                let agents = g.judges.as_ref().map_or_else(AgentSwitches::default, |j| j.agents);
+                let assessed = screened.assess(g.policies.clone(), g.behavior.clone(), agents, checkpoints);
                 anomalies = anomalies.concat(assessed.anomalies);
                 state = state.concat(assessed.snapshots.map(StateRecord::Actor));
-                let decisions = assessed.decisions;
+                let decisions = match &g.judges {
+                    Some(j) => {
+                        let judged = assessed.rulings.judge(Arc::clone(&j.service), j.decider, j.timeout);
+                        if let Some(sink) = judgement_sink {
+                            let counter = Arc::clone(&stats);
+                            judged
+                                .judgements
+                                .exchange(move |_| writer)
+                                .sink_json(
+                                    "JudgementSink",
+                                    sink,
+                                    |r| r.clone(),
+                                    move |r| counter.add_judgement(&r.analysis),
+                                )
+                                .probe_with(&acknowledged)
+                                .probe_with(&outputs_acknowledged);
+                        }
+                        judged.decisions
+                    }
+                    None => assessed.rulings.map(|r| r.decision),
+                };
                 if let Some(sink) = decision_sink {
                     let counter = Arc::clone(&stats);
                     decisions
                         .exchange(move |_| writer)
-                        .sink_json(
-                            "DecisionSink",
-                            sink,
-                            |d| d.clone(),
-                            move |d| counter.add_decision(d.tier),
-                        )
+                        .sink_json("DecisionSink", sink, |d| d.clone(), move |d| counter.add_decision(d))
                         .probe_with(&acknowledged)
                         .probe_with(&outputs_acknowledged);
                 }

@@ -11,17 +11,20 @@ pub enum OutputStream {
     Aggregates,
     /// One decision per request (the audit log).
     Decisions,
+    /// Every judge analysis a decision used: the journal `--judge-replay` reads.
+    Judgements,
     /// Detector baselines, checkpointed to the compacted state topic (Kafka runs only).
     State,
 }
 
 impl OutputStream {
     /// Every stream a user reads (`State` is the job's own).
-    pub const ALL: [OutputStream; 4] = [
+    pub const ALL: [OutputStream; 5] = [
         OutputStream::Anomalies,
         OutputStream::DeadLetters,
         OutputStream::Aggregates,
         OutputStream::Decisions,
+        OutputStream::Judgements,
     ];
 
     /// The stream's name: its file is `<name>.jsonl` and its key in `kafka.output_topics`.
@@ -31,6 +34,7 @@ impl OutputStream {
             OutputStream::DeadLetters => "deadletter",
             OutputStream::Aggregates => "aggregates",
             OutputStream::Decisions => "decisions",
+            OutputStream::Judgements => "judgements",
             OutputStream::State => "state",
         }
     }

@@ -6,6 +6,7 @@
 pub mod detect;
 pub mod guard;
 pub mod hash;
+pub mod judge;
 pub mod ml;
 pub mod model;
 pub mod operators;

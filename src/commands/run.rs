@@ -324,6 +324,7 @@ pub(crate) fn guard_spec(cfg: &SentinelConfig) -> Result<Option<GuardSpec>, Stri
         policies,
         behavior: cfg.guards.behavior.clone(),
         write_decisions: cfg.guards.decisions,
+        judges: None,
     }))
 }
 

@@ -132,6 +132,8 @@ pub struct OutputTopics {
     pub aggregates: String,
     /// One decision per request (the audit log).
     pub decisions: String,
+    /// The judges' verdict journal (when `shadow_agents.enabled`).
+    pub judgements: String,
 }
 
 impl Default for OutputTopics {
@@ -141,6 +143,7 @@ impl Default for OutputTopics {
             deadletter: "sentinel.deadletter".into(),
             aggregates: "sentinel.aggregates".into(),
             decisions: "sentinel.decisions".into(),
+            judgements: "sentinel.judgements".into(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl OutputTopics {
             OutputStream::DeadLetters => &self.deadletter,
             OutputStream::Aggregates => &self.aggregates,
             OutputStream::Decisions => &self.decisions,
+            OutputStream::Judgements => &self.judgements,
             // Internal: `kafka.state_topic`.
             OutputStream::State => "",
         }

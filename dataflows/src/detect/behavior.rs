@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EventType, KeyField, ScreenedEvent};
+use crate::model::{noisy_or, EventType, KeyField, ScreenedEvent, SessionStep};
 
 /// Thresholds of the behavioral detectors. Field names are the config keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,10 @@ pub struct BehaviorConfig {
     pub session_cost_limit: f64,
     /// Actors idle this long (event time) are forgotten.
     pub idle_ttl_ms: u64,
+    /// Recent steps kept per actor for the state judge; 0 (judges off) keeps none. Set by the
+    /// judges' configuration, not a key of its own.
+    #[serde(skip)]
+    pub session_steps: usize,
 }
 
 impl Default for BehaviorConfig {
@@ -44,6 +48,7 @@ impl Default for BehaviorConfig {
             switch_ratio: 0.25,
             session_cost_limit: 10.0,
             idle_ttl_ms: 3_600_000,
+            session_steps: 0,
         }
     }
 }
@@ -118,6 +123,9 @@ pub struct ActorState {
     /// Detectors currently firing and their scores, so an ongoing condition is reported once,
     /// and still weighs on every event while it lasts.
     firing: Vec<(BehaviorKind, f32)>,
+    /// The last `session_steps` steps, summarised, for the state judge.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    steps: VecDeque<SessionStep>,
     /// Restored from a checkpoint: events up to `last_seen_ms` are in it already, and are
     /// skipped when read again.
     #[serde(skip)]
@@ -171,6 +179,9 @@ impl ActorState {
         let mut out = Vec::new();
         let now = ev.timestamp_ms;
         self.last_seen_ms = self.last_seen_ms.max(now);
+        if cfg.session_steps > 0 {
+            self.record_step(cfg.session_steps, ev);
+        }
         let session = ev.keys.get(KeyField::Session);
         let user = ev.keys.get(KeyField::User);
         let session_key = crate::hash::hash64(session.as_bytes());
@@ -316,6 +327,28 @@ impl ActorState {
         out
     }
 
+    /// The actor's recent steps, oldest first (empty unless `session_steps` is set).
+    pub fn recent_steps(&self) -> Vec<SessionStep> {
+        self.steps.iter().cloned().collect()
+    }
+
+    fn record_step(&mut self, keep: usize, ev: &ScreenedEvent) {
+        let name = match &ev.tool {
+            Some(tool) => tool.to_string(),
+            None => ev.keys.get(KeyField::Model).to_owned(),
+        };
+        let risk = noisy_or([&ev.input, &ev.output].map(|v| v.as_ref().map_or(0.0, |v| v.score)));
+        self.steps.push_back(SessionStep {
+            at_ms: ev.timestamp_ms,
+            kind: ev.event_type.as_str().to_owned(),
+            name,
+            risk,
+        });
+        while self.steps.len() > keep {
+            self.steps.pop_front();
+        }
+    }
+
     /// The strongest condition still going on (a loop not yet broken, a flood not yet over).
     pub fn ongoing_risk(&self) -> f32 {
         self.firing.iter().map(|(_, s)| *s).fold(0.0, f32::max)
@@ -404,6 +437,7 @@ mod tests {
             tool_args_hash: args,
             input: None,
             output: None,
+            excerpt: None,
         }
     }
 

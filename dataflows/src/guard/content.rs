@@ -186,6 +186,49 @@ impl ContentGuard {
         verdict(findings)
     }
 
+    /// `text` cut to at most `max_bytes`, with every personal value and credential the scanner
+    /// finds (whatever the policy reports) replaced by its type (`<EMAIL_ADDRESS>`) and every
+    /// canary token by `<CANARY>`: what a judge may see.
+    ///
+    /// ```
+    /// use sentinel_dataflows::guard::{ContentGuard, GuardPolicy};
+    /// let g = ContentGuard::new();
+    /// let out = g.redact(&GuardPolicy::default(), "mail jo@example.com now", 100);
+    /// assert_eq!(out, "mail <EMAIL_ADDRESS> now");
+    /// ```
+    pub fn redact(&self, policy: &GuardPolicy, text: &str, max_bytes: usize) -> String {
+        // Redact a margin past the cut, so a value straddling it is gone before the cut.
+        let scanned = floor_char_boundary(text, max_bytes.saturating_mul(2).saturating_add(256));
+        let mut spans: Vec<(usize, usize, &str)> = self
+            .pii
+            .scan(scanned)
+            .into_iter()
+            .map(|f| (f.start, f.end, f.kind.as_str()))
+            .collect();
+        for token in policy.canary_tokens.iter().filter(|t| !t.is_empty()) {
+            for start in memchr::memmem::find_iter(scanned.as_bytes(), token.as_bytes()) {
+                spans.push((start, start + token.len(), "CANARY"));
+            }
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(scanned.len().min(max_bytes) + 16);
+        let mut at = 0;
+        for (start, end, kind) in spans {
+            if start < at {
+                continue;
+            }
+            out.push_str(&scanned[at..start]);
+            out.push('<');
+            out.push_str(kind);
+            out.push('>');
+            at = end;
+        }
+        out.push_str(&scanned[at..]);
+        let keep = floor_char_boundary(&out, max_bytes).len();
+        out.truncate(keep);
+        out
+    }
+
     fn scan_pii(&self, policy: &GuardPolicy, text: &str, prompt: Option<&str>, findings: &mut Vec<Finding>) {
         if !policy.pii && !policy.secrets {
             return;
@@ -216,6 +259,18 @@ fn pii_finding(f: PiiFinding, in_prompt: bool) -> Finding {
         redacted: f.redacted,
         in_prompt,
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn floor_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether `haystack` holds `value`, ignoring separators (`4111-1111...` vs `4111 1111...`).

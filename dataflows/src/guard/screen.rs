@@ -1,9 +1,9 @@
 //! Screening: the content guards applied to one decoded event, where its text still is, leaving
 //! a [`ScreenedEvent`] that carries verdicts instead of text.
 
-use crate::guard::{ContentGuard, PolicyBook, PromptClassifier};
+use crate::guard::{noisy_or, ContentGuard, PolicyBook, PromptClassifier};
 use crate::hash::hash64;
-use crate::model::{EventType, MetricEvent, ScreenedEvent, TelemetryEvent};
+use crate::model::{EventType, Excerpt, MetricEvent, ScreenedEvent, TelemetryEvent};
 
 /// The compiled guards and the policies they run under; one per process, shared by workers.
 #[derive(Debug, Default)]
@@ -12,6 +12,9 @@ pub struct Screening {
     pub guard: ContentGuard,
     /// Per-application policies.
     pub policies: PolicyBook,
+    /// Judges on: an event whose rule risk reaches its escalate threshold keeps this many
+    /// bytes of redacted prompt and response ([`Excerpt`]). 0 keeps none.
+    pub excerpt_bytes: usize,
 }
 
 impl Screening {
@@ -20,6 +23,7 @@ impl Screening {
         Screening {
             guard: ContentGuard::new(),
             policies,
+            excerpt_bytes: 0,
         }
     }
 
@@ -32,7 +36,14 @@ impl Screening {
                 None => guard,
             },
             policies,
+            excerpt_bytes: 0,
         }
+    }
+
+    /// Keeps excerpts of up to `bytes` for the judges (see [`Screening::excerpt_bytes`]).
+    pub fn with_excerpts(mut self, bytes: usize) -> Self {
+        self.excerpt_bytes = bytes;
+        self
     }
 
     /// Runs the input guard on the prompt and the output guard on the response.
@@ -61,6 +72,15 @@ impl Screening {
                 .or(d.tool_name.as_deref())
         });
         let args = data.and_then(|d| d.tool.as_ref()).and_then(|t| t.args);
+        let input = prompt.map(|p| self.guard.input(policy, p));
+        let output = response.map(|r| self.guard.output(policy, r, prompt));
+        let rule_risk = noisy_or([&input, &output].map(|v| v.as_ref().map_or(0.0, |v| v.score)));
+        let excerpt = (self.excerpt_bytes > 0 && rule_risk >= policy.thresholds.medium).then(|| {
+            Box::new(Excerpt {
+                prompt: prompt.map(|p| self.guard.redact(policy, p, self.excerpt_bytes)),
+                response: response.map(|r| self.guard.redact(policy, r, self.excerpt_bytes)),
+            })
+        });
         ScreenedEvent {
             timestamp_ms: metric.timestamp_ms,
             event_type: metric.event_type,
@@ -70,8 +90,9 @@ impl Screening {
             keys: metric.keys.clone(),
             tool: (metric.event_type == EventType::ToolCall).then(|| tool.unwrap_or("").into()),
             tool_args_hash: args.map_or(0, |a| hash64(a.get().as_bytes())),
-            input: prompt.map(|p| self.guard.input(policy, p)),
-            output: response.map(|r| self.guard.output(policy, r, prompt)),
+            input,
+            output,
+            excerpt,
         }
     }
 }

@@ -4,11 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use super::event::EventType;
 use super::finding::{Finding, LayerVerdict};
+use super::judgement::{Excerpt, JudgeRequest, ShadowAgentAnalysis};
 use super::metric_event::{EntityKeys, KeyField};
 use super::risk::{RiskScores, Tier};
 
 /// An event after the content guards: its compact facts and the input and output verdicts.
-/// The prompt and response text stay behind where the event was read.
+/// The prompt and response text stay behind where the event was read; only an event the
+/// judges will see carries a bounded, redacted [`Excerpt`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScreenedEvent {
     /// Event time, epoch ms.
@@ -31,6 +33,9 @@ pub struct ScreenedEvent {
     pub input: Option<LayerVerdict>,
     /// The output guard's verdict on the response, if there was one.
     pub output: Option<LayerVerdict>,
+    /// Redacted text for the judges, kept only when the rule risk reached the escalate
+    /// threshold and judges are on.
+    pub excerpt: Option<Box<Excerpt>>,
 }
 
 impl ScreenedEvent {
@@ -82,12 +87,12 @@ pub struct Decision {
     pub risk_scores: RiskScores,
     /// Overall score and level.
     pub aggregated_risk: AggregatedRisk,
-    /// Whether the judges were asked (the judge stage fills this; until then, always false).
+    /// Whether the judges were asked.
     pub shadow_agent_escalated: bool,
-    /// Why the tier is escalate or block: the strongest finding.
+    /// Why the tier is escalate or block: the strongest finding, and what the judges changed.
     pub escalation_reason: Option<String>,
-    /// Judge verdicts (ShadowAgentResponse), filled by the judge stage.
-    pub shadow_agent_analyses: Vec<String>,
+    /// One analysis per agent asked (ShadowAgentResponse), verdicts and fallbacks alike.
+    pub shadow_agent_analyses: Vec<ShadowAgentAnalysis>,
     /// Content findings, by layer.
     pub findings: DecisionFindings,
     /// Behavioral detectors that fired on this event.
@@ -101,4 +106,14 @@ pub struct DecisionFindings {
     pub input: Vec<Finding>,
     /// On the response.
     pub output: Vec<Finding>,
+}
+
+/// A decision as the rules made it, and what to ask the judges about it, if anything: what
+/// flows from the assess stage to the judge stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ruling {
+    /// The rules' decision.
+    pub decision: Decision,
+    /// Set when the request escalated and judges are on.
+    pub judge: Option<Box<JudgeRequest>>,
 }

@@ -7,14 +7,18 @@ pub mod decode;
 pub mod event;
 mod fast_decode;
 pub mod finding;
+pub mod judgement;
 pub mod metric_event;
 pub mod risk;
 
 pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
 pub use dead_letter::{DeadLetter, Position, Reason};
-pub use decision::{AggregatedRisk, Decision, DecisionFindings, ScreenedEvent};
+pub use decision::{AggregatedRisk, Decision, DecisionFindings, Ruling, ScreenedEvent};
 pub use decode::{decode_event, decode_with, parse_event, DecodeLimits, DecodedEvent, Rejection};
 pub use event::{EventData, EventType, TelemetryEvent};
 pub use finding::{AttackFamily, Encoding, Finding, LayerVerdict, PiiKind};
+pub use judgement::{
+    AgentType, Excerpt, FallbackReason, JudgeRequest, JudgementRecord, SessionStep, ShadowAgentAnalysis,
+};
 pub use metric_event::{EntityKeys, KeyField, MetricEvent};
-pub use risk::{noisy_or, RiskScores, Tier};
+pub use risk::{noisy_or, Profile, RiskScores, RiskThresholds, Tier};

@@ -1,7 +1,8 @@
 //! Risk scores and the decision tiers they map to.
 //!
 //! Every layer (input, state, output) yields a score in 0..1. Layers are independent evidence,
-//! so the overall score combines them by noisy-OR.
+//! so the overall score combines them by noisy-OR. The tier thresholds come from a profile:
+//! the shadow-agent seed's high-security, balanced and performance settings.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,4 +63,136 @@ impl RiskScores {
 pub fn noisy_or(scores: impl IntoIterator<Item = f32>) -> f32 {
     let miss: f32 = scores.into_iter().map(|p| 1.0 - p.clamp(0.0, 1.0)).product();
     (1.0 - miss).clamp(0.0, 1.0)
+}
+
+/// The score boundaries between tiers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RiskThresholds {
+    /// At or above: warn (`low_risk_threshold`).
+    pub low: f32,
+    /// At or above: escalate (`medium_risk_threshold`).
+    pub medium: f32,
+    /// At or above: block (`high_risk_threshold`).
+    pub high: f32,
+}
+
+impl Default for RiskThresholds {
+    fn default() -> Self {
+        Profile::Balanced.thresholds()
+    }
+}
+
+impl RiskThresholds {
+    /// The tier of a score.
+    ///
+    /// ```
+    /// use sentinel_dataflows::guard::{Profile, Tier};
+    /// let t = Profile::Balanced.thresholds();
+    /// assert_eq!(t.tier(0.3), Tier::Allow);
+    /// assert_eq!(t.tier(0.5), Tier::Warn);
+    /// assert_eq!(t.tier(0.9), Tier::Escalate);
+    /// assert_eq!(t.tier(0.95), Tier::Block);
+    /// assert_eq!(Profile::HighSecurity.thresholds().tier(0.85), Tier::Block);
+    /// ```
+    pub fn tier(&self, score: f32) -> Tier {
+        if score >= self.high {
+            Tier::Block
+        } else if score >= self.medium {
+            Tier::Escalate
+        } else if score >= self.low {
+            Tier::Warn
+        } else {
+            Tier::Allow
+        }
+    }
+
+    /// The seed's risk level names: none, low, medium, high, critical.
+    pub fn level(&self, score: f32) -> &'static str {
+        match self.tier(score) {
+            Tier::Allow if score < self.low / 2.0 => "none",
+            Tier::Allow => "low",
+            Tier::Warn => "medium",
+            Tier::Escalate => "high",
+            Tier::Block => "critical",
+        }
+    }
+
+    /// Checks the order `0 < low <= medium <= high <= 1`.
+    pub fn validate(&self) -> Result<(), String> {
+        if 0.0 < self.low && self.low <= self.medium && self.medium <= self.high && self.high <= 1.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "thresholds must satisfy 0 < low <= medium <= high <= 1, got {} / {} / {}",
+                self.low, self.medium, self.high
+            ))
+        }
+    }
+}
+
+/// The seed's three configuration profiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Escalate early, block at 0.8.
+    HighSecurity,
+    /// 0.5 warn, 0.8 escalate, 0.95 block.
+    #[default]
+    Balanced,
+    /// Escalate at 0.9, block at 0.98: fewer judge calls.
+    Performance,
+}
+
+impl Profile {
+    /// Parses `high_security`, `balanced` or `performance` (dashes accepted).
+    pub fn parse(name: &str) -> Option<Profile> {
+        match name.replace('-', "_").as_str() {
+            "high_security" => Some(Profile::HighSecurity),
+            "balanced" => Some(Profile::Balanced),
+            "performance" => Some(Profile::Performance),
+            _ => None,
+        }
+    }
+
+    /// The profile's thresholds.
+    pub fn thresholds(self) -> RiskThresholds {
+        let (medium, high) = match self {
+            Profile::HighSecurity => (0.5, 0.8),
+            Profile::Balanced => (0.8, 0.95),
+            Profile::Performance => (0.9, 0.98),
+        };
+        RiskThresholds { low: 0.5, medium, high }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_order_their_thresholds() {
+        for p in [Profile::HighSecurity, Profile::Balanced, Profile::Performance] {
+            p.thresholds().validate().unwrap();
+        }
+        assert!(RiskThresholds {
+            low: 0.9,
+            medium: 0.5,
+            high: 0.95
+        }
+        .validate()
+        .is_err());
+        assert_eq!(Profile::parse("high-security"), Some(Profile::HighSecurity));
+        assert_eq!(Profile::parse("fast"), None);
+    }
+
+    #[test]
+    fn levels_follow_tiers() {
+        let t = Profile::Balanced.thresholds();
+        assert_eq!(t.level(0.1), "none");
+        assert_eq!(t.level(0.3), "low");
+        assert_eq!(t.level(0.6), "medium");
+        assert_eq!(t.level(0.85), "high");
+        assert_eq!(t.level(0.99), "critical");
+        assert_eq!(Profile::Performance.thresholds().tier(0.95), Tier::Escalate);
+    }
 }

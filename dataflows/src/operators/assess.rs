@@ -11,11 +11,14 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use super::checkpoints::{AckGate, StateCheckpoints, ACK_POLL, STOP_POLL};
-use crate::detect::{ActorSnapshot, Assessor, BehaviorConfig};
+use crate::detect::{ActorSnapshot, AgentSwitches, Assessor, BehaviorConfig};
 use crate::guard::PolicyBook;
 use crate::hash::hash64;
-use crate::model::{Anomaly, Decision, KeyField, ScreenedEvent};
+use crate::model::{Anomaly, KeyField, Ruling, ScreenedEvent};
 use crate::state::TimeBuffer;
+
+/// Recent steps per actor the state judge sees.
+const SESSION_STEPS: usize = 8;
 
 /// How often (event time) idle actors are swept out.
 const EVICT_EVERY_MS: u64 = 60_000;
@@ -27,8 +30,9 @@ fn actor_route(actor: &str) -> u64 {
 
 /// The three outputs of [`Assess::assess`].
 pub struct Assessed<'scope> {
-    /// One decision per request, response or tool call.
-    pub decisions: Stream<'scope, u64, Vec<Decision>>,
+    /// One ruling (the rules' decision, and a judge request if escalated) per request,
+    /// response or tool call.
+    pub rulings: Stream<'scope, u64, Vec<Ruling>>,
     /// Rule and behavioral anomalies.
     pub anomalies: Stream<'scope, u64, Vec<Anomaly>>,
     /// Actor states changed since the last checkpoint (empty without checkpoints).
@@ -38,7 +42,8 @@ pub struct Assessed<'scope> {
 /// Extension trait for [`Assess::assess`].
 pub trait Assess<'scope> {
     /// Exchanges events by actor (user, else session, else application), keeps each actor's
-    /// behavioral state on one worker, and assesses the events in (time, id) order.
+    /// behavioral state on one worker, and assesses the events in (time, id) order. Escalated
+    /// requests carry a request for the `judges` switched on.
     ///
     /// With `checkpoints`, actor states start from the restored snapshots, and every
     /// `actor_interval_ms` of event time the actors changed since the last checkpoint are
@@ -47,6 +52,7 @@ pub trait Assess<'scope> {
         self,
         policies: PolicyBook,
         behavior: BehaviorConfig,
+        judges: AgentSwitches,
         checkpoints: Option<StateCheckpoints>,
     ) -> Assessed<'scope>;
 }
@@ -56,6 +62,7 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
         self,
         policies: PolicyBook,
         behavior: BehaviorConfig,
+        judges: AgentSwitches,
         checkpoints: Option<StateCheckpoints>,
     ) -> Assessed<'scope> {
         let scope = self.scope();
@@ -64,15 +71,15 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
         let activator = scope.activator_for(builder.operator_info().address.clone());
         let route = Exchange::new(|ev: &ScreenedEvent| actor_route(ev.actor().1));
         let mut input = builder.new_input(self, route);
-        let (decisions_out, decisions) = builder.new_output::<Vec<Decision>>();
+        let (rulings_out, rulings) = builder.new_output::<Vec<Ruling>>();
         let (anomalies_out, anomalies) = builder.new_output::<Vec<Anomaly>>();
         let (snapshots_out, snapshots) = builder.new_output::<Vec<ActorSnapshot>>();
-        let mut decisions_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Decision>>>::from(decisions_out);
+        let mut rulings_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ruling>>>::from(rulings_out);
         let mut anomalies_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Anomaly>>>::from(anomalies_out);
         let mut snapshots_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<ActorSnapshot>>>::from(snapshots_out);
         builder.build(move |mut caps| {
             caps.clear();
-            let mut assessor = Assessor::new(policies, behavior);
+            let mut assessor = Assessor::new(policies, behavior).with_judges(judges, SESSION_STEPS);
             if let Some(c) = &checkpoints {
                 for snapshot in &c.restored.actors {
                     if actor_route(&snapshot.actor) % peers == index {
@@ -115,14 +122,14 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                         if checkpoints.is_some() && interval_cap.is_none() {
                             interval_cap = Some(caps[2].clone());
                         }
-                        let mut decisions = decisions_out.activate();
-                        let mut decisions = decisions.session(&caps[0]);
+                        let mut rulings = rulings_out.activate();
+                        let mut rulings = rulings.session(&caps[0]);
                         let mut anomalies = anomalies_out.activate();
                         let mut anomalies = anomalies.session(&caps[1]);
                         for ev in ready.drain(..) {
                             let out = assessor.assess(&ev);
-                            if let Some(d) = out.decision {
-                                decisions.give(d);
+                            if let Some(r) = out.ruling {
+                                rulings.give(r);
                             }
                             anomalies.give_iterator(out.anomalies.into_iter());
                             processed_through = processed_through.max(ev.timestamp_ms);
@@ -171,7 +178,7 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
             }
         });
         Assessed {
-            decisions,
+            rulings,
             anomalies,
             snapshots,
         }

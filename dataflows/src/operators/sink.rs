@@ -11,7 +11,7 @@ use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
 use crate::detect::StateRecord;
-use crate::model::{Anomaly, DeadLetter, Decision};
+use crate::model::{Anomaly, DeadLetter, Decision, JudgementRecord};
 use crate::window::WindowAggregate;
 
 /// A byte transport for one output stream (a file, stdout, a Kafka topic). Must not block.
@@ -54,6 +54,12 @@ impl SinkKey for Decision {
         } else {
             &self.user_id
         }
+    }
+}
+
+impl SinkKey for JudgementRecord {
+    fn sink_key(&self) -> &str {
+        &self.event_id
     }
 }
 

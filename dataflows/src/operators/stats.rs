@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::guard::Tier;
-use crate::model::Reason;
+use crate::model::{Decision, FallbackReason, Reason, ShadowAgentAnalysis};
 
 /// Process-wide counters. Workers add to them; nothing on the hot path takes a lock.
 #[derive(Debug, Default)]
@@ -22,6 +22,8 @@ pub struct JobStats {
     pub delivery_errors: AtomicU64,
     per_detector: Mutex<Vec<(String, u64)>>,
     decisions: [AtomicU64; Tier::ALL.len()],
+    escalated: AtomicU64,
+    judge: JudgeCounts,
     watermarks: Mutex<Vec<u64>>,
     /// A graceful stop was asked for (SIGTERM, SIGINT): sources stop reading, wait for what
     /// they emitted to be acknowledged, commit behind it and finish.
@@ -31,6 +33,28 @@ pub struct JobStats {
     /// Records read but neither decoded nor dead-lettered when a graceful stop ended the run
     /// (waiting on a clock jump or on pacing); a restart reads them again.
     pub held_at_stop: AtomicU64,
+}
+
+/// Counters of the analyses the judge stage wrote.
+#[derive(Debug, Default)]
+struct JudgeCounts {
+    verdicts: AtomicU64,
+    cache_hits: AtomicU64,
+    tokens: AtomicU64,
+    fallbacks: [AtomicU64; FallbackReason::ALL.len()],
+}
+
+/// A reading of the judge counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JudgeTotals {
+    /// Analyses that are verdicts.
+    pub verdicts: u64,
+    /// Analyses answered from the cache (verdicts or not).
+    pub cache_hits: u64,
+    /// Tokens the analyses report.
+    pub tokens: u64,
+    /// Fallbacks per reason.
+    pub fallbacks: [(FallbackReason, u64); FallbackReason::ALL.len()],
 }
 
 impl JobStats {
@@ -72,8 +96,40 @@ impl JobStats {
     }
 
     /// Counts one decision written.
-    pub fn add_decision(&self, tier: Tier) {
-        self.decisions[tier as usize].fetch_add(1, Relaxed);
+    pub fn add_decision(&self, decision: &Decision) {
+        self.decisions[decision.tier as usize].fetch_add(1, Relaxed);
+        if decision.shadow_agent_escalated {
+            self.escalated.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one journaled analysis.
+    pub fn add_judgement(&self, analysis: &ShadowAgentAnalysis) {
+        let j = &self.judge;
+        match analysis.fallback_reason {
+            Some(reason) => j.fallbacks[reason as usize].fetch_add(1, Relaxed),
+            None => j.verdicts.fetch_add(1, Relaxed),
+        };
+        if analysis.cache_hit {
+            j.cache_hits.fetch_add(1, Relaxed);
+        }
+        j.tokens.fetch_add(u64::from(analysis.tokens_used), Relaxed);
+    }
+
+    /// Decisions the judges were asked about.
+    pub fn escalated(&self) -> u64 {
+        self.escalated.load(Relaxed)
+    }
+
+    /// Analyses written: verdicts, cache hits among them, tokens, and fallbacks by reason.
+    pub fn judgements(&self) -> JudgeTotals {
+        let j = &self.judge;
+        JudgeTotals {
+            verdicts: j.verdicts.load(Relaxed),
+            cache_hits: j.cache_hits.load(Relaxed),
+            tokens: j.tokens.load(Relaxed),
+            fallbacks: FallbackReason::ALL.map(|r| (r, j.fallbacks[r as usize].load(Relaxed))),
+        }
     }
 
     /// Decisions written per tier, lowest tier first.
