@@ -59,6 +59,8 @@ pub struct JudgeSpec {
     pub agents: AgentSwitches,
     /// Live provider calls, or a journal replay.
     pub service: Arc<dyn JudgeService>,
+    /// The live judges, for their figures (`None` when replaying).
+    pub live: Option<Arc<sentinel_judges::LiveJudges>>,
     /// How verdicts combine with the rules.
     pub decider: Decider,
     /// The longest a request waits for its verdicts (`timeout_ms`).

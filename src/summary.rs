@@ -11,6 +11,7 @@ use sentinel_dataflows::time::format_rfc3339_ms;
 use serde::Serialize;
 
 use crate::job::RunOutcome;
+use sentinel_judges::LiveJudges;
 
 /// Machine-readable run summary (`--summary FILE`).
 #[derive(Debug, Serialize)]
@@ -47,6 +48,41 @@ pub struct Summary {
     pub balanced: bool,
     /// Peak resident memory of this process (Linux `VmHWM`), bytes; 0 where unavailable.
     pub peak_rss_bytes: u64,
+    /// Decisions per tier.
+    pub decisions_by_tier: Vec<(String, u64)>,
+    /// The shadow-agent judges, when they ran.
+    pub judges: Option<JudgeSummary>,
+}
+
+/// What the judges did.
+#[derive(Debug, Serialize)]
+pub struct JudgeSummary {
+    /// Decisions the judges were asked about.
+    pub escalated: u64,
+    /// Escalated over all decisions.
+    pub escalation_rate: f64,
+    /// Analyses that are verdicts.
+    pub verdicts: u64,
+    /// Analyses that fell back, per reason.
+    pub fallbacks_by_reason: Vec<(String, u64)>,
+    /// Analyses answered from the cache over all analyses.
+    pub cache_hit_rate: f64,
+    /// Tokens the analyses report (a cache hit reports the original call's).
+    pub tokens: u64,
+    /// Live runs: HTTP attempts.
+    pub calls: u64,
+    /// Live runs: tokens actually sent and received.
+    pub tokens_billed: u64,
+    /// Live runs: their cost at the configured prices.
+    pub cost: f64,
+    /// Live runs: call latency p50, ms.
+    pub latency_p50_ms: f64,
+    /// Live runs: call latency p99, ms.
+    pub latency_p99_ms: f64,
+    /// Live runs: the breaker's state at the end.
+    pub breaker_state: String,
+    /// Live runs: times the breaker opened, went half-open and closed.
+    pub breaker_transitions: (u64, u64, u64),
 }
 
 impl Summary {
@@ -87,7 +123,53 @@ impl Summary {
             held_at_stop: s.held_at_stop.load(Relaxed),
             balanced: records_in == decoded + dead + s.held_at_stop.load(Relaxed),
             peak_rss_bytes: peak_rss_bytes(),
+            decisions_by_tier: s
+                .decisions_per_tier()
+                .iter()
+                .map(|(t, n)| (t.as_str().to_owned(), *n))
+                .collect(),
+            judges: None,
         }
+    }
+
+    /// Adds the judges' figures (`live` is `None` when replaying a journal).
+    pub fn with_judges(mut self, s: &JobStats, live: Option<&LiveJudges>) -> Self {
+        let j = s.judgements();
+        let decisions: u64 = s.decisions_per_tier().iter().map(|(_, n)| n).sum();
+        let analyses = j.verdicts + j.fallbacks.iter().map(|(_, n)| n).sum::<u64>();
+        let mut summary = JudgeSummary {
+            escalated: s.escalated(),
+            escalation_rate: s.escalated() as f64 / decisions.max(1) as f64,
+            verdicts: j.verdicts,
+            fallbacks_by_reason: j
+                .fallbacks
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| (r.as_str().to_owned(), *n))
+                .collect(),
+            cache_hit_rate: j.cache_hits as f64 / analyses.max(1) as f64,
+            tokens: j.tokens,
+            calls: 0,
+            tokens_billed: 0,
+            cost: 0.0,
+            latency_p50_ms: 0.0,
+            latency_p99_ms: 0.0,
+            breaker_state: "replay".into(),
+            breaker_transitions: (0, 0, 0),
+        };
+        if let Some(live) = live {
+            let st = live.stats();
+            let b = live.breaker();
+            summary.calls = st.calls.load(Relaxed);
+            summary.tokens_billed = st.input_tokens.load(Relaxed) + st.output_tokens.load(Relaxed);
+            summary.cost = live.cost();
+            summary.latency_p50_ms = st.latency_ms(0.5);
+            summary.latency_p99_ms = st.latency_ms(0.99);
+            summary.breaker_state = b.state.as_str().to_owned();
+            summary.breaker_transitions = (b.opened, b.half_opened, b.closed);
+        }
+        self.judges = Some(summary);
+        self
     }
 
     /// The human-readable form, for stderr.
@@ -115,6 +197,32 @@ impl Summary {
                 "  delivered        {} (delivery errors {})\n",
                 self.delivered, self.delivery_errors
             ));
+        }
+        if let Some(j) = &self.judges {
+            out.push_str(&format!(
+                "  judges           {} escalated ({:.2}% of decisions), {} verdicts, cache hits {:.1}%, {} tokens\n",
+                j.escalated,
+                j.escalation_rate * 100.0,
+                j.verdicts,
+                j.cache_hit_rate * 100.0,
+                j.tokens
+            ));
+            for (reason, n) in &j.fallbacks_by_reason {
+                out.push_str(&format!("    fallback {reason:<16}{n}\n"));
+            }
+            if j.breaker_state != "replay" {
+                out.push_str(&format!(
+                    "    calls {}, latency p50 {:.0} ms p99 {:.0} ms, cost {:.4}, breaker {} (opened {}, half-open {}, closed {})\n",
+                    j.calls,
+                    j.latency_p50_ms,
+                    j.latency_p99_ms,
+                    j.cost,
+                    j.breaker_state,
+                    j.breaker_transitions.0,
+                    j.breaker_transitions.1,
+                    j.breaker_transitions.2
+                ));
+            }
         }
         out.push_str(&format!(
             "  throughput       {:.0} events/s over {:.2} s\n  latency          p50 {:.1} µs, p99 {:.1} µs (read → folded into window state)\n  balanced         {}\n  peak memory      {:.1} MiB\n",

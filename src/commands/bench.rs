@@ -243,7 +243,7 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: Bench
     let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
     let mut guard_spec = match guards {
         BenchGuards::Off => None,
-        _ => super::run::guard_spec(&cfg)?,
+        _ => super::run::guard_spec(&cfg, None)?,
     };
     if let (BenchGuards::WithModel(model), Some(g)) = (guards, guard_spec.as_mut()) {
         let classifier = PromptClassifier::load(model, None, false)?;

@@ -12,11 +12,13 @@ use sentinel_dataflows::time::parse_duration_ms;
 
 use crate::config::{Brokers, KafkaConfig, SentinelConfig, SourceConfig, DEFAULT_CONFIG};
 use crate::io::OutputTarget;
-use crate::job::{self, GuardSpec, InputSpec, JobSpec, StateSpec};
+use crate::job::{self, GuardSpec, InputSpec, JobSpec, JudgeSpec, StateSpec};
 use crate::kafka_input::{ensure_job_topics, KafkaInput};
 use crate::streams::OutputStream;
 use crate::summary::{Progress, Summary};
 use sentinel_connectors::kafka::KafkaSettings;
+use sentinel_dataflows::judge::JudgeService;
+use sentinel_judges::{JournalReplay, LiveJudges};
 
 const HELP: &str = "\
 sentinel run: detect anomalies in LLM telemetry
@@ -37,6 +39,9 @@ sentinel run: detect anomalies in LLM telemetry
   --seed S            seed for the synthetic source
   --aggregates        also write closed-window aggregates
   --no-guards         skip content guards, behavioral detectors and decisions (metrics only)
+  --judge-replay SRC  answer the shadow-agent judges from a verdict journal instead of calling
+                      a provider: FILE (a judgements.jsonl) or `kafka` (the judgements topic);
+                      a request the journal lacks falls back with reason not_in_journal
   --summary FILE      write the run summary as JSON
   --no-progress       no live progress line
 timely options (work alongside the above):
@@ -61,6 +66,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ("summary", "FILE"),
         ("brokers", "LIST"),
         ("group", "ID"),
+        ("judge-replay", "SRC"),
     ] {
         opts.optopt("", name, "", hint);
     }
@@ -204,11 +210,21 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         c.outputs.aggregates |= m.opt_present("aggregates");
         c.aggregation_plan()
     };
+    let replay = match m.opt_str("judge-replay") {
+        None => None,
+        Some(src) if src == "kafka" => Some(JudgeReplay::Kafka(settings_for_replay(&kafka))),
+        Some(path) => Some(JudgeReplay::File(PathBuf::from(path))),
+    };
     let guards = if m.opt_present("no-guards") {
         None
     } else {
-        guard_spec(&cfg)?
+        guard_spec(&cfg, replay)?
     };
+    let judged = guards.as_ref().is_some_and(|g| g.judges.is_some());
+    let live_judges = guards
+        .as_ref()
+        .and_then(|g| g.judges.as_ref())
+        .and_then(|j| j.live.clone());
     let spec = JobSpec {
         state: StateSpec::plan(&input, &output, kafka.state_interval.0)?,
         input,
@@ -229,7 +245,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     let outcome = job::run(timely_config, Arc::clone(&stats), spec);
     progress.finish();
     let outcome = outcome?;
-    let summary = Summary::of(&outcome);
+    let mut summary = Summary::of(&outcome);
+    if judged {
+        summary = summary.with_judges(&outcome.stats, live_judges.as_deref());
+    }
     eprint!("{}", summary.render());
     if let Some(path) = m.opt_str("summary") {
         let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
@@ -290,15 +309,76 @@ pub(crate) fn ingest_config(
     }
 }
 
+/// Where `--judge-replay` reads the verdict journal.
+pub(crate) enum JudgeReplay {
+    /// A `judgements.jsonl` file.
+    File(PathBuf),
+    /// The judgements topic.
+    Kafka((KafkaSettings, String)),
+}
+
+fn settings_for_replay(kafka: &KafkaConfig) -> (KafkaSettings, String) {
+    (kafka_settings(kafka), kafka.output_topics.judgements.clone())
+}
+
+/// The judge stage: live provider calls, or the journal with `replay`.
+fn judge_spec(cfg: &SentinelConfig, replay: Option<JudgeReplay>) -> Result<Option<(JudgeSpec, usize)>, String> {
+    let Some(resolved) = cfg.judges().map_err(|(key, why)| format!("key `{key}`: {why}"))? else {
+        if replay.is_some() {
+            return Err("--judge-replay: `shadow_agents.enabled` is off, so no judge would be asked".into());
+        }
+        return Ok(None);
+    };
+    let (service, live): (Arc<dyn JudgeService>, Option<Arc<LiveJudges>>) = match replay {
+        None => {
+            let live = Arc::new(LiveJudges::start(resolved.judge.clone())?);
+            (live.clone(), Some(live))
+        }
+        Some(JudgeReplay::File(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("--judge-replay {}: {e}", path.display()))?;
+            let journal =
+                JournalReplay::from_jsonl(&text).map_err(|e| format!("--judge-replay {}: {e}", path.display()))?;
+            tracing::info!(
+                verdicts = journal.len(),
+                "replaying judge verdicts from {}",
+                path.display()
+            );
+            (Arc::new(journal), None)
+        }
+        Some(JudgeReplay::Kafka((settings, topic))) => {
+            let records =
+                sentinel_connectors::kafka::read_topic(&settings, &topic, std::time::Duration::from_secs(120))
+                    .map_err(|e| format!("--judge-replay kafka: reading {topic}: {e}"))?;
+            let mut journal = Vec::with_capacity(records.len());
+            for (_, value) in records {
+                match serde_json::from_slice(&value) {
+                    Ok(r) => journal.push(r),
+                    Err(e) => tracing::warn!(topic, error = %e, "skipping an unreadable journal record"),
+                }
+            }
+            let journal = JournalReplay::new(journal);
+            tracing::info!(verdicts = journal.len(), "replaying judge verdicts from {topic}");
+            (Arc::new(journal), None)
+        }
+    };
+    Ok(Some((
+        JudgeSpec {
+            agents: resolved.agents,
+            service,
+            live,
+            decider: resolved.decider,
+            timeout: resolved.judge.timeout,
+        },
+        resolved.excerpt_bytes,
+    )))
+}
+
 /// The guard stage as configured, or `None` when `guards.enabled` is off.
-pub(crate) fn guard_spec(cfg: &SentinelConfig) -> Result<Option<GuardSpec>, String> {
+pub(crate) fn guard_spec(cfg: &SentinelConfig, replay: Option<JudgeReplay>) -> Result<Option<GuardSpec>, String> {
     if !cfg.guards.enabled {
         return Ok(None);
     }
-    let policies = cfg
-        .guards
-        .policies()
-        .map_err(|(key, why)| format!("key `{key}`: {why}"))?;
+    let policies = cfg.policies().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
     let mut learned = cfg
         .detectors
         .iter()
@@ -319,12 +399,14 @@ pub(crate) fn guard_spec(cfg: &SentinelConfig) -> Result<Option<GuardSpec>, Stri
         }
         None => None,
     };
+    let judges = judge_spec(cfg, replay)?;
+    let excerpt_bytes = judges.as_ref().map_or(0, |(_, bytes)| *bytes);
     Ok(Some(GuardSpec {
-        screening: Arc::new(Screening::with_classifier(policies.clone(), classifier)),
+        screening: Arc::new(Screening::with_classifier(policies.clone(), classifier).with_excerpts(excerpt_bytes)),
         policies,
         behavior: cfg.guards.behavior.clone(),
         write_decisions: cfg.guards.decisions,
-        judges: None,
+        judges: judges.map(|(spec, _)| spec),
     }))
 }
 

@@ -110,9 +110,13 @@ fn profile(name: &str) -> Result<Profile, String> {
 }
 
 impl GuardsConfig {
-    /// The resolved policies, or the key that is wrong and why.
-    pub fn policies(&self) -> Result<PolicyBook, (String, String)> {
+    /// The resolved policies, starting from `tiers` when given (the `shadow_agents` keys), or
+    /// the key that is wrong and why.
+    pub fn policies_with(&self, tiers: Option<RiskThresholds>) -> Result<PolicyBook, (String, String)> {
         let mut base = GuardPolicy::default();
+        if let Some(t) = tiers {
+            base.thresholds = t;
+        }
         if let Some(name) = &self.profile {
             base.thresholds = profile(name)
                 .map_err(|e| ("guards.profile".to_owned(), e))?

@@ -8,6 +8,7 @@ mod env;
 mod guards;
 mod kafka;
 mod locate;
+mod shadow_agents;
 mod values;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 pub use actions::{ActionConfig, IntegrationsConfig};
 pub use guards::GuardsConfig;
+pub use shadow_agents::{ResolvedJudges, ShadowAgentsConfig};
 
 pub use kafka::{Brokers, KafkaConfig, PropertyValue};
 pub use values::{DimensionName, DirectionName, DurationValue, MetricName, PeriodValue, StrategyName};
@@ -53,6 +55,9 @@ pub struct SentinelConfig {
     /// The seed's integrations (custom webhooks).
     #[serde(default)]
     pub integrations: IntegrationsConfig,
+    /// The shadow-agent LLM judges behind the escalate tier.
+    #[serde(default)]
+    pub shadow_agents: ShadowAgentsConfig,
 }
 
 /// Job-wide settings.
@@ -576,10 +581,12 @@ impl SentinelConfig {
                 }
             }
         }
-        if let Err((key, why)) = self.guards.policies() {
+        let keyed = |(key, why): (String, String)| {
             let line = locate::line_of_path(text, &key).map_or_else(String::new, |l| format!(" (line {l})"));
-            return Err(ConfigError(format!("key `{key}`{line}: {why}")));
-        }
+            ConfigError(format!("key `{key}`{line}: {why}"))
+        };
+        self.policies().map_err(keyed)?;
+        self.judges().map_err(keyed)?;
         if self.job.clock_confirm_records == 0 {
             let line = locate::line_of_path(text, "job.clock_confirm_records")
                 .map_or_else(String::new, |l| format!(" (line {l})"));
@@ -598,6 +605,23 @@ impl SentinelConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The guards' policies, with the tier thresholds `shadow_agents` sets, if it does.
+    pub fn policies(&self) -> Result<sentinel_dataflows::guard::PolicyBook, (String, String)> {
+        let tiers = self.shadow_agents.thresholds()?;
+        if tiers.is_some() && (self.guards.profile.is_some() || self.guards.thresholds.is_some()) {
+            return Err((
+                "shadow_agents.profile".into(),
+                "the tier thresholds are set both here and in `guards`: set them in one place".into(),
+            ));
+        }
+        self.guards.policies_with(tiers)
+    }
+
+    /// The judges, when `shadow_agents.enabled`; API keys are read from the environment.
+    pub fn judges(&self) -> Result<Option<ResolvedJudges>, (String, String)> {
+        self.shadow_agents.resolve(&|name| std::env::var(name).ok())
     }
 
     /// The enabled statistical detectors, resolved.

@@ -244,3 +244,75 @@ fn the_nab_config_runs_a_seasonal_detector_with_a_cooldown() {
     let e = error(&daily.replace("period: 1d", "period: weekly"));
     assert!(e.contains("seasonality.period") && e.contains("auto"), "{e}");
 }
+
+#[test]
+fn shadow_agents_follow_the_seed_keys_and_profiles() {
+    let none = |_: &str| None;
+    let key = |_: &str| Some("sk-test".to_owned());
+    // Off by default: no judges, no key needed.
+    assert!(SentinelConfig::parse("detectors: []\n")
+        .unwrap()
+        .shadow_agents
+        .resolve(&none)
+        .unwrap()
+        .is_none());
+    let high =
+        SentinelConfig::parse("shadow_agents:\n  enabled: true\n  profile: high_security\n  api_key: sk-inline\n")
+            .unwrap();
+    assert_eq!(
+        high.judges().unwrap().unwrap().judge.api_key.as_deref(),
+        Some("sk-inline")
+    );
+    let mut from_env = high.shadow_agents.clone();
+    from_env.api_key = None;
+    let j = from_env.resolve(&key).unwrap().unwrap();
+    assert_eq!(j.judge.provider, sentinel_judges::ProviderKind::Anthropic);
+    assert_eq!(j.judge.api_key.as_deref(), Some("sk-test"));
+    assert_eq!((j.judge.temperature, j.decider.fallback_to_rules), (0.0, false));
+    let t = high.policies().unwrap().default.thresholds;
+    assert_eq!((t.medium, t.high), (0.5, 0.8));
+    let perf = SentinelConfig::parse(
+        "shadow_agents:\n  enabled: true\n  profile: performance\n  timeout_ms: 1500\n  api_key: k\n",
+    )
+    .unwrap()
+    .shadow_agents
+    .resolve(&key)
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        perf.judge.timeout,
+        std::time::Duration::from_millis(1500),
+        "explicit keys win"
+    );
+    assert!(perf.decider.fallback_to_rules);
+    // A missing key is named at start, with where it should come from.
+    let cfg = SentinelConfig::parse("shadow_agents:\n  enabled: false\n  llm_provider: openai\n").unwrap();
+    let mut sa = cfg.shadow_agents.clone();
+    sa.enabled = true;
+    let (k, why) = sa.resolve(&none).unwrap_err();
+    assert!(
+        k == "shadow_agents.api_key" && why.contains("OPENAI_API_KEY"),
+        "{k}: {why}"
+    );
+}
+
+#[test]
+fn bad_shadow_agent_keys_name_the_key_and_line() {
+    let e = error("detectors: []\nshadow_agents:\n  enabled: true\n  llm_provider: bard\n");
+    assert!(e.contains("shadow_agents.llm_provider") && e.contains("line 4"), "{e}");
+    let e = error(
+        "shadow_agents:\n  enabled: true\n  llm_provider: local\n  llm_model: m\n  llm_base_url: localhost:11434\n",
+    );
+    assert!(e.contains("shadow_agents.llm_base_url") && e.contains("line 5"), "{e}");
+    let e = error("shadow_agents:\n  medium_risk_threshold: 0.99\n  high_risk_threshold: 0.9\n");
+    assert!(
+        e.contains("shadow_agents.medium_risk_threshold") && e.contains("line 2"),
+        "{e}"
+    );
+    let e = error("guards:\n  profile: balanced\nshadow_agents:\n  profile: performance\n");
+    assert!(e.contains("shadow_agents.profile") && e.contains("one place"), "{e}");
+    let e = error("shadow_agents:\n  enabled: true\n  llm_provider: local\n  llm_model: m\n  timeout_ms: 0\n");
+    assert!(e.contains("shadow_agents.timeout_ms") && e.contains("line 5"), "{e}");
+    let e = error("shadow_agents:\n  enable_judges: true\n");
+    assert!(e.contains("enable_judges") && e.contains("line 2"), "{e}");
+}
