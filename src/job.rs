@@ -261,7 +261,10 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 state = state.concat(assessed.snapshots.map(StateRecord::Actor));
                 let decisions = match &g.judges {
                     Some(j) => {
-                        let judged = assessed.rulings.judge(Arc::clone(&j.service), j.decider, j.timeout);
+                        let judged =
+                            assessed
+                                .rulings
+                                .judge(Arc::clone(&j.service), j.decider, j.timeout, Arc::clone(&stats));
                         if let Some(sink) = judgement_sink {
                             let counter = Arc::clone(&stats);
                             judged

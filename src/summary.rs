@@ -69,6 +69,10 @@ pub struct JudgeSummary {
     pub cache_hit_rate: f64,
     /// Tokens the analyses report (a cache hit reports the original call's).
     pub tokens: u64,
+    /// Mean wait of a judged request for its verdicts, ms.
+    pub mean_wait_ms: f64,
+    /// Longest wait, ms (at most `timeout_ms` plus scheduling).
+    pub max_wait_ms: f64,
     /// Live runs: HTTP attempts.
     pub calls: u64,
     /// Live runs: tokens actually sent and received.
@@ -149,6 +153,8 @@ impl Summary {
                 .collect(),
             cache_hit_rate: j.cache_hits as f64 / analyses.max(1) as f64,
             tokens: j.tokens,
+            mean_wait_ms: j.mean_wait_ms,
+            max_wait_ms: j.max_wait_ms,
             calls: 0,
             tokens_billed: 0,
             cost: 0.0,
@@ -206,6 +212,10 @@ impl Summary {
                 j.verdicts,
                 j.cache_hit_rate * 100.0,
                 j.tokens
+            ));
+            out.push_str(&format!(
+                "    wait for verdicts: mean {:.1} ms, max {:.1} ms\n",
+                j.mean_wait_ms, j.max_wait_ms
             ));
             for (reason, n) in &j.fallbacks_by_reason {
                 out.push_str(&format!("    fallback {reason:<16}{n}\n"));

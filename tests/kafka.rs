@@ -54,6 +54,7 @@ struct Topics {
     deadletter: String,
     aggregates: String,
     decisions: String,
+    judgements: String,
     checkpoints: String,
     state: String,
     group: String,
@@ -80,6 +81,7 @@ impl Topics {
             deadletter: format!("{base}-deadletter"),
             aggregates: format!("{base}-aggregates"),
             decisions: format!("{base}-decisions"),
+            judgements: format!("{base}-judgements"),
             checkpoints: format!("{base}-checkpoints"),
             state: format!("{base}-state"),
             group: format!("{base}-group"),
@@ -91,7 +93,7 @@ impl Topics {
         let detectors = &builtin[builtin.find("\ndetectors:").unwrap()..];
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/prompt-attack-v1.bin");
         let config = format!(
-            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
+            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}, judgements: {}}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
             brokers(),
             t.group,
             t.input,
@@ -101,6 +103,7 @@ impl Topics {
             t.deadletter,
             t.aggregates,
             t.decisions,
+            t.judgements,
             model.display()
         );
         std::fs::write(&t.config, config).unwrap();
@@ -779,4 +782,69 @@ fn sigterm_stops_gracefully_and_a_restart_emits_nothing_twice() {
     let decisions = consume(&topics.decisions);
     let distinct: BTreeSet<&str> = decisions.iter().map(|d| d["event_id"].as_str().unwrap()).collect();
     assert_eq!(decisions.len(), distinct.len(), "no decision emitted twice");
+}
+
+#[test]
+fn judges_work_from_kafka_and_a_replay_reads_their_journal_topic() {
+    use sentinel_judges::loopback::{openai_reply, verdict, Answer, ProviderServer};
+    let dir = tempfile::tempdir().unwrap();
+    let trace = common::judged_trace(dir.path());
+    let topics = Topics::input_only(dir.path(), "judges", 2, "  allowed_lateness: 5s");
+    topics.produce(&trace);
+    let server = ProviderServer::start(|_, _| Answer::ok(openai_reply(&verdict(0.97, 0.9).to_string(), "stop")));
+    let mut config = std::fs::read_to_string(&topics.config).unwrap();
+    config.push_str(&format!(
+        "shadow_agents:\n  enabled: true\n  llm_provider: local\n  llm_model: judge-model\n  llm_base_url: {}\n",
+        server.base_url()
+    ));
+    std::fs::write(&topics.config, config).unwrap();
+    topics.run(dir.path(), &[]);
+    let decisions = consume(&topics.decisions);
+    let escalated: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["shadow_agent_escalated"] == true)
+        .collect();
+    assert!(escalated.len() >= common::RISKY.len());
+    for d in &escalated {
+        let analyses = d["shadow_agent_analyses"].as_array().unwrap();
+        assert!(
+            !analyses.is_empty() && analyses.iter().all(|a| a["fallback_used"] == false),
+            "{d}"
+        );
+    }
+    let journal = consume(&topics.judgements);
+    let analyses: usize = escalated
+        .iter()
+        .map(|d| d["shadow_agent_analyses"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(journal.len(), analyses);
+    assert!(!server.seen().is_empty());
+
+    // A replay from the journal topic, by a new group into files, calls no one and decides
+    // the same.
+    let calls = server.seen().len();
+    let out = dir.path().join("replay");
+    sentinel(&[
+        "run",
+        "--no-progress",
+        "--config",
+        topics.config.to_str().unwrap(),
+        "--input",
+        "kafka",
+        "--group",
+        &format!("{}-replay", topics.group),
+        "--exit-when-caught-up",
+        "--output",
+        &format!("file:{}", out.display()),
+        "--judge-replay",
+        "kafka",
+    ]);
+    assert_eq!(server.seen().len(), calls, "a replay made a call");
+    let by_id = |ds: Vec<Value>| -> BTreeMap<String, Value> {
+        ds.into_iter()
+            .map(|d| (d["id"].as_str().unwrap().to_owned(), d))
+            .collect()
+    };
+    let replayed = by_id(common::read_jsonl(&out.join("decisions.jsonl")));
+    assert_eq!(replayed, by_id(decisions));
 }

@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod loopback;
 pub mod prompts;
 pub mod provider;
 pub mod replay;

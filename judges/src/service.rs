@@ -404,6 +404,11 @@ async fn ask(shared: &Shared, prompt: &Prompt, deadline: Instant) -> Result<Answ
     let cfg = &shared.cfg;
     let stats = &shared.stats;
     let started = Instant::now();
+    // Waited in the queue for most of its deadline: no call (its tokens would likely be spent
+    // on an answer that comes too late), and no mark against the provider.
+    if deadline.saturating_duration_since(started) < cfg.timeout / 2 {
+        return Err(NoVerdict::without_call(FallbackReason::Timeout));
+    }
     let attempt = || async {
         if !shared.breaker.allow() {
             return Err(AttemptError::Open);
@@ -419,7 +424,10 @@ async fn ask(shared: &Shared, prompt: &Prompt, deadline: Instant) -> Result<Answ
                 Ok(reply)
             }
             Err(e) if e.is_transient() => {
-                shared.breaker.failure(e.retry_after());
+                // A timeout counts against the provider only if the call had a fair budget.
+                if !(e == CallError::Timeout && left < cfg.timeout / 2) {
+                    shared.breaker.failure(e.retry_after());
+                }
                 Err(AttemptError::Call(e))
             }
             Err(e) => {

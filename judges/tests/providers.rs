@@ -1,18 +1,15 @@
 //! The live judges against real HTTP servers on loopback speaking each provider's shape.
 
-#[path = "support/provider_server.rs"]
-mod provider_server;
-
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider_server::{
-    anthropic_overloaded, anthropic_tool_reply, openai_refusal, openai_reply, verdict, Answer, ProviderServer,
-};
 use sentinel_dataflows::judge::{JudgeReply, JudgeService};
 use sentinel_dataflows::model::{
     AgentType, Excerpt, FallbackReason, JudgeRequest, JudgementRecord, RiskScores, RiskThresholds,
+};
+use sentinel_judges::loopback::{
+    anthropic_overloaded, anthropic_tool_reply, openai_refusal, openai_reply, verdict, Answer, ProviderServer,
 };
 use sentinel_judges::{BreakerState, JudgeConfig, LiveJudges, ManualClock, ProviderKind};
 

@@ -39,6 +39,13 @@ sentinel bench kafka [--brokers B] [--events N] [--workers 1,2] [--repeat R] [--
     then the produce-to-readable latency of per-event outputs at half the job's best rate
     (or --latency-rate),
     and the job's CPU with no traffic. Ends with one JSON line.
+sentinel bench judges [--events N] [--workers W] [--repeat R] [--latency-ms 300] [--escalate-every 20]
+    Runs the job on a generated trace whose every Nth request carries a prompt attack (so about
+    1/N of the requests escalate), R times each, with: judges off; live judges against a
+    loopback OpenAI-compatible server answering after --latency-ms; the same server down
+    (nothing listening); and every verdict replayed from the journal of a live run. Prints
+    events/s, the ratios to judges off, verdicts and fallbacks by reason, and the longest wait
+    of an escalated request; ends with one JSON line.
 sentinel bench guard [--repeat N] [--model MODEL.bin] [--data FILE.jsonl...]
     Scans N generated prompts of 200 B, 1 KB and 10 KB with the input guard (injection and
     jailbreak rules, PII, secrets, and the learned classifier with --model) and prints p50/p99
@@ -76,6 +83,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         "latency-rate",
         "idle-secs",
         "model",
+        "latency-ms",
+        "escalate-every",
     ] {
         opts.optopt("", name, "", "");
     }
@@ -132,6 +141,16 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             },
         ),
         "memory" => memory(&dir, num("users", 1_000_000)?),
+        "judges" => super::bench_judges::judges(
+            &dir,
+            &super::bench_judges::JudgeBench {
+                events: num("events", 1_000_000)?,
+                workers: workers[0],
+                repeat: num("repeat", 3)? as usize,
+                latency_ms: num("latency-ms", 300)?,
+                escalate_every: num("escalate-every", 20)?.max(1),
+            },
+        ),
         _ => {
             print!("{HELP}");
             Ok(())
@@ -241,9 +260,20 @@ pub(crate) enum BenchGuards<'a> {
 /// The job with the built-in detector set, from `input` to `output`.
 pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: BenchGuards<'_>) -> Result<JobSpec, String> {
     let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
+    config_spec(&cfg, input, output, guards, None)
+}
+
+/// The job under `cfg`, from `input` to `output`, judges answering from `replay` if given.
+pub(crate) fn config_spec(
+    cfg: &SentinelConfig,
+    input: InputSpec,
+    output: OutputTarget,
+    guards: BenchGuards<'_>,
+    replay: Option<super::run::JudgeReplay>,
+) -> Result<JobSpec, String> {
     let mut guard_spec = match guards {
         BenchGuards::Off => None,
-        _ => super::run::guard_spec(&cfg, None)?,
+        _ => super::run::guard_spec(cfg, replay)?,
     };
     if let (BenchGuards::WithModel(model), Some(g)) = (guards, guard_spec.as_mut()) {
         let classifier = PromptClassifier::load(model, None, false)?;
@@ -255,7 +285,7 @@ pub(crate) fn builtin_spec(input: InputSpec, output: OutputTarget, guards: Bench
     let guards = guard_spec;
     let plan = cfg.aggregation_plan();
     Ok(JobSpec {
-        ingest: super::run::ingest_config(&cfg, cfg.job.allowed_lateness.0, &plan, guards.as_ref()),
+        ingest: super::run::ingest_config(cfg, cfg.job.allowed_lateness.0, &plan, guards.as_ref()),
         guards,
         plan,
         detectors: cfg.statistical_detectors(),

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_guard;
+pub mod bench_judges;
 pub mod bench_kafka;
 pub mod check_config;
 pub mod consume;
@@ -22,7 +23,7 @@ USAGE:
   sentinel consume TOPIC [--brokers HOST:PORT]
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]
   sentinel check-config FILE
-  sentinel bench throughput|memory|kafka|guard [...]
+  sentinel bench throughput|memory|kafka|guard|judges [...]
   sentinel eval nab|pii|prompts --data ... [...]
   sentinel train prompt-classifier --data FILE.jsonl... --out MODEL.bin
 

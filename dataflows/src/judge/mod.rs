@@ -121,12 +121,15 @@ pub struct Judged<H> {
     pub records: Vec<JudgementRecord>,
     /// What was held while waiting.
     pub held: H,
+    /// How long the request waited for its agents.
+    pub waited: Duration,
 }
 
 struct Waiting<H> {
     ruling: Ruling,
     request: Box<JudgeRequest>,
     answers: Vec<JudgementRecord>,
+    admitted: Instant,
     deadline: Instant,
     held: H,
 }
@@ -173,6 +176,7 @@ impl<H> JudgeLedger<H> {
                 ruling,
                 request,
                 answers: Vec::new(),
+                admitted: now,
                 deadline: now + self.timeout,
                 held,
             },
@@ -245,6 +249,7 @@ impl<H> JudgeLedger<H> {
             request,
             mut answers,
             held,
+            admitted,
             ..
         } = w;
         for agent in &request.agents {
@@ -260,6 +265,7 @@ impl<H> JudgeLedger<H> {
             decision,
             records: answers,
             held,
+            waited: admitted.elapsed(),
         }
     }
 }

@@ -18,6 +18,7 @@ use timely::dataflow::Stream;
 use crate::detect::Decider;
 use crate::judge::{JudgeLedger, JudgeReply, JudgeService, Judged};
 use crate::model::{Decision, FallbackReason, JudgementRecord, Ruling};
+use crate::operators::JobStats;
 
 /// The outputs of [`Judge::judge`].
 pub struct JudgedStreams<'scope> {
@@ -31,11 +32,24 @@ pub struct JudgedStreams<'scope> {
 pub trait Judge<'scope> {
     /// Decides every ruling, asking `service` about the escalated ones and waiting at most
     /// `timeout` (wall time) for each; combines verdicts by `decider`.
-    fn judge(self, service: Arc<dyn JudgeService>, decider: Decider, timeout: Duration) -> JudgedStreams<'scope>;
+    /// `stats` counts how long each judged request waited.
+    fn judge(
+        self,
+        service: Arc<dyn JudgeService>,
+        decider: Decider,
+        timeout: Duration,
+        stats: Arc<JobStats>,
+    ) -> JudgedStreams<'scope>;
 }
 
 impl<'scope> Judge<'scope> for Stream<'scope, u64, Vec<Ruling>> {
-    fn judge(self, service: Arc<dyn JudgeService>, decider: Decider, timeout: Duration) -> JudgedStreams<'scope> {
+    fn judge(
+        self,
+        service: Arc<dyn JudgeService>,
+        decider: Decider,
+        timeout: Duration,
+        stats: Arc<JobStats>,
+    ) -> JudgedStreams<'scope> {
         let scope = self.scope();
         let mut builder = OperatorBuilder::new("Judge".to_owned(), scope);
         let address = builder.operator_info().address.clone();
@@ -83,6 +97,7 @@ impl<'scope> Judge<'scope> for Stream<'scope, u64, Vec<Ruling>> {
                 let now = Instant::now();
                 done.extend(ledger.expire(now, &who));
                 for judged in done {
+                    stats.add_judge_wait(judged.waited);
                     let [decision_cap, record_cap] = &judged.held;
                     decisions_out.activate().session(decision_cap).give(judged.decision);
                     records_out

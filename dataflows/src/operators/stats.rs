@@ -42,6 +42,9 @@ struct JudgeCounts {
     cache_hits: AtomicU64,
     tokens: AtomicU64,
     fallbacks: [AtomicU64; FallbackReason::ALL.len()],
+    waits: AtomicU64,
+    wait_total_us: AtomicU64,
+    wait_max_us: AtomicU64,
 }
 
 /// A reading of the judge counters.
@@ -55,6 +58,10 @@ pub struct JudgeTotals {
     pub tokens: u64,
     /// Fallbacks per reason.
     pub fallbacks: [(FallbackReason, u64); FallbackReason::ALL.len()],
+    /// Mean wait of a judged request for its agents, ms.
+    pub mean_wait_ms: f64,
+    /// Longest such wait, ms.
+    pub max_wait_ms: f64,
 }
 
 impl JobStats {
@@ -116,6 +123,15 @@ impl JobStats {
         j.tokens.fetch_add(u64::from(analysis.tokens_used), Relaxed);
     }
 
+    /// Counts how long one judged request waited for its agents.
+    pub fn add_judge_wait(&self, waited: std::time::Duration) {
+        let us = waited.as_micros().min(u128::from(u64::MAX)) as u64;
+        let j = &self.judge;
+        j.waits.fetch_add(1, Relaxed);
+        j.wait_total_us.fetch_add(us, Relaxed);
+        j.wait_max_us.fetch_max(us, Relaxed);
+    }
+
     /// Decisions the judges were asked about.
     pub fn escalated(&self) -> u64 {
         self.escalated.load(Relaxed)
@@ -129,6 +145,8 @@ impl JobStats {
             cache_hits: j.cache_hits.load(Relaxed),
             tokens: j.tokens.load(Relaxed),
             fallbacks: FallbackReason::ALL.map(|r| (r, j.fallbacks[r as usize].load(Relaxed))),
+            mean_wait_ms: j.wait_total_us.load(Relaxed) as f64 / j.waits.load(Relaxed).max(1) as f64 / 1000.0,
+            max_wait_ms: j.wait_max_us.load(Relaxed) as f64 / 1000.0,
         }
     }
 

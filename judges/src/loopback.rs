@@ -1,7 +1,6 @@
 //! A real HTTP server on loopback that speaks the providers' wire formats (OpenAI Chat
 //! Completions and the Anthropic Messages API), answering from a script or a responder, and
-//! recording every request it saw. Shared by the judges' tests and the job's.
-#![allow(dead_code)]
+//! recording every request it saw: the judge the tests and `sentinel bench judges` talk to.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,13 +16,18 @@ use serde_json::{json, Value};
 /// One scripted answer.
 #[derive(Clone, Debug)]
 pub struct Answer {
+    /// HTTP status.
     pub status: u16,
+    /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// Body (JSON).
     pub body: String,
+    /// Wait before answering.
     pub delay: Duration,
 }
 
 impl Answer {
+    /// 200 with `body`.
     pub fn ok(body: String) -> Self {
         Answer {
             status: 200,
@@ -33,6 +37,7 @@ impl Answer {
         }
     }
 
+    /// `status` with `body`.
     pub fn status(status: u16, body: &str) -> Self {
         Answer {
             status,
@@ -42,11 +47,13 @@ impl Answer {
         }
     }
 
+    /// Adds a response header.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
+    /// Answers after `delay`.
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -56,12 +63,16 @@ impl Answer {
 /// What the server saw.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// Request path.
     pub path: String,
+    /// Request headers, names lowercase.
     pub headers: Vec<(String, String)>,
+    /// The JSON body.
     pub body: Value,
 }
 
 impl Seen {
+    /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
@@ -80,6 +91,10 @@ impl Seen {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 type Responder = dyn Fn(&str, &Value) -> Answer + Send + Sync;
 
 struct Shared {
@@ -90,31 +105,37 @@ struct Shared {
 
 /// The server; it stops when dropped.
 pub struct ProviderServer {
+    /// Where it listens.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl ProviderServer {
-    /// A server answering from `script` first, then from `responder`.
+    /// A server answering from its script (see [`ProviderServer::script`]) first, then from
+    /// `responder` (given the path and the JSON body).
     pub fn start(responder: impl Fn(&str, &Value) -> Answer + Send + Sync + 'static) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .unwrap();
+            .expect("a runtime for the loopback server");
         let shared = Arc::new(Shared {
             script: Mutex::new(VecDeque::new()),
             responder: Box::new(responder),
             seen: Mutex::new(Vec::new()),
         });
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
         let app = axum::Router::new()
             .fallback(axum::routing::post(handle))
             .with_state(Arc::clone(&shared));
         runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "loopback provider server stopped");
+            }
         });
         ProviderServer {
             addr,
@@ -130,12 +151,12 @@ impl ProviderServer {
 
     /// Queues answers given before the responder's.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
-        self.shared.script.lock().unwrap().extend(answers);
+        lock(&self.shared.script).extend(answers);
     }
 
     /// Requests seen so far.
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().unwrap().clone()
+        lock(&self.shared.seen).clone()
     }
 }
 
@@ -143,10 +164,10 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_owned();
     let answer = {
-        let scripted = shared.script.lock().unwrap().pop_front();
+        let scripted = lock(&shared.script).pop_front();
         scripted.unwrap_or_else(|| (shared.responder)(&path, &body))
     };
-    shared.seen.lock().unwrap().push(Seen {
+    lock(&shared.seen).push(Seen {
         path,
         headers: headers
             .iter()
@@ -157,14 +178,14 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
-    let mut resp = (StatusCode::from_u16(answer.status).unwrap(), answer.body).into_response();
-    resp.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, answer.body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert("content-type", axum::http::HeaderValue::from_static("application/json"));
     for (n, v) in answer.headers {
-        resp.headers_mut().insert(
-            axum::http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
+        if let (Ok(n), Ok(v)) = (axum::http::HeaderName::from_bytes(n.as_bytes()), v.parse()) {
+            headers.insert(n, v);
+        }
     }
     resp
 }
