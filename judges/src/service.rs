@@ -328,18 +328,8 @@ async fn judge_one(shared: &Shared, agent: AgentType, request: &JudgeRequest, de
         &stats.cache_misses
     };
     counter.fetch_add(1, Relaxed);
-    let mut record = JudgementRecord {
-        key: JudgementRecord::key_of(&request.event_id, agent),
-        event_id: request.event_id.clone(),
-        request_hash: prompt.request_hash.clone(),
-        provider: who.provider.clone(),
-        model: who.model.clone(),
-        prompt_version: who.prompt_version.clone(),
-        raw_reply: String::new(),
-        input_tokens: 0,
-        output_tokens: 0,
-        analysis: fallback_record(agent, request, FallbackReason::ParseError, &who).analysis,
-    };
+    let mut record = fallback_record(agent, request, FallbackReason::ParseError, &who);
+    record.request_hash.clone_from(&prompt.request_hash);
     match outcome {
         Ok(answer) => {
             stats.verdicts.fetch_add(1, Relaxed);
