@@ -13,8 +13,8 @@ use sentinel_dataflows::detect::{
 use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::judge::JudgeService;
 use sentinel_dataflows::operators::{
-    ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink, Judge,
-    PreAggregate, RecordReader, RecordSink, StateCheckpoints, WindowMerge,
+    as_itself, ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink,
+    Judge, PreAggregate, RecordReader, RecordSink, StateCheckpoints, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::vec::{Filter, Map};
@@ -270,12 +270,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                             judged
                                 .judgements
                                 .exchange(move |_| writer)
-                                .sink_json(
-                                    "JudgementSink",
-                                    sink,
-                                    |r| r.clone(),
-                                    move |r| counter.add_judgement(&r.analysis),
-                                )
+                                .sink_json("JudgementSink", sink, as_itself, move |r| {
+                                    counter.add_judgement(&r.analysis)
+                                })
                                 .probe_with(&acknowledged)
                                 .probe_with(&outputs_acknowledged);
                         }
@@ -287,7 +284,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     let counter = Arc::clone(&stats);
                     decisions
                         .exchange(move |_| writer)
-                        .sink_json("DecisionSink", sink, |d| d.clone(), move |d| counter.add_decision(d))
+                        .sink_json("DecisionSink", sink, as_itself, move |d| counter.add_decision(d))
                         .probe_with(&acknowledged)
                         .probe_with(&outputs_acknowledged);
                 }
@@ -295,30 +292,32 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             if let Some(sink) = state_sink {
                 // Kafka only: every worker writes its own checkpoints.
                 state
-                    .sink_json("StateSink", sink, |s| s.clone(), |_| {})
+                    .sink_json("StateSink", sink, as_itself, |_| {})
                     .probe_with(&acknowledged);
             }
             let counter = Arc::clone(&stats);
             anomalies
                 .exchange(move |_| writer)
-                .sink_json(
-                    "AnomalySink",
-                    anomaly_sink,
-                    |a| a.clone(),
-                    move |a| counter.add_anomalies(&a.detector_id, 1),
-                )
+                .sink_json("AnomalySink", anomaly_sink, as_itself, move |a| {
+                    counter.add_anomalies(&a.detector_id, 1)
+                })
                 .probe_with(&acknowledged)
                 .probe_with(&outputs_acknowledged);
             if let Some(sink) = dead_sink {
                 dead.exchange(move |_| writer)
-                    .sink_json("DeadLetterSink", sink, |d| d.clone(), |_| {})
+                    .sink_json("DeadLetterSink", sink, as_itself, |_| {})
                     .probe_with(&acknowledged)
                     .probe_with(&outputs_acknowledged);
             }
             if let Some(sink) = aggregate_sink {
                 windows
                     .exchange(move |_| writer)
-                    .sink_json("AggregateSink", sink, |w| w.record(), |_| {})
+                    .sink_json(
+                        "AggregateSink",
+                        sink,
+                        |w, out| serde_json::to_writer(out, &w.record()),
+                        |_| {},
+                    )
                     .probe_with(&acknowledged)
                     .probe_with(&outputs_acknowledged);
             }

@@ -18,7 +18,7 @@ pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};
 pub use ingest::{ingest, IngestConfig, RawRecord, ReadStatus, RecordReader};
 pub use judge::{Judge, JudgedStreams};
 pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};
-pub use sink::{JsonSink, RecordSink, SinkKey};
+pub use sink::{as_itself, JsonSink, RecordSink, SinkKey};
 pub use statistical::DetectStatistical;
 pub use stats::{JobStats, JudgeTotals};
 pub use window_merge::WindowMerge;

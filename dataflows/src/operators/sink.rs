@@ -84,10 +84,11 @@ impl SinkKey for WindowAggregate {
 /// Extension trait for [`JsonSink::sink_json`].
 pub trait JsonSink<'scope, T> {
     /// Writes every record as one JSON document to `sink`, calling `observe` on each first
-    /// (for counters). `to_json` picks the serialized form. The returned stream carries no
+    /// (for counters). `to_json` writes the serialized form ([`as_itself`] for the record as it
+    /// is, with no copy). The returned stream carries no
     /// data: its frontier passes a time once every record at that time is acknowledged by the
     /// transport, which is what offset commits wait for.
-    fn sink_json<S, F, O>(
+    fn sink_json<F, O>(
         self,
         name: &str,
         sink: Box<dyn RecordSink>,
@@ -95,16 +96,20 @@ pub trait JsonSink<'scope, T> {
         observe: O,
     ) -> Stream<'scope, u64, Vec<()>>
     where
-        S: Serialize,
-        F: Fn(&T) -> S + 'static,
+        F: Fn(&T, &mut Vec<u8>) -> serde_json::Result<()> + 'static,
         O: FnMut(&T) + 'static;
+}
+
+/// Serializes a record as it is: the usual `to_json` of [`JsonSink::sink_json`].
+pub fn as_itself<T: Serialize>(record: &T, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    serde_json::to_writer(out, record)
 }
 
 /// Retry interval while records wait in a sink's local backlog (the transport's queue was full).
 const BACKLOG_RETRY: Duration = Duration::from_millis(2);
 
 impl<'scope, T: SinkKey + Clone + 'static> JsonSink<'scope, T> for Stream<'scope, u64, Vec<T>> {
-    fn sink_json<S, F, O>(
+    fn sink_json<F, O>(
         self,
         name: &str,
         mut sink: Box<dyn RecordSink>,
@@ -112,8 +117,7 @@ impl<'scope, T: SinkKey + Clone + 'static> JsonSink<'scope, T> for Stream<'scope
         mut observe: O,
     ) -> Stream<'scope, u64, Vec<()>>
     where
-        S: Serialize,
-        F: Fn(&T) -> S + 'static,
+        F: Fn(&T, &mut Vec<u8>) -> serde_json::Result<()> + 'static,
         O: FnMut(&T) + 'static,
     {
         let scope = self.scope();
@@ -136,7 +140,7 @@ impl<'scope, T: SinkKey + Clone + 'static> JsonSink<'scope, T> for Stream<'scope
                         for record in batch.drain(..) {
                             observe(&record);
                             buffer.clear();
-                            match serde_json::to_writer(&mut buffer, &to_json(&record)) {
+                            match to_json(&record, &mut buffer) {
                                 Ok(()) => sink.write(record.sink_key(), &buffer, time),
                                 Err(e) => {
                                     tracing::error!(error = %e, "could not serialize an output record")
