@@ -67,3 +67,35 @@ fn bench_guard_measures_generated_and_recorded_prompts() {
     let record = bench(&["guard", "--data", data.to_str().unwrap()]);
     assert_eq!(record["bench"], "guard");
 }
+
+#[test]
+fn bench_judges_compares_judges_off_live_down_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = bench(&[
+        "judges",
+        "--events",
+        "20000",
+        "--repeat",
+        "1",
+        "--latency-ms",
+        "20",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(record["bench"], "judges");
+    let rows = record["rows"].as_array().unwrap();
+    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["judges off", "live judges", "provider down", "journal replay"]);
+    for row in rows {
+        assert!(positive(&row["events_per_sec"]), "{row}");
+    }
+    let escalated: Vec<u64> = rows.iter().map(|r| r["escalated"].as_u64().unwrap()).collect();
+    assert_eq!(escalated[0], 0);
+    assert!(
+        escalated[1] > 0 && escalated[1..].iter().all(|e| *e == escalated[1]),
+        "{escalated:?}"
+    );
+    assert!(rows[1]["verdicts"].as_u64().unwrap() > 0, "live judges gave verdicts");
+    assert_eq!(rows[2]["verdicts"], 0, "nothing answers when the provider is down");
+    assert!(rows[2]["max_wait_ms"].as_f64().unwrap() <= 1000.0 + 100.0);
+}
