@@ -361,8 +361,11 @@ impl OutputTarget {
         let io = |e: std::io::Error| format!("cannot open output {name}: {e}");
         Ok(match self {
             OutputTarget::Stdout if stream == OutputStream::DeadLetters => Box::new(StderrSink),
-            // One decision per request would bury the anomalies; decisions need a file or Kafka.
-            OutputTarget::Stdout if stream == OutputStream::Decisions => Box::new(Discard),
+            // One decision per request would bury the anomalies; decisions and the judges'
+            // journal need a file or Kafka.
+            OutputTarget::Stdout if matches!(stream, OutputStream::Decisions | OutputStream::Judgements) => {
+                Box::new(Discard)
+            }
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
             OutputTarget::Dir(dir) => Box::new(FileSink(
                 FileWriter::create(&dir.join(format!("{name}.jsonl"))).map_err(io)?,
