@@ -12,6 +12,7 @@ use sentinel_connectors::kafka::{
 
 use crate::config::KafkaConfig;
 use sentinel_dataflows::detect::{RestoredState, StateRecord};
+use sentinel_dataflows::model::JudgementRecord;
 
 /// Partitions of an output topic the job creates when there is no Kafka input to copy.
 const DEFAULT_OUTPUT_PARTITIONS: i32 = 4;
@@ -180,22 +181,42 @@ impl KafkaInput {
 /// The newest checkpointed state of every key of `namespace` (the consumer group) in the
 /// state topic: baselines and actor states.
 pub fn restore_state(settings: &KafkaSettings, topic: &str, namespace: &str) -> Result<RestoredState, String> {
-    let records = read_topic(settings, topic, Duration::from_secs(120))
-        .map_err(|e| format!("reading detector state from {topic}: {e}"))?;
     let prefix = format!("{namespace}|");
-    let mut latest = BTreeMap::new();
+    let records = read_json_records::<StateRecord>(settings, topic, "detector state", |key| {
+        key.starts_with(prefix.as_bytes())
+    })?;
+    // The newest record per key, as compaction would keep it.
+    let latest: BTreeMap<Vec<u8>, StateRecord> = records.into_iter().collect();
+    Ok(RestoredState::from_records(latest.into_values()))
+}
+
+/// The judges' verdict journal in `topic`, for `--judge-replay kafka`.
+pub fn read_journal(settings: &KafkaSettings, topic: &str) -> Result<Vec<JudgementRecord>, String> {
+    let records = read_json_records(settings, topic, "the judges' journal", |_| true)?;
+    Ok(records.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Every record of `topic` whose key passes `wanted`, parsed as JSON, in topic order; records
+/// that do not parse are logged and skipped.
+fn read_json_records<T: serde::de::DeserializeOwned>(
+    settings: &KafkaSettings,
+    topic: &str,
+    what: &str,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<(Vec<u8>, T)>, String> {
+    let records = read_topic(settings, topic, Duration::from_secs(120))
+        .map_err(|e| format!("reading {what} from {topic}: {e}"))?;
+    let mut out = Vec::with_capacity(records.len());
     for (key, value) in records {
-        if !key.starts_with(prefix.as_bytes()) {
+        if !wanted(&key) {
             continue;
         }
-        match serde_json::from_slice::<StateRecord>(&value) {
-            Ok(snapshot) => {
-                latest.insert(key, snapshot);
-            }
-            Err(e) => tracing::warn!(topic, error = %e, "skipping an unreadable state record"),
+        match serde_json::from_slice::<T>(&value) {
+            Ok(record) => out.push((key, record)),
+            Err(e) => tracing::warn!(topic, error = %e, "skipping an unreadable record of {what}"),
         }
     }
-    Ok(RestoredState::from_records(latest.into_values()))
+    Ok(out)
 }
 
 /// One resume point, as written to the checkpoint topic (keyed by group, topic and partition).

@@ -73,19 +73,27 @@ pub struct JudgeSummary {
     pub mean_wait_ms: f64,
     /// Longest wait, ms (at most `timeout_ms` plus scheduling).
     pub max_wait_ms: f64,
-    /// Live runs: HTTP attempts.
+    /// What the provider calls did; absent when replaying a journal.
+    #[serde(flatten)]
+    pub live: Option<LiveJudgeFigures>,
+}
+
+/// The figures of live provider calls.
+#[derive(Debug, Serialize)]
+pub struct LiveJudgeFigures {
+    /// HTTP attempts.
     pub calls: u64,
-    /// Live runs: tokens actually sent and received.
+    /// Tokens actually sent and received.
     pub tokens_billed: u64,
-    /// Live runs: their cost at the configured prices.
+    /// Their cost at the configured prices.
     pub cost: f64,
-    /// Live runs: call latency p50, ms.
+    /// Call latency p50, ms.
     pub latency_p50_ms: f64,
-    /// Live runs: call latency p99, ms.
+    /// Call latency p99, ms.
     pub latency_p99_ms: f64,
-    /// Live runs: the breaker's state at the end.
-    pub breaker_state: String,
-    /// Live runs: times the breaker opened, went half-open and closed.
+    /// The breaker's state at the end.
+    pub breaker_state: &'static str,
+    /// Times the breaker opened, went half-open and closed.
     pub breaker_transitions: (u64, u64, u64),
 }
 
@@ -141,7 +149,7 @@ impl Summary {
         let j = s.judgements();
         let decisions: u64 = s.decisions_per_tier().iter().map(|(_, n)| n).sum();
         let analyses = j.verdicts + j.fallbacks.iter().map(|(_, n)| n).sum::<u64>();
-        let mut summary = JudgeSummary {
+        self.judges = Some(JudgeSummary {
             escalated: s.escalated(),
             escalation_rate: s.escalated() as f64 / decisions.max(1) as f64,
             verdicts: j.verdicts,
@@ -155,26 +163,20 @@ impl Summary {
             tokens: j.tokens,
             mean_wait_ms: j.mean_wait_ms,
             max_wait_ms: j.max_wait_ms,
-            calls: 0,
-            tokens_billed: 0,
-            cost: 0.0,
-            latency_p50_ms: 0.0,
-            latency_p99_ms: 0.0,
-            breaker_state: "replay".into(),
-            breaker_transitions: (0, 0, 0),
-        };
-        if let Some(live) = live {
-            let st = live.stats();
-            let b = live.breaker();
-            summary.calls = st.calls.load(Relaxed);
-            summary.tokens_billed = st.input_tokens.load(Relaxed) + st.output_tokens.load(Relaxed);
-            summary.cost = live.cost();
-            summary.latency_p50_ms = st.latency_ms(0.5);
-            summary.latency_p99_ms = st.latency_ms(0.99);
-            summary.breaker_state = b.state.as_str().to_owned();
-            summary.breaker_transitions = (b.opened, b.half_opened, b.closed);
-        }
-        self.judges = Some(summary);
+            live: live.map(|live| {
+                let st = live.stats();
+                let b = live.breaker();
+                LiveJudgeFigures {
+                    calls: st.calls.load(Relaxed),
+                    tokens_billed: st.input_tokens.load(Relaxed) + st.output_tokens.load(Relaxed),
+                    cost: live.cost(),
+                    latency_p50_ms: st.latency_ms(0.5),
+                    latency_p99_ms: st.latency_ms(0.99),
+                    breaker_state: b.state.as_str(),
+                    breaker_transitions: (b.opened, b.half_opened, b.closed),
+                }
+            }),
+        });
         self
     }
 
@@ -220,17 +222,17 @@ impl Summary {
             for (reason, n) in &j.fallbacks_by_reason {
                 out.push_str(&format!("    fallback {reason:<16}{n}\n"));
             }
-            if j.breaker_state != "replay" {
+            if let Some(l) = &j.live {
                 out.push_str(&format!(
                     "    calls {}, latency p50 {:.0} ms p99 {:.0} ms, cost {:.4}, breaker {} (opened {}, half-open {}, closed {})\n",
-                    j.calls,
-                    j.latency_p50_ms,
-                    j.latency_p99_ms,
-                    j.cost,
-                    j.breaker_state,
-                    j.breaker_transitions.0,
-                    j.breaker_transitions.1,
-                    j.breaker_transitions.2
+                    l.calls,
+                    l.latency_p50_ms,
+                    l.latency_p99_ms,
+                    l.cost,
+                    l.breaker_state,
+                    l.breaker_transitions.0,
+                    l.breaker_transitions.1,
+                    l.breaker_transitions.2
                 ));
             }
         }

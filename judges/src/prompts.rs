@@ -108,7 +108,7 @@ pub fn render(agent: AgentType, request: &JudgeRequest, model: &str) -> Prompt {
     let steps: Vec<String> = request
         .session
         .iter()
-        .map(|s| format!("{} {} {} risk {:.2}", s.at_ms, s.kind, s.name, s.risk))
+        .map(|s| format!("{} {} {} risk {:.2}", s.at_ms, s.kind.as_str(), s.name, s.risk))
         .collect();
     let content = match agent {
         AgentType::ShadowInput => normalise(prompt),

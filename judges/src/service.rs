@@ -64,18 +64,10 @@ pub struct ServiceStats {
     pub calls: AtomicU64,
     /// Attempts answered 400, 401 or 403.
     pub config_errors: AtomicU64,
-    /// Agent answers served from the cache (or from a call in flight for the same request).
-    pub cache_hits: AtomicU64,
-    /// Agent answers that needed a call.
-    pub cache_misses: AtomicU64,
     /// Tokens sent.
     pub input_tokens: AtomicU64,
     /// Tokens received.
     pub output_tokens: AtomicU64,
-    /// Agent answers that were verdicts.
-    pub verdicts: AtomicU64,
-    /// Agent answers that fell back, per reason (timeouts in the operator are not here).
-    fallbacks: [AtomicU64; FallbackReason::ALL.len()],
     /// Latency of answered calls, µs.
     latency_us: Mutex<Histogram<u64>>,
 }
@@ -85,23 +77,14 @@ impl Default for ServiceStats {
         ServiceStats {
             calls: AtomicU64::new(0),
             config_errors: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
             input_tokens: AtomicU64::new(0),
             output_tokens: AtomicU64::new(0),
-            verdicts: AtomicU64::new(0),
-            fallbacks: Default::default(),
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")),
         }
     }
 }
 
 impl ServiceStats {
-    /// Fallbacks of `reason` decided here.
-    pub fn fallbacks(&self, reason: FallbackReason) -> u64 {
-        self.fallbacks[reason as usize].load(Relaxed)
-    }
-
     /// Call latency quantile `q`, ms (0 without calls).
     pub fn latency_ms(&self, q: f64) -> f64 {
         let h = self.latency_us.lock().unwrap_or_else(|e| e.into_inner());
@@ -256,10 +239,7 @@ impl JudgeService for LiveJudges {
             reply,
             deadline: Instant::now() + self.shared.cfg.timeout,
         };
-        self.queue.try_send(job).map_err(|_| {
-            self.shared.stats.fallbacks[FallbackReason::Overload as usize].fetch_add(1, Relaxed);
-            Overloaded
-        })
+        self.queue.try_send(job).map_err(|_| Overloaded)
     }
 
     fn identity(&self, agent: AgentType) -> AgentIdentity {
@@ -301,9 +281,7 @@ async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
 async fn judge_one(shared: &Shared, agent: AgentType, request: &JudgeRequest, deadline: Instant) -> JudgementRecord {
     let cfg = &shared.cfg;
     let who = identity(cfg, agent);
-    let stats = &shared.stats;
     if shared.budget.spent(&request.tenant_id) {
-        stats.fallbacks[FallbackReason::Budget as usize].fetch_add(1, Relaxed);
         return fallback_record(agent, request, FallbackReason::Budget, &who);
     }
     let prompt = prompts::render(agent, request, &cfg.model);
@@ -322,17 +300,10 @@ async fn judge_one(shared: &Shared, agent: AgentType, request: &JudgeRequest, de
         }
     };
     let cache_hit = !ran.load(Relaxed);
-    let counter = if cache_hit {
-        &stats.cache_hits
-    } else {
-        &stats.cache_misses
-    };
-    counter.fetch_add(1, Relaxed);
     let mut record = fallback_record(agent, request, FallbackReason::ParseError, &who);
     record.request_hash.clone_from(&prompt.request_hash);
     match outcome {
         Ok(answer) => {
-            stats.verdicts.fetch_add(1, Relaxed);
             if !cache_hit {
                 shared.budget.add(
                     &request.tenant_id,
@@ -362,7 +333,6 @@ async fn judge_one(shared: &Shared, agent: AgentType, request: &JudgeRequest, de
             };
         }
         Err(no) => {
-            stats.fallbacks[no.reason as usize].fetch_add(1, Relaxed);
             if !cache_hit {
                 shared
                     .budget

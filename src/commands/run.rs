@@ -212,7 +212,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     };
     let replay = match m.opt_str("judge-replay") {
         None => None,
-        Some(src) if src == "kafka" => Some(JudgeReplay::Kafka(settings_for_replay(&kafka))),
+        Some(src) if src == "kafka" => Some(JudgeReplay::Kafka {
+            settings: kafka_settings(&kafka),
+            topic: kafka.output_topics.judgements.clone(),
+        }),
         Some(path) => Some(JudgeReplay::File(PathBuf::from(path))),
     };
     let guards = if m.opt_present("no-guards") {
@@ -314,11 +317,12 @@ pub(crate) enum JudgeReplay {
     /// A `judgements.jsonl` file.
     File(PathBuf),
     /// The judgements topic.
-    Kafka((KafkaSettings, String)),
-}
-
-fn settings_for_replay(kafka: &KafkaConfig) -> (KafkaSettings, String) {
-    (kafka_settings(kafka), kafka.output_topics.judgements.clone())
+    Kafka {
+        /// The cluster.
+        settings: KafkaSettings,
+        /// The topic.
+        topic: String,
+    },
 }
 
 /// The judge stage: live provider calls, or the journal with `replay`.
@@ -345,18 +349,11 @@ fn judge_spec(cfg: &SentinelConfig, replay: Option<JudgeReplay>) -> Result<Optio
             );
             (Arc::new(journal), None)
         }
-        Some(JudgeReplay::Kafka((settings, topic))) => {
-            let records =
-                sentinel_connectors::kafka::read_topic(&settings, &topic, std::time::Duration::from_secs(120))
-                    .map_err(|e| format!("--judge-replay kafka: reading {topic}: {e}"))?;
-            let mut journal = Vec::with_capacity(records.len());
-            for (_, value) in records {
-                match serde_json::from_slice(&value) {
-                    Ok(r) => journal.push(r),
-                    Err(e) => tracing::warn!(topic, error = %e, "skipping an unreadable journal record"),
-                }
-            }
-            let journal = JournalReplay::new(journal);
+        Some(JudgeReplay::Kafka { settings, topic }) => {
+            let journal = JournalReplay::new(
+                crate::kafka_input::read_journal(&settings, &topic)
+                    .map_err(|e| format!("--judge-replay kafka: {e}"))?,
+            );
             tracing::info!(verdicts = journal.len(), "replaying judge verdicts from {topic}");
             (Arc::new(journal), None)
         }

@@ -118,7 +118,7 @@ impl Assessor {
         };
         let mut escalated = self.escalation.escalate(&policy.thresholds, &scores, ev, &signals);
         let agents = std::mem::take(&mut escalated.agents);
-        let decision = Decider::default().rules(ev, &policy.thresholds, scores, escalated, &signals);
+        let decision = Decider::rules(ev, &policy.thresholds, scores, escalated, &signals);
         let judge = (!agents.is_empty()).then(|| {
             Box::new(JudgeRequest {
                 event_id: decision.event_id.clone(),

@@ -340,7 +340,7 @@ impl ActorState {
         let risk = noisy_or([&ev.input, &ev.output].map(|v| v.as_ref().map_or(0.0, |v| v.score)));
         self.steps.push_back(SessionStep {
             at_ms: ev.timestamp_ms,
-            kind: ev.event_type.as_str().to_owned(),
+            kind: ev.event_type,
             name,
             risk,
         });

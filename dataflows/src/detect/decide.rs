@@ -39,9 +39,8 @@ impl Default for Decider {
 }
 
 impl Decider {
-    /// The rules' decision on one screened event.
+    /// The rules' decision on one screened event (no judge settings are involved).
     pub fn rules(
-        &self,
         ev: &ScreenedEvent,
         thresholds: &RiskThresholds,
         scores: RiskScores,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::event::EventType;
 use super::risk::{RiskScores, RiskThresholds};
 
 /// The three shadow agents.
@@ -162,7 +163,7 @@ pub struct SessionStep {
     /// Event time, epoch ms.
     pub at_ms: u64,
     /// `llm.request`, `agent.tool_call`, ...
-    pub kind: String,
+    pub kind: EventType,
     /// Model, or tool name for a tool call.
     pub name: String,
     /// The step's rule risk.
