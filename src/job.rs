@@ -12,6 +12,7 @@ use sentinel_dataflows::detect::{
 };
 use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::judge::JudgeService;
+use sentinel_dataflows::model::Decision;
 use sentinel_dataflows::operators::{
     as_itself, ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink,
     Judge, PreAggregate, RecordReader, RecordSink, StateCheckpoints, WindowMerge,
@@ -284,7 +285,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     let counter = Arc::clone(&stats);
                     decisions
                         .exchange(move |_| writer)
-                        .sink_json("DecisionSink", sink, as_itself, move |d| counter.add_decision(d))
+                        .sink_json("DecisionSink", sink, Decision::write_json, move |d| {
+                            counter.add_decision(d)
+                        })
                         .probe_with(&acknowledged)
                         .probe_with(&outputs_acknowledged);
                 }

@@ -317,7 +317,7 @@ async fn judge_one(shared: &Shared, agent: AgentType, request: &JudgeRequest, de
             record.analysis = ShadowAgentAnalysis {
                 agent_type: agent,
                 risk_score: v.risk_score,
-                risk_level: request.thresholds.level(v.risk_score).to_owned(),
+                risk_level: request.thresholds.level(v.risk_score).as_str().to_owned(),
                 confidence: v.confidence,
                 threats_detected: v.threats_detected.clone(),
                 reasoning: v.reasoning.clone(),

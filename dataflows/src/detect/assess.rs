@@ -4,8 +4,6 @@
 //! struct; the operator feeds it events routed by actor, so each actor's state lives on one
 //! worker.
 
-use std::collections::HashMap;
-
 use crate::detect::assembly::assemble;
 use crate::detect::behavior::{ActorSnapshot, ActorState, BehaviorConfig};
 use crate::detect::decide::Decider;
@@ -19,7 +17,9 @@ pub struct Assessor {
     policies: PolicyBook,
     behavior: BehaviorConfig,
     escalation: Escalation,
-    actors: HashMap<String, ActorState>,
+    // hashbrown's default (foldhash, seeded per process): several times cheaper than SipHash
+    // on short keys, and still not predictable from outside.
+    actors: hashbrown::HashMap<String, ActorState>,
 }
 
 /// What one event produced.
@@ -46,7 +46,7 @@ impl Assessor {
             policies,
             behavior,
             escalation: Escalation::default(),
-            actors: HashMap::new(),
+            actors: hashbrown::HashMap::new(),
         }
     }
 
@@ -121,9 +121,9 @@ impl Assessor {
         let decision = Decider::rules(ev, &policy.thresholds, scores, escalated, &signals);
         let judge = (!agents.is_empty()).then(|| {
             Box::new(JudgeRequest {
-                event_id: decision.event_id.clone(),
+                event_id: decision.event_id().to_owned(),
                 tenant_id: ev.keys.get(KeyField::Tenant).to_owned(),
-                application_id: decision.application_id.clone(),
+                application_id: decision.application_id().to_owned(),
                 rule_scores: scores,
                 thresholds: policy.thresholds,
                 rule_findings: rule_findings(&decision),
@@ -186,7 +186,7 @@ pub(crate) mod tests {
         ));
         let d = out.decision().unwrap();
         assert!(d.blocked && d.tier == Tier::Block, "{d:?}");
-        assert_eq!(d.aggregated_risk.overall_risk_level, "critical");
+        assert_eq!(d.aggregated_risk.overall_risk_level, crate::model::RiskLevel::Critical);
         assert!(d.escalation_reason.as_deref().unwrap().starts_with("input: "));
         assert_eq!(out.anomalies.len(), 1);
         assert_eq!(out.anomalies[0].detector_id, "prompt-injection");
@@ -263,7 +263,7 @@ pub(crate) mod tests {
                 let out = a.assess(ev);
                 let id = out
                     .decision()
-                    .map_or_else(String::new, |d| format!("{}:{:?}", d.event_id, d.tier));
+                    .map_or_else(String::new, |d| format!("{}:{:?}", d.event_id(), d.tier));
                 (id, out.anomalies.into_iter().map(|x| x.id).collect())
             })
             .collect()

@@ -406,7 +406,19 @@ fn push_window(times: &mut VecDeque<u64>, now: u64, width: u64) {
     }
 }
 
+/// Distinct values in a window (this runs on every call). A short window (the default is 20
+/// calls, nearly always of one or two models) is checked against the values seen so far, on
+/// the stack; a long one is sorted.
 fn distinct(items: &VecDeque<u64>) -> usize {
+    if items.len() <= 64 {
+        let mut seen = smallvec::SmallVec::<[u64; 64]>::new();
+        for x in items {
+            if !seen.contains(x) {
+                seen.push(*x);
+            }
+        }
+        return seen.len();
+    }
     let mut v: Vec<u64> = items.iter().copied().collect();
     v.sort_unstable();
     v.dedup();
@@ -424,6 +436,15 @@ fn distinct_pairs(items: &[(u64, u64)]) -> usize {
 mod tests {
     use super::*;
     use crate::model::EntityKeys;
+
+    #[test]
+    fn distinct_counts_short_and_long_windows_alike() {
+        let short: VecDeque<u64> = [3, 1, 3, 2, 1].into_iter().collect();
+        assert_eq!(distinct(&short), 3);
+        let long: VecDeque<u64> = (0..200).map(|i| i % 70).collect();
+        assert_eq!(distinct(&long), 70);
+        assert_eq!(distinct(&VecDeque::new()), 0);
+    }
 
     fn event(ts: u64, kind: EventType, session: &str, model: &str, tool: Option<&str>, args: u64) -> ScreenedEvent {
         ScreenedEvent {

@@ -13,12 +13,11 @@
 
 use crate::detect::behavior::BehaviorSignal;
 use crate::detect::escalation::Escalated;
-use crate::hash::stable_id;
+use crate::hash::StableId;
 use crate::model::{
     AggregatedRisk, Decision, DecisionFindings, Finding, KeyField, PiiKind, RiskScores, RiskThresholds, ScreenedEvent,
     ShadowAgentAnalysis, Tier,
 };
-use crate::time::format_rfc3339_ms;
 
 /// How judges' verdicts change a decision.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,19 +49,16 @@ impl Decider {
         let event_id = ev.keys.get(KeyField::EventId);
         let overall = scores.overall();
         Decision {
-            id: stable_id(&[b"decision", event_id.as_bytes()]),
-            event_id: event_id.to_owned(),
-            timestamp: format_rfc3339_ms(ev.timestamp_ms),
+            id: StableId::of(&[b"decision", event_id.as_bytes()]),
+            keys: ev.keys.clone(),
+            timestamp_ms: ev.timestamp_ms,
             event_type: ev.event_type,
-            application_id: ev.keys.get(KeyField::Application).to_owned(),
-            user_id: ev.keys.get(KeyField::User).to_owned(),
-            session_id: ev.keys.get(KeyField::Session).to_owned(),
             blocked: escalated.tier == Tier::Block,
             tier: escalated.tier,
             risk_scores: scores,
             aggregated_risk: AggregatedRisk {
                 overall_risk_score: overall,
-                overall_risk_level: thresholds.level(overall).to_owned(),
+                overall_risk_level: thresholds.level(overall),
             },
             shadow_agent_escalated: false,
             escalation_reason: escalated.reason,
@@ -156,19 +152,16 @@ mod tests {
 
     fn decision(tier: Tier, findings: Vec<Finding>) -> Decision {
         Decision {
-            id: "d".into(),
-            event_id: "e".into(),
-            timestamp: "t".into(),
+            id: crate::hash::StableId::of(&["e".as_bytes()]),
+            keys: crate::model::EntityKeys::new(["e", "a", "", "", "", ""]).unwrap(),
+            timestamp_ms: 0,
             event_type: crate::model::EventType::Request,
-            application_id: "a".into(),
-            user_id: String::new(),
-            session_id: String::new(),
             blocked: tier == Tier::Block,
             tier,
             risk_scores: RiskScores::default(),
             aggregated_risk: AggregatedRisk {
                 overall_risk_score: 0.9,
-                overall_risk_level: "high".into(),
+                overall_risk_level: crate::model::RiskLevel::High,
             },
             shadow_agent_escalated: false,
             escalation_reason: Some("input: rule".into()),

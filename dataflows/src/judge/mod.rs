@@ -74,7 +74,7 @@ pub fn fallback_analysis(
     ShadowAgentAnalysis {
         agent_type: agent,
         risk_score: score,
-        risk_level: request.thresholds.level(score).to_owned(),
+        risk_level: request.thresholds.level(score).as_str().to_owned(),
         confidence: 0.0,
         threats_detected: request.rule_findings.clone(),
         reasoning: format!("no verdict ({}): the rules' score stands in", reason.as_str()),
@@ -218,7 +218,7 @@ impl<H> JudgeLedger<H> {
                 })
             })
             .collect();
-        out.sort_by(|a, b| a.decision.event_id.cmp(&b.decision.event_id));
+        out.sort_by(|a, b| a.decision.event_id().cmp(b.decision.event_id()));
         out
     }
 
@@ -291,19 +291,16 @@ mod tests {
         };
         Ruling {
             decision: Decision {
-                id: id.into(),
-                event_id: id.into(),
-                timestamp: "t".into(),
+                id: crate::hash::StableId::of(&[id.as_bytes()]),
+                keys: crate::model::EntityKeys::new([id, "a", "", "", "", ""]).unwrap(),
+                timestamp_ms: 0,
                 event_type: EventType::Request,
-                application_id: "a".into(),
-                user_id: String::new(),
-                session_id: String::new(),
                 blocked: false,
                 tier: Tier::Escalate,
                 risk_scores: scores,
                 aggregated_risk: AggregatedRisk {
                     overall_risk_score: 0.9,
-                    overall_risk_level: "high".into(),
+                    overall_risk_level: crate::model::RiskLevel::High,
                 },
                 shadow_agent_escalated: false,
                 escalation_reason: Some("input: x".into()),

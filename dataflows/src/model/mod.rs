@@ -7,6 +7,7 @@ pub mod decode;
 pub mod event;
 mod fast_decode;
 pub mod finding;
+mod json;
 pub mod judgement;
 pub mod metric_event;
 pub mod risk;
@@ -21,4 +22,4 @@ pub use judgement::{
     AgentType, Excerpt, FallbackReason, JudgeRequest, JudgementRecord, SessionStep, ShadowAgentAnalysis,
 };
 pub use metric_event::{EntityKeys, KeyField, MetricEvent};
-pub use risk::{noisy_or, Profile, RiskScores, RiskThresholds, Tier};
+pub use risk::{noisy_or, Profile, RiskLevel, RiskScores, RiskThresholds, Tier};

@@ -35,6 +35,35 @@ impl Tier {
     }
 }
 
+/// The seed's risk level names, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    /// Well below the warn threshold.
+    None,
+    /// Below the warn threshold.
+    Low,
+    /// The warn tier.
+    Medium,
+    /// The escalate tier.
+    High,
+    /// The block tier.
+    Critical,
+}
+
+impl RiskLevel {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::None => "none",
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+            RiskLevel::Critical => "critical",
+        }
+    }
+}
+
 /// Per-layer scores of one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RiskScores {
@@ -106,14 +135,14 @@ impl RiskThresholds {
         }
     }
 
-    /// The seed's risk level names: none, low, medium, high, critical.
-    pub fn level(&self, score: f32) -> &'static str {
+    /// The seed's risk level of a score.
+    pub fn level(&self, score: f32) -> RiskLevel {
         match self.tier(score) {
-            Tier::Allow if score < self.low / 2.0 => "none",
-            Tier::Allow => "low",
-            Tier::Warn => "medium",
-            Tier::Escalate => "high",
-            Tier::Block => "critical",
+            Tier::Allow if score < self.low / 2.0 => RiskLevel::None,
+            Tier::Allow => RiskLevel::Low,
+            Tier::Warn => RiskLevel::Medium,
+            Tier::Escalate => RiskLevel::High,
+            Tier::Block => RiskLevel::Critical,
         }
     }
 
@@ -188,11 +217,11 @@ mod tests {
     #[test]
     fn levels_follow_tiers() {
         let t = Profile::Balanced.thresholds();
-        assert_eq!(t.level(0.1), "none");
-        assert_eq!(t.level(0.3), "low");
-        assert_eq!(t.level(0.6), "medium");
-        assert_eq!(t.level(0.85), "high");
-        assert_eq!(t.level(0.99), "critical");
+        assert_eq!(t.level(0.1), RiskLevel::None);
+        assert_eq!(t.level(0.3), RiskLevel::Low);
+        assert_eq!(t.level(0.6), RiskLevel::Medium);
+        assert_eq!(t.level(0.85), RiskLevel::High);
+        assert_eq!(t.level(0.99), RiskLevel::Critical);
         assert_eq!(Profile::Performance.thresholds().tier(0.95), Tier::Escalate);
     }
 }

@@ -49,10 +49,9 @@ impl SinkKey for Anomaly {
 
 impl SinkKey for Decision {
     fn sink_key(&self) -> &str {
-        if self.user_id.is_empty() {
-            &self.application_id
-        } else {
-            &self.user_id
+        match self.user_id() {
+            "" => self.application_id(),
+            user => user,
         }
     }
 }

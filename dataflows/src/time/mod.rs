@@ -97,19 +97,32 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
 /// assert_eq!(format_rfc3339_ms(1500), "1970-01-01T00:00:01.500Z");
 /// ```
 pub fn format_rfc3339_ms(ms: u64) -> String {
+    match rfc3339_ms_ascii(ms) {
+        Some(text) => std::str::from_utf8(&text).unwrap_or_default().to_owned(),
+        None => {
+            let secs = ms / 1000;
+            let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+            let (y, m, d) = civil_from_days(days);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3600,
+                (rem / 60) % 60,
+                rem % 60,
+                ms % 1000
+            )
+        }
+    }
+}
+
+/// [`format_rfc3339_ms`] as ASCII bytes on the stack, for years 0 to 9999 (`None` past them).
+/// Written digit by digit: this runs once per decision, and `format!` costs several times more.
+pub fn rfc3339_ms_ascii(ms: u64) -> Option<[u8; 24]> {
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60,
-            ms % 1000
-        );
+        return None;
     }
-    // Written digit by digit: this runs once per decision, and `format!` costs several times more.
     let mut out = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut value: u64| {
         for i in (at..at + width).rev() {
@@ -124,7 +137,7 @@ pub fn format_rfc3339_ms(ms: u64) -> String {
     put(14, 2, (rem / 60) % 60);
     put(17, 2, rem % 60);
     put(20, 3, ms % 1000);
-    std::str::from_utf8(&out).unwrap_or_default().to_owned()
+    Some(out)
 }
 
 /// Parses a duration such as `250ms`, `30s`, `5m`, `1h` or `1d` into milliseconds.
