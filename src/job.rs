@@ -260,11 +260,12 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 let assessed = screened.assess(g.policies.clone(), g.behavior.clone(), agents, checkpoints);
                 anomalies = anomalies.concat(assessed.anomalies);
                 state = state.concat(assessed.snapshots.map(StateRecord::Actor));
+                // Only escalated requests pass the judge stage; every other decision is final.
                 let decisions = match &g.judges {
                     Some(j) => {
                         let judged =
                             assessed
-                                .rulings
+                                .escalated
                                 .judge(Arc::clone(&j.service), j.decider, j.timeout, Arc::clone(&stats));
                         if let Some(sink) = judgement_sink {
                             let counter = Arc::clone(&stats);
@@ -277,9 +278,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                                 .probe_with(&acknowledged)
                                 .probe_with(&outputs_acknowledged);
                         }
-                        judged.decisions
+                        assessed.decisions.concat(judged.decisions)
                     }
-                    None => assessed.rulings.map(|r| r.decision),
+                    None => assessed.decisions,
                 };
                 if let Some(sink) = decision_sink {
                     let counter = Arc::clone(&stats);

@@ -29,6 +29,12 @@ sentinel bench throughput [--events N] [--prompt-bytes B] [--workers 1,2] [--rep
       job:     the whole job with the built-in detector set and the content guards (unless
                --no-guards; with the learned classifier of --model), output discarded
     and prints medians, job/ceiling ratios and the -w scaling, ending with one JSON line.
+sentinel bench decisions [--events N] [--prompt-events N] [--prompt-bytes 1024] [--workers W] [--repeat R] [--dir DIR]
+    The decision path's cost, measured in one invocation, R interleaved rounds of three runs
+    of the whole job (output discarded): N metric-only events with the default guards and
+    decisions; the same with --no-guards; and --prompt-events events with --prompt-bytes of
+    prompt and response text, default guards. Prints medians, guards/no-guards and events/s
+    per worker; ends with one JSON line.
 sentinel bench memory [--users N] [--dir DIR]
     Runs the job on a trace with N distinct users active in the same windows and reports
     peak RSS minus that of a one-user run, per active user.
@@ -74,6 +80,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     for name in [
         "events",
         "prompt-bytes",
+        "prompt-events",
         "workers",
         "repeat",
         "dir",
@@ -141,6 +148,13 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             },
         ),
         "memory" => memory(&dir, num("users", 1_000_000)?),
+        "decisions" => decisions(
+            &dir,
+            [num("events", 3_000_000)?, num("prompt-events", 1_000_000)?],
+            num("prompt-bytes", 1024)? as usize,
+            workers[0],
+            num("repeat", 3)? as usize,
+        ),
         "judges" => super::bench_judges::judges(
             &dir,
             &super::bench_judges::JudgeBench {
@@ -370,6 +384,51 @@ fn throughput(
         "rows": rows.iter().map(|(w, c, d, j, s)| json!({"workers": w, "job_events_per_sec": j, "job_per_worker": j / *w as f64,
             "parse_ceiling_events_per_sec": c, "parse_validate_events_per_sec": d, "job_over_ceiling": j / c,
             "serde_json_alone_events_per_sec": s})).collect::<Vec<_>>(),
+    });
+    println!("{record}");
+    Ok(())
+}
+
+/// The decision path's two targets, in one invocation: the default job against `--no-guards`
+/// on metric-only events, and the default job on events with `prompt_bytes` of text.
+fn decisions(
+    dir: &Path,
+    [events, prompt_events]: [u64; 2],
+    prompt_bytes: usize,
+    workers: usize,
+    repeat: usize,
+) -> Result<(), String> {
+    let metric_only = trace_file(dir, events, 0)?;
+    let with_text = trace_file(dir, prompt_events, prompt_bytes)?;
+    let runs: [(&str, &Path, BenchGuards<'_>); 3] = [
+        ("default, metric-only", &metric_only, BenchGuards::Rules),
+        ("--no-guards, metric-only", &metric_only, BenchGuards::Off),
+        ("default, with text", &with_text, BenchGuards::Rules),
+    ];
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for round in 0..repeat.max(1) {
+        for ((name, path, guards), rates) in runs.iter().zip(samples.iter_mut()) {
+            warm_page_cache(path)?;
+            let (n, secs) = run_job(path, workers, *guards)?;
+            rates.push(n as f64 / secs);
+            eprintln!("  round {round} {name}: {:.0} events/s", n as f64 / secs);
+        }
+    }
+    let [guarded, bare, text] = samples.map(median);
+    println!("-w {workers}, medians of {repeat}:");
+    println!("  default, metric-only:     {guarded:.0} events/s");
+    println!("  --no-guards, metric-only: {bare:.0} events/s");
+    println!("  default / --no-guards:    {:.2}x", guarded / bare);
+    println!(
+        "  default, {prompt_bytes} B of text:   {text:.0} events/s ({:.0} per worker)",
+        text / workers as f64
+    );
+    let record = json!({
+        "bench": "decisions", "workers": workers, "repeat": repeat, "events": events,
+        "prompt_events": prompt_events, "prompt_bytes": prompt_bytes,
+        "default_metric_only_events_per_sec": guarded, "no_guards_metric_only_events_per_sec": bare,
+        "default_over_no_guards": guarded / bare, "default_with_text_events_per_sec": text,
+        "default_with_text_per_worker": text / workers as f64,
     });
     println!("{record}");
     Ok(())

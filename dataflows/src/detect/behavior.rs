@@ -118,6 +118,10 @@ pub struct ActorState {
     request_times: VecDeque<u64>,
     /// Recent models (hashes), newest last.
     models: VecDeque<u64>,
+    /// How many of `models` each model is: its length is the number of distinct models.
+    /// Kept as models come and go (rebuilt on restore), since it is asked on every call.
+    #[serde(skip)]
+    model_counts: Vec<(u64, u32)>,
     /// Cost per session: (session hash, total, already reported).
     session_costs: Vec<(u64, f64, bool)>,
     /// Detectors currently firing and their scores, so an ongoing condition is reported once,
@@ -155,7 +159,26 @@ impl ActorState {
     /// Marks a state read back from a checkpoint (see [`ActorState::already_seen`]).
     pub fn into_restored(mut self) -> Self {
         self.restored = true;
+        self.model_counts.clear();
+        for model in std::mem::take(&mut self.models) {
+            self.count_model(model, true);
+            self.models.push_back(model);
+        }
         self
+    }
+
+    fn count_model(&mut self, model: u64, added: bool) {
+        match self.model_counts.iter().position(|(m, _)| *m == model) {
+            Some(i) if added => self.model_counts[i].1 += 1,
+            Some(i) => {
+                self.model_counts[i].1 -= 1;
+                if self.model_counts[i].1 == 0 {
+                    self.model_counts.swap_remove(i);
+                }
+            }
+            None if added => self.model_counts.push((model, 1)),
+            None => {}
+        }
     }
 
     /// Whether an event at `timestamp_ms` is already in a restored state. Events reach an
@@ -271,12 +294,17 @@ impl ActorState {
 
             let model = ev.keys.get(KeyField::Model);
             if !model.is_empty() && cfg.switch_window > 0 {
-                self.models.push_back(crate::hash::hash64(model.as_bytes()));
+                let model = crate::hash::hash64(model.as_bytes());
+                self.models.push_back(model);
+                self.count_model(model, true);
                 while self.models.len() > cfg.switch_window {
-                    self.models.pop_front();
+                    if let Some(old) = self.models.pop_front() {
+                        self.count_model(old, false);
+                    }
                 }
+                let distinct = self.model_counts.len();
                 let fired = (self.models.len() == cfg.switch_window)
-                    .then(|| distinct(&self.models) as f64 / self.models.len() as f64)
+                    .then(|| distinct as f64 / self.models.len() as f64)
                     .filter(|ratio| *ratio > cfg.switch_ratio)
                     .map(|ratio| {
                         let (entity_type, entity_id) = entity("user");
@@ -285,11 +313,7 @@ impl ActorState {
                             score: 0.5,
                             entity_type,
                             entity_id,
-                            title: format!(
-                                "{} distinct models in the last {} calls",
-                                distinct(&self.models),
-                                cfg.switch_window
-                            ),
+                            title: format!("{distinct} distinct models in the last {} calls", cfg.switch_window),
                             observed: ratio,
                             threshold: cfg.switch_ratio,
                         }
@@ -406,25 +430,6 @@ fn push_window(times: &mut VecDeque<u64>, now: u64, width: u64) {
     }
 }
 
-/// Distinct values in a window (this runs on every call). A short window (the default is 20
-/// calls, nearly always of one or two models) is checked against the values seen so far, on
-/// the stack; a long one is sorted.
-fn distinct(items: &VecDeque<u64>) -> usize {
-    if items.len() <= 64 {
-        let mut seen = smallvec::SmallVec::<[u64; 64]>::new();
-        for x in items {
-            if !seen.contains(x) {
-                seen.push(*x);
-            }
-        }
-        return seen.len();
-    }
-    let mut v: Vec<u64> = items.iter().copied().collect();
-    v.sort_unstable();
-    v.dedup();
-    v.len()
-}
-
 fn distinct_pairs(items: &[(u64, u64)]) -> usize {
     let mut v = items.to_vec();
     v.sort_unstable();
@@ -436,15 +441,6 @@ fn distinct_pairs(items: &[(u64, u64)]) -> usize {
 mod tests {
     use super::*;
     use crate::model::EntityKeys;
-
-    #[test]
-    fn distinct_counts_short_and_long_windows_alike() {
-        let short: VecDeque<u64> = [3, 1, 3, 2, 1].into_iter().collect();
-        assert_eq!(distinct(&short), 3);
-        let long: VecDeque<u64> = (0..200).map(|i| i % 70).collect();
-        assert_eq!(distinct(&long), 70);
-        assert_eq!(distinct(&VecDeque::new()), 0);
-    }
 
     fn event(ts: u64, kind: EventType, session: &str, model: &str, tool: Option<&str>, args: u64) -> ScreenedEvent {
         ScreenedEvent {
@@ -554,6 +550,35 @@ mod tests {
             .collect();
         assert_eq!(ids(&flood), vec!["request-flood"]);
         assert_eq!(flood[0].entity_type, "user");
+    }
+
+    #[test]
+    fn model_switching_ends_when_old_models_leave_the_window_even_after_a_restore() {
+        let cfg = BehaviorConfig {
+            switch_window: 4,
+            switch_ratio: 0.5,
+            ..BehaviorConfig::default()
+        };
+        let call = |i: u64, model: &str| event(i * 10_000, EventType::Response, "s", model, None, 0);
+        let mut st = ActorState::default();
+        for (i, m) in ["a", "b", "c"].into_iter().enumerate() {
+            assert!(st.observe(&cfg, &call(i as u64, m), &[]).is_empty());
+        }
+        // Four calls, three models: 0.75 > 0.5.
+        let fired = st.observe(&cfg, &call(3, "a"), &[]);
+        assert_eq!(fired[0].title, "3 distinct models in the last 4 calls");
+        // Through a checkpoint: the counts are rebuilt from the window.
+        let json = serde_json::to_string(&st).unwrap();
+        let mut restored = serde_json::from_str::<ActorState>(&json).unwrap().into_restored();
+        assert_eq!(restored.model_counts.len(), 3);
+        for st in [&mut st, &mut restored] {
+            // "a" four times pushes "b" and "c" out: one model left.
+            for i in 4..7 {
+                st.observe(&cfg, &call(i, "a"), &[]);
+            }
+            assert_eq!(st.model_counts, vec![(crate::hash::hash64(b"a"), 4)]);
+            assert!(!st.firing.iter().any(|(k, _)| *k == BehaviorKind::ModelSwitching));
+        }
     }
 
     #[test]

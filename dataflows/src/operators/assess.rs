@@ -14,11 +14,18 @@ use super::checkpoints::{AckGate, StateCheckpoints, ACK_POLL, STOP_POLL};
 use crate::detect::{ActorSnapshot, AgentSwitches, Assessor, BehaviorConfig};
 use crate::guard::PolicyBook;
 use crate::hash::hash64;
-use crate::model::{Anomaly, KeyField, Ruling, ScreenedEvent};
+use crate::model::{Anomaly, Decision, KeyField, Ruling, ScreenedEvent};
 use crate::state::TimeBuffer;
 
 /// Recent steps per actor the state judge sees.
 const SESSION_STEPS: usize = 8;
+
+/// Output ports, in the order they are created.
+const DECISIONS: usize = 0;
+const ESCALATED: usize = 1;
+const ANOMALIES: usize = 2;
+const SNAPSHOTS: usize = 3;
+const OUTPUTS: usize = 4;
 
 /// How often (event time) idle actors are swept out.
 const EVICT_EVERY_MS: u64 = 60_000;
@@ -28,11 +35,13 @@ fn actor_route(actor: &str) -> u64 {
     hash64(actor.as_bytes())
 }
 
-/// The three outputs of [`Assess::assess`].
+/// The outputs of [`Assess::assess`]. Every request, response and tool call has either a
+/// decision or an escalated ruling.
 pub struct Assessed<'scope> {
-    /// One ruling (the rules' decision, and a judge request if escalated) per request,
-    /// response or tool call.
-    pub rulings: Stream<'scope, u64, Vec<Ruling>>,
+    /// The rules' decisions that need no judge: final as they are.
+    pub decisions: Stream<'scope, u64, Vec<Decision>>,
+    /// Escalated requests with judges on: the rules' decision and what to ask the judges.
+    pub escalated: Stream<'scope, u64, Vec<Ruling>>,
     /// Rule and behavioral anomalies.
     pub anomalies: Stream<'scope, u64, Vec<Anomaly>>,
     /// Actor states changed since the last checkpoint (empty without checkpoints).
@@ -71,10 +80,12 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
         let activator = scope.activator_for(builder.operator_info().address.clone());
         let route = Exchange::new(|ev: &ScreenedEvent| actor_route(ev.actor().1));
         let mut input = builder.new_input(self, route);
-        let (rulings_out, rulings) = builder.new_output::<Vec<Ruling>>();
+        let (decisions_out, decisions) = builder.new_output::<Vec<Decision>>();
+        let (escalated_out, escalated) = builder.new_output::<Vec<Ruling>>();
         let (anomalies_out, anomalies) = builder.new_output::<Vec<Anomaly>>();
         let (snapshots_out, snapshots) = builder.new_output::<Vec<ActorSnapshot>>();
-        let mut rulings_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ruling>>>::from(rulings_out);
+        let mut decisions_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Decision>>>::from(decisions_out);
+        let mut escalated_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ruling>>>::from(escalated_out);
         let mut anomalies_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Anomaly>>>::from(anomalies_out);
         let mut snapshots_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<ActorSnapshot>>>::from(snapshots_out);
         builder.build(move |mut caps| {
@@ -93,7 +104,7 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
             let mut pending: TimeBuffer<ScreenedEvent> = TimeBuffer::default();
             let mut ready: Vec<ScreenedEvent> = Vec::new();
             // One capability per output, at the least time still pending.
-            let mut held: Option<[Capability<u64>; 3]> = None;
+            let mut held: Option<[Capability<u64>; OUTPUTS]> = None;
             // Checkpoints: actors changed since the last one, a capability no later than the
             // first event they cover, and the newest event time they cover.
             let mut dirty: BTreeSet<String> = BTreeSet::new();
@@ -105,7 +116,7 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                 input.for_each(|cap, data| {
                     let time = *cap.least().expect("a totally ordered time");
                     if held.as_ref().is_none_or(|h| time < *h[0].time()) {
-                        held = Some([0, 1, 2].map(|port| cap.delayed(&time, port)));
+                        held = Some(std::array::from_fn(|port| cap.delayed(&time, port)));
                     }
                     for ev in data.drain(..) {
                         pending.push(ev.timestamp_ms, ev);
@@ -120,16 +131,20 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                                 .cmp(&(b.timestamp_ms, b.keys.get(KeyField::EventId)))
                         });
                         if checkpoints.is_some() && interval_cap.is_none() {
-                            interval_cap = Some(caps[2].clone());
+                            interval_cap = Some(caps[SNAPSHOTS].clone());
                         }
-                        let mut rulings = rulings_out.activate();
-                        let mut rulings = rulings.session(&caps[0]);
+                        let mut decisions = decisions_out.activate();
+                        let mut decisions = decisions.session(&caps[DECISIONS]);
+                        let mut escalated = escalated_out.activate();
+                        let mut escalated = escalated.session(&caps[ESCALATED]);
                         let mut anomalies = anomalies_out.activate();
-                        let mut anomalies = anomalies.session(&caps[1]);
+                        let mut anomalies = anomalies.session(&caps[ANOMALIES]);
                         for ev in ready.drain(..) {
                             let out = assessor.assess(&ev);
-                            if let Some(r) = out.ruling {
-                                rulings.give(r);
+                            match out.ruling {
+                                Some(r) if r.judge.is_some() => escalated.give(r),
+                                Some(r) => decisions.give(r.decision),
+                                None => {}
                             }
                             anomalies.give_iterator(out.anomalies.into_iter());
                             processed_through = processed_through.max(ev.timestamp_ms);
@@ -178,7 +193,8 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
             }
         });
         Assessed {
-            rulings,
+            decisions,
+            escalated,
             anomalies,
             snapshots,
         }

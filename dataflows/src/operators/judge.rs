@@ -1,5 +1,4 @@
-//! The judge stage as an operator: rulings without a judge request become decisions at once;
-//! escalated ones are submitted to the [`JudgeService`] and wait, holding their capability,
+//! The judge stage as an operator: escalated rulings are submitted to the [`JudgeService`] and wait, holding their capability,
 //! until every agent answered or the timeout passed. The decision goes out at the request's
 //! own time, so the output depends on the input and on which answers beat the deadline, never
 //! on how fast the judge was.
@@ -79,6 +78,7 @@ impl<'scope> Judge<'scope> for Stream<'scope, u64, Vec<Ruling>> {
                     let now = Instant::now();
                     for ruling in data.drain(..) {
                         if ruling.judge.is_none() {
+                            // Nothing to ask: the rules' decision is final.
                             decisions.give(ruling.decision);
                             continue;
                         }
