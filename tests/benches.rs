@@ -99,3 +99,35 @@ fn bench_judges_compares_judges_off_live_down_and_replayed() {
     assert_eq!(rows[2]["verdicts"], 0, "nothing answers when the provider is down");
     assert!(rows[2]["max_wait_ms"].as_f64().unwrap() <= 1000.0 + 100.0);
 }
+
+#[test]
+fn bench_decisions_compares_guards_and_no_guards_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = bench(&[
+        "decisions",
+        "--events",
+        "20000",
+        "--prompt-events",
+        "5000",
+        "--prompt-bytes",
+        "256",
+        "--repeat",
+        "1",
+        "--workers",
+        "1",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(record["bench"], "decisions");
+    for key in [
+        "default_metric_only_events_per_sec",
+        "no_guards_metric_only_events_per_sec",
+        "default_with_text_per_worker",
+    ] {
+        assert!(positive(&record[key]), "{key}: {record}");
+    }
+    let ratio = record["default_over_no_guards"].as_f64().unwrap();
+    let expected = record["default_metric_only_events_per_sec"].as_f64().unwrap()
+        / record["no_guards_metric_only_events_per_sec"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 1e-9, "{record}");
+}
