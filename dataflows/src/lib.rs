@@ -3,6 +3,7 @@
 //! arrive as [`operators::ingest::RecordReader`]s and sinks as [`operators::sink::RecordSink`]s.
 #![warn(missing_docs)]
 
+pub mod act;
 pub mod detect;
 pub mod guard;
 pub mod hash;

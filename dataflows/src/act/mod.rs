@@ -1,0 +1,6 @@
+//! The actions stage: what follows a detection. Plain structs, with no timely types, that
+//! the actions operator drives in event time.
+
+mod grouping;
+
+pub use grouping::{GroupNotification, GroupTiming, Grouper, NotifyReason};
