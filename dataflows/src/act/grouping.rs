@@ -187,7 +187,7 @@ impl Grouper {
                 g.alerts.retain(|_, resolved| !*resolved);
             }
             // A group with nothing firing and nothing left to say is done.
-            !(g.alerts.is_empty() && !g.changed)
+            !g.alerts.is_empty() || g.changed
         });
         out
     }
