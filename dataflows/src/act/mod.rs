@@ -2,7 +2,12 @@
 //! the actions operator drives in event time.
 
 mod grouping;
+mod planner;
 mod suppress;
 
 pub use grouping::{GroupNotification, GroupTiming, Grouper, NotifyReason};
+pub use planner::{
+    action_id, plan, ActionSpec, Plan, PlannedAction, PlannedKind, Priority, ShieldActionType, SkippedAction,
+    TargetKind,
+};
 pub use suppress::{InhibitRule, Labels, Matcher, Silence, Suppression, Suppressor};
