@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use sentinel_dataflows::act::{ActionSpec, Priority, ShieldActionType, TargetKind};
+use sentinel_dataflows::model::Severity;
+
 use super::values::DurationValue;
 
 /// One entry of a detector's `actions:` list: `type` names the kind, `config` its settings.
@@ -44,7 +47,7 @@ pub struct ShieldAction {
     pub action: ShieldKind,
     /// What it applies to.
     #[serde(default)]
-    pub target: Option<ShieldTarget>,
+    pub target: Option<TargetKind>,
     /// How long it lasts.
     #[serde(default)]
     pub duration: Option<DurationValue>,
@@ -56,7 +59,7 @@ pub struct ShieldAction {
     pub parameters: ShieldParameters,
 }
 
-/// Shield's action kinds.
+/// Shield's action kinds a detector may ask for (Sentinel itself sends `unblock`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShieldKind {
@@ -66,20 +69,13 @@ pub enum ShieldKind {
     RateLimit,
 }
 
-/// What a Shield action applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShieldTarget {
-    /// The one request.
-    Request,
-    /// The user.
-    User,
-    /// The session.
-    Session,
-    /// The application.
-    Application,
-    /// The tenant.
-    Tenant,
+impl From<ShieldKind> for ShieldActionType {
+    fn from(k: ShieldKind) -> Self {
+        match k {
+            ShieldKind::Block => ShieldActionType::Block,
+            ShieldKind::RateLimit => ShieldActionType::RateLimit,
+        }
+    }
 }
 
 /// `parameters:` of a Shield action.
@@ -100,25 +96,13 @@ pub struct ShieldParameters {
     pub notify_user: Option<bool>,
 }
 
-/// Alert and anomaly severities.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SeverityName {
-    /// Informational.
-    Info,
-    /// Needs attention.
-    Warning,
-    /// Needs action now.
-    Critical,
-}
-
 /// `type: alert`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertAction {
     /// The alert's severity; the anomaly's when absent.
     #[serde(default)]
-    pub severity: Option<SeverityName>,
+    pub severity: Option<Severity>,
     /// Receiver names, from the top-level `receivers:`.
     pub receivers: Vec<String>,
 }
@@ -133,21 +117,13 @@ pub struct IncidentAction {
     /// `P1`..`P3`, or `critical`/`warning`/`info` (mapped to P1/P2/P3); from the anomaly's
     /// severity when absent.
     #[serde(default)]
-    pub severity: Option<IncidentSeverity>,
-}
-
-/// Incident priority.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum IncidentSeverity {
-    /// Highest.
-    #[serde(alias = "critical")]
-    P1,
-    /// Middle.
-    #[serde(alias = "warning")]
-    P2,
-    /// Lowest.
-    #[serde(alias = "info")]
-    P3,
+    pub severity: Option<Priority>,
+    /// Only anomalies at least this severe (default critical)...
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    /// ...scoring at least this (default 0.9).
+    #[serde(default)]
+    pub min_score: Option<f64>,
 }
 
 /// `type: webhook` (and each `integrations.webhooks` entry).
@@ -202,7 +178,7 @@ pub enum WebhookEvent {
 pub struct WebhookFilter {
     /// Severities that pass.
     #[serde(default)]
-    pub severity: Vec<SeverityName>,
+    pub severity: Vec<Severity>,
 }
 
 /// `retry:` of a webhook.
@@ -240,6 +216,87 @@ pub struct IntegrationsConfig {
     /// Custom webhooks that receive every matching event.
     #[serde(default)]
     pub webhooks: Vec<WebhookAction>,
+}
+
+/// How long a Shield action lasts when its config gives no `duration`.
+pub const DEFAULT_SHIELD_DURATION_MS: u64 = 3_600_000;
+
+/// The job's actions, resolved for the planner: each detector's list, with the
+/// `integrations.webhooks` appended to every one, and the webhooks the `hook` indices name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResolvedActions {
+    /// Per detector id.
+    pub by_detector: BTreeMap<String, Vec<ActionSpec>>,
+    /// Every enabled webhook: the integrations' first, then the detectors', in order.
+    pub webhooks: Vec<WebhookAction>,
+}
+
+impl ResolvedActions {
+    /// Resolves `detectors` (id and actions) and the custom webhooks of `integrations`.
+    pub fn resolve<'a>(
+        detectors: impl Iterator<Item = (&'a str, &'a [ActionConfig])>,
+        integrations: &IntegrationsConfig,
+    ) -> Self {
+        let mut out = ResolvedActions::default();
+        let mut shared = Vec::new();
+        for hook in integrations.webhooks.iter().filter(|w| w.enabled) {
+            shared.push(out.webhook_spec(hook));
+        }
+        for (id, actions) in detectors {
+            let mut specs: Vec<ActionSpec> = actions.iter().filter_map(|a| out.spec(a)).collect();
+            specs.extend(shared.iter().cloned());
+            out.by_detector.insert(id.to_owned(), specs);
+        }
+        out
+    }
+
+    fn webhook_spec(&mut self, hook: &WebhookAction) -> ActionSpec {
+        self.webhooks.push(hook.clone());
+        ActionSpec::Webhook {
+            hook: self.webhooks.len() - 1,
+            severities: hook.filter.as_ref().map(|f| f.severity.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn spec(&mut self, action: &ActionConfig) -> Option<ActionSpec> {
+        Some(match action {
+            ActionConfig::Shield(s) => {
+                let p = &s.parameters;
+                let mut parameters = BTreeMap::new();
+                if let Some(limit) = p.limit {
+                    parameters.insert("limit".to_owned(), limit.to_string());
+                }
+                if let Some(window) = p.window {
+                    parameters.insert("window".to_owned(), format!("{}s", window.0.div_ceil(1000)));
+                }
+                if let Some(kind) = &p.block_type {
+                    parameters.insert("block_type".to_owned(), kind.clone());
+                }
+                if let Some(notify) = p.notify_user {
+                    parameters.insert("notify_user".to_owned(), notify.to_string());
+                }
+                ActionSpec::Shield {
+                    action: s.action.into(),
+                    target: s.target,
+                    duration_ms: s.duration.map_or(DEFAULT_SHIELD_DURATION_MS, |d| d.0),
+                    reason: s.reason.clone(),
+                    parameters,
+                }
+            }
+            ActionConfig::Alert(a) => ActionSpec::Alert {
+                severity: a.severity,
+                receivers: a.receivers.clone(),
+            },
+            ActionConfig::Incident(i) => ActionSpec::Incident {
+                auto_create: i.auto_create,
+                priority: i.severity,
+                min_severity: i.min_severity.unwrap_or(Severity::Critical),
+                min_score: i.min_score.unwrap_or(0.9),
+            },
+            ActionConfig::Webhook(w) if w.enabled => self.webhook_spec(w),
+            ActionConfig::Webhook(_) => return None,
+        })
+    }
 }
 
 fn yes() -> bool {

@@ -619,6 +619,15 @@ impl SentinelConfig {
         self.guards.policies_with(tiers)
     }
 
+    /// Every enabled detector's actions, resolved for the planner.
+    pub fn actions(&self) -> actions::ResolvedActions {
+        let detectors = self.detectors.iter().filter(|d| d.enabled);
+        actions::ResolvedActions::resolve(
+            detectors.map(|d| (d.id.as_str(), d.actions.as_slice())),
+            &self.integrations,
+        )
+    }
+
     /// The judges, when `shadow_agents.enabled`; API keys are read from the environment.
     pub fn judges(&self) -> Result<Option<ResolvedJudges>, (String, String)> {
         self.shadow_agents.resolve(&|name| std::env::var(name).ok())

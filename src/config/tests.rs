@@ -125,7 +125,8 @@ fn a_missing_or_corrupt_model_or_an_unknown_feature_fails_at_load() {
 
 #[test]
 fn actions_are_typed_in_the_seed_shapes() {
-    use actions::{IncidentSeverity, ShieldKind, ShieldTarget, WebhookEvent};
+    use actions::{ShieldKind, WebhookEvent};
+    use sentinel_dataflows::act::{Priority, TargetKind};
     let yaml = r#"
 detectors:
   - id: prompt-injection-rules
@@ -169,14 +170,14 @@ integrations:
         (shield.action, shield.target, shield.duration),
         (
             ShieldKind::Block,
-            Some(ShieldTarget::Request),
+            Some(TargetKind::Request),
             Some(DurationValue(3_600_000))
         )
     );
     let ActionConfig::Incident(incident) = &actions[2] else {
         panic!()
     };
-    assert_eq!(incident.severity, Some(IncidentSeverity::P1));
+    assert_eq!(incident.severity, Some(Priority::P1));
     assert_eq!(
         cfg.integrations.webhooks[0].events,
         [WebhookEvent::AnomalyDetected, WebhookEvent::AnomalyResolved]
@@ -187,7 +188,7 @@ integrations:
     let ActionConfig::Incident(incident) = &cfg.detectors[0].actions[2] else {
         panic!()
     };
-    assert_eq!(incident.severity, Some(IncidentSeverity::P2));
+    assert_eq!(incident.severity, Some(Priority::P2));
 }
 
 #[test]
@@ -315,4 +316,80 @@ fn bad_shadow_agent_keys_name_the_key_and_line() {
     assert!(e.contains("shadow_agents.timeout_ms") && e.contains("line 5"), "{e}");
     let e = error("shadow_agents:\n  enable_judges: true\n");
     assert!(e.contains("enable_judges") && e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn actions_resolve_for_the_planner_with_the_integrations_webhooks_on_every_detector() {
+    use sentinel_dataflows::act::{ActionSpec, Priority, ShieldActionType, TargetKind};
+    use sentinel_dataflows::model::Severity;
+    let yaml = r#"
+detectors:
+  - id: cost-spike
+    type: statistical
+    config: {metric: cost_per_minute, threshold: 3, window: 1m}
+    actions:
+      - type: shield
+        config: {action: rate_limit, target: user, parameters: {limit: 10, window: 1m}}
+      - type: incident
+        config: {severity: warning, min_score: 0.5}
+      - type: webhook
+        config: {url: "http://127.0.0.1:1/off", enabled: false}
+      - type: webhook
+        config: {url: "http://127.0.0.1:1/slack", filter: {severity: [critical]}}
+  - id: off
+    type: statistical
+    enabled: false
+    config: {metric: error_rate, threshold: 3, window: 1m}
+integrations:
+  webhooks:
+    - name: analytics
+      url: http://127.0.0.1:1/analytics
+"#;
+    let cfg = SentinelConfig::parse(yaml).unwrap();
+    let resolved = cfg.actions();
+    assert_eq!(resolved.by_detector.keys().collect::<Vec<_>>(), ["cost-spike"]);
+    let specs = &resolved.by_detector["cost-spike"];
+    let ActionSpec::Shield {
+        action,
+        target,
+        duration_ms,
+        parameters,
+        ..
+    } = &specs[0]
+    else {
+        panic!("{specs:?}")
+    };
+    assert_eq!(
+        (*action, *target, *duration_ms),
+        (ShieldActionType::RateLimit, Some(TargetKind::User), 3_600_000)
+    );
+    assert_eq!(
+        (parameters["limit"].as_str(), parameters["window"].as_str()),
+        ("10", "60s")
+    );
+    assert_eq!(
+        specs[1],
+        ActionSpec::Incident {
+            auto_create: true,
+            priority: Some(Priority::P2),
+            min_severity: Severity::Critical,
+            min_score: 0.5
+        }
+    );
+    // The disabled webhook is gone; the detector's own comes first, then the shared one.
+    let hooks: Vec<&str> = specs[2..]
+        .iter()
+        .map(|s| match s {
+            ActionSpec::Webhook { hook, .. } => resolved.webhooks[*hook].url.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(hooks, ["http://127.0.0.1:1/slack", "http://127.0.0.1:1/analytics"]);
+    assert_eq!(
+        specs[2],
+        ActionSpec::Webhook {
+            hook: 1,
+            severities: vec![Severity::Critical]
+        }
+    );
 }

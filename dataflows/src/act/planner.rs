@@ -50,14 +50,17 @@ impl TargetKind {
     }
 }
 
-/// Incident priority.
+/// Incident priority; in config, `critical`, `warning` and `info` name P1 to P3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Priority {
     /// Highest.
+    #[serde(alias = "critical")]
     P1,
     /// Middle.
+    #[serde(alias = "warning")]
     P2,
     /// Lowest.
+    #[serde(alias = "info")]
     P3,
 }
 
