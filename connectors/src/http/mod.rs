@@ -1,0 +1,3 @@
+//! HTTP pieces shared by the deliveries (webhooks, incident managers) and the test receivers.
+
+pub mod signing;
