@@ -127,13 +127,12 @@ impl Grouper {
 
     /// Alert `key` of `group` is resolved; notified with the group's next change.
     pub fn resolve(&mut self, group: &str, key: &str) {
-        if let Some(resolved) = self.groups.get_mut(group).and_then(|g| g.alerts.get_mut(key)) {
-            if !*resolved {
-                *resolved = true;
-                if let Some(g) = self.groups.get_mut(group) {
-                    g.changed = true;
-                }
-            }
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if let Some(resolved) = g.alerts.get_mut(key).filter(|r| !**r) {
+            *resolved = true;
+            g.changed = true;
         }
     }
 

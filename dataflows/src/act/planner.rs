@@ -252,7 +252,7 @@ fn planned_kind(anomaly: &Anomaly, spec: &ActionSpec) -> Result<Option<PlannedKi
             };
             let mut parameters = parameters.clone();
             parameters.insert("source".into(), "sentinel".into());
-            parameters.insert("severity".into(), severity_name(anomaly.severity).into());
+            parameters.insert("severity".into(), anomaly.severity.as_str().into());
             PlannedKind::Shield {
                 action: *action,
                 target_entity,
@@ -288,14 +288,6 @@ fn planned_kind(anomaly: &Anomaly, spec: &ActionSpec) -> Result<Option<PlannedKi
             PlannedKind::Webhook { hook: *hook }
         }
     }))
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
 }
 
 #[cfg(test)]

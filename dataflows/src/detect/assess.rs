@@ -22,12 +22,20 @@ pub struct Assessor {
     actors: hashbrown::HashMap<String, ActorState>,
 }
 
+/// The rules' conclusion on one request, response or tool call.
+#[derive(Debug)]
+pub enum Ruled {
+    /// The decision is final as it is.
+    Final(Decision),
+    /// Escalated with judges on: the decision waits for their verdicts.
+    Escalated(Ruling),
+}
+
 /// What one event produced.
 #[derive(Debug, Default)]
 pub struct Assessment {
-    /// The rules' decision (requests, responses and tool calls; not errors), and the judge
-    /// request when it escalated with judges on.
-    pub ruling: Option<Ruling>,
+    /// The rules' conclusion (requests, responses and tool calls; not errors).
+    pub ruled: Option<Ruled>,
     /// Rule and behavioral anomalies.
     pub anomalies: Vec<Anomaly>,
 }
@@ -35,7 +43,10 @@ pub struct Assessment {
 impl Assessment {
     /// The decision, judged or not (tests and tools).
     pub fn decision(&self) -> Option<&Decision> {
-        self.ruling.as_ref().map(|r| &r.decision)
+        self.ruled.as_ref().map(|r| match r {
+            Ruled::Final(decision) => decision,
+            Ruled::Escalated(ruling) => &ruling.decision,
+        })
     }
 }
 
@@ -119,20 +130,22 @@ impl Assessor {
         let mut escalated = self.escalation.escalate(&policy.thresholds, &scores, ev, &signals);
         let agents = std::mem::take(&mut escalated.agents);
         let decision = Decider::rules(ev, &policy.thresholds, scores, escalated, &signals);
-        let judge = (!agents.is_empty()).then(|| {
-            Box::new(JudgeRequest {
-                event_id: decision.event_id().to_owned(),
-                tenant_id: ev.keys.get(KeyField::Tenant).to_owned(),
-                application_id: decision.application_id().to_owned(),
-                rule_scores: scores,
-                thresholds: policy.thresholds,
-                rule_findings: rule_findings(&decision),
-                agents,
-                excerpt: ev.excerpt.as_deref().cloned().unwrap_or_default(),
-                session: state.recent_steps(),
-            })
+        if agents.is_empty() {
+            out.ruled = Some(Ruled::Final(decision));
+            return out;
+        }
+        let judge = Box::new(JudgeRequest {
+            event_id: decision.event_id().to_owned(),
+            tenant_id: ev.keys.get(KeyField::Tenant).to_owned(),
+            application_id: decision.application_id().to_owned(),
+            rule_scores: scores,
+            thresholds: policy.thresholds,
+            rule_findings: rule_findings(&decision),
+            agents,
+            excerpt: ev.excerpt.as_deref().cloned().unwrap_or_default(),
+            session: state.recent_steps(),
         });
-        out.ruling = Some(Ruling { decision, judge });
+        out.ruled = Some(Ruled::Escalated(Ruling { decision, judge }));
         out
     }
 }
@@ -209,7 +222,7 @@ pub(crate) mod tests {
         let d = out.decision().unwrap();
         assert_eq!((d.tier, d.blocked), (Tier::Allow, false));
         assert!(out.anomalies.is_empty());
-        assert!(a.assess(&screened("e3", EventType::Error, None, None)).ruling.is_none());
+        assert!(a.assess(&screened("e3", EventType::Error, None, None)).ruled.is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod metric;
 pub mod seasonal;
 pub mod statistical;
 
-pub use assess::{Assessment, Assessor};
+pub use assess::{Assessment, Assessor, Ruled};
 pub use baseline::{Baseline, BaselineConfig, Deviation, Direction, Strategy};
 pub use behavior::{ActorSnapshot, ActorState, BehaviorConfig, BehaviorKind, BehaviorSignal};
 pub use checkpoint::{RestoredState, StateRecord};

@@ -126,7 +126,7 @@ pub struct Judged<H> {
 }
 
 struct Waiting<H> {
-    ruling: Ruling,
+    decision: Decision,
     request: Box<JudgeRequest>,
     answers: Vec<JudgementRecord>,
     admitted: Instant,
@@ -163,17 +163,19 @@ impl<H> JudgeLedger<H> {
         self.waiting.is_empty()
     }
 
-    /// Starts waiting for the agents of `ruling` (which has a judge request); returns its
-    /// ticket and the request to submit.
-    pub fn admit(&mut self, mut ruling: Ruling, held: H, now: Instant) -> (u64, JudgeRequest) {
-        let request = ruling.judge.take().expect("a ruling with a judge request");
+    /// Starts waiting for the agents of `ruling`; returns its ticket and the request to submit.
+    pub fn admit(&mut self, ruling: Ruling, held: H, now: Instant) -> (u64, JudgeRequest) {
+        let Ruling {
+            decision,
+            judge: request,
+        } = ruling;
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let copy = (*request).clone();
         self.waiting.insert(
             ticket,
             Waiting {
-                ruling,
+                decision,
                 request,
                 answers: Vec::new(),
                 admitted: now,
@@ -245,7 +247,7 @@ impl<H> JudgeLedger<H> {
 
     fn decide(&self, w: Waiting<H>, missing: impl Fn((AgentType, &JudgeRequest)) -> JudgementRecord) -> Judged<H> {
         let Waiting {
-            ruling,
+            mut decision,
             request,
             mut answers,
             held,
@@ -258,7 +260,6 @@ impl<H> JudgeLedger<H> {
             }
         }
         answers.sort_by_key(|a| a.analysis.agent_type);
-        let mut decision = ruling.decision;
         let analyses = answers.iter().map(|a| a.analysis.clone()).collect();
         self.decider.with_judges(&mut decision, analyses, &request.thresholds);
         Judged {
@@ -308,7 +309,7 @@ mod tests {
                 findings: DecisionFindings::default(),
                 behaviors: vec![],
             },
-            judge: Some(Box::new(JudgeRequest {
+            judge: Box::new(JudgeRequest {
                 event_id: id.into(),
                 tenant_id: "t".into(),
                 application_id: "a".into(),
@@ -318,17 +319,12 @@ mod tests {
                 agents: vec![AgentType::ShadowInput, AgentType::ShadowState],
                 excerpt: Excerpt::default(),
                 session: vec![],
-            })),
+            }),
         }
     }
 
     fn verdict(event: &str, agent: AgentType, risk: f32) -> JudgementRecord {
-        let mut r = fallback_record(
-            agent,
-            &ruling(event).judge.unwrap(),
-            FallbackReason::Timeout,
-            &who(agent),
-        );
+        let mut r = fallback_record(agent, &ruling(event).judge, FallbackReason::Timeout, &who(agent));
         r.analysis.fallback_used = false;
         r.analysis.fallback_reason = None;
         r.analysis.risk_score = risk;

@@ -31,6 +31,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// The entity an anomaly is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AffectedEntity {

@@ -297,14 +297,14 @@ pub struct DecisionFindings {
     pub output: Vec<Finding>,
 }
 
-/// A decision as the rules made it, and what to ask the judges about it, if anything: what
-/// flows from the assess stage to the judge stage.
+/// An escalated request, judges on: the rules' decision and what to ask the judges about it.
+/// What flows from the assess stage to the judge stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ruling {
     /// The rules' decision.
     pub decision: Decision,
-    /// Set when the request escalated and judges are on.
-    pub judge: Option<Box<JudgeRequest>>,
+    /// What the judges are asked.
+    pub judge: Box<JudgeRequest>,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use super::checkpoints::{AckGate, StateCheckpoints, ACK_POLL, STOP_POLL};
-use crate::detect::{ActorSnapshot, AgentSwitches, Assessor, BehaviorConfig};
+use crate::detect::{ActorSnapshot, AgentSwitches, Assessor, BehaviorConfig, Ruled};
 use crate::guard::PolicyBook;
 use crate::hash::hash64;
 use crate::model::{Anomaly, Decision, KeyField, Ruling, ScreenedEvent};
@@ -141,9 +141,9 @@ impl<'scope> Assess<'scope> for Stream<'scope, u64, Vec<ScreenedEvent>> {
                         let mut anomalies = anomalies.session(&caps[ANOMALIES]);
                         for ev in ready.drain(..) {
                             let out = assessor.assess(&ev);
-                            match out.ruling {
-                                Some(r) if r.judge.is_some() => escalated.give(r),
-                                Some(r) => decisions.give(r.decision),
+                            match out.ruled {
+                                Some(Ruled::Final(decision)) => decisions.give(decision),
+                                Some(Ruled::Escalated(ruling)) => escalated.give(ruling),
                                 None => {}
                             }
                             anomalies.give_iterator(out.anomalies.into_iter());

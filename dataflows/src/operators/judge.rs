@@ -73,15 +73,8 @@ impl<'scope> Judge<'scope> for Stream<'scope, u64, Vec<Ruling>> {
             move |_frontiers| {
                 let mut done: Vec<Judged<[Capability<u64>; 2]>> = Vec::new();
                 input.for_each(|cap, data| {
-                    let mut decisions = decisions_out.activate();
-                    let mut decisions = decisions.session(&cap);
                     let now = Instant::now();
                     for ruling in data.drain(..) {
-                        if ruling.judge.is_none() {
-                            // Nothing to ask: the rules' decision is final.
-                            decisions.give(ruling.decision);
-                            continue;
-                        }
                         let time = *cap.least().expect("a totally ordered time");
                         let held = [cap.delayed(&time, 0), cap.delayed(&time, 1)];
                         let (ticket, request) = ledger.admit(ruling, held, now);
