@@ -361,11 +361,9 @@ impl OutputTarget {
         let io = |e: std::io::Error| format!("cannot open output {name}: {e}");
         Ok(match self {
             OutputTarget::Stdout if stream == OutputStream::DeadLetters => Box::new(StderrSink),
-            // One decision per request would bury the anomalies; decisions and the judges'
-            // journal need a file or Kafka.
-            OutputTarget::Stdout if matches!(stream, OutputStream::Decisions | OutputStream::Judgements) => {
-                Box::new(Discard)
-            }
+            // Stdout carries the anomalies alone, so it stays one record kind to parse: the
+            // other streams need a file or Kafka.
+            OutputTarget::Stdout if stream != OutputStream::Anomalies => Box::new(Discard),
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
             OutputTarget::Dir(dir) => Box::new(FileSink(
                 FileWriter::create(&dir.join(format!("{name}.jsonl"))).map_err(io)?,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use sentinel_dataflows::act::ActConfig;
 use sentinel_dataflows::detect::{
     AgentSwitches, BehaviorConfig, Decider, RestoredState, StateRecord, StatisticalConfig,
 };
@@ -14,13 +15,13 @@ use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::judge::JudgeService;
 use sentinel_dataflows::model::Decision;
 use sentinel_dataflows::operators::{
-    as_itself, ingest, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats, JsonSink,
-    Judge, PreAggregate, RecordReader, RecordSink, StateCheckpoints, WindowMerge,
+    as_itself, ingest, Act, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats,
+    JsonSink, Judge, PreAggregate, RecordReader, RecordSink, SinkKey, StateCheckpoints, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
-use timely::dataflow::ProbeHandle;
+use timely::dataflow::{ProbeHandle, Stream};
 
 use crate::io::{Discard, FileSource, KafkaSource, OutputTarget, SyntheticSource};
 use crate::kafka_input::KafkaInput;
@@ -99,6 +100,44 @@ pub struct JobSpec {
     pub guards: Option<GuardSpec>,
     /// Checkpointing of detector baselines (Kafka in and out); `None` keeps them in memory only.
     pub state: Option<StateSpec>,
+    /// The actions stage; `None` writes anomalies as detected, with no actions.
+    pub actions: Option<ActConfig>,
+}
+
+/// The two acknowledgement probes every user-facing output is behind.
+#[derive(Clone)]
+struct Acknowledged {
+    /// Every output, the baseline checkpoints included: offsets are committed behind it.
+    all: ProbeHandle<u64>,
+    /// Every output but the checkpoints, which wait for it.
+    outputs: ProbeHandle<u64>,
+}
+
+/// Counts each record written to `stream`.
+fn counting<T>(stats: &Arc<JobStats>, stream: OutputStream) -> impl FnMut(&T) + 'static {
+    let stats = Arc::clone(stats);
+    move |_| stats.add_written(stream.name())
+}
+
+/// Writes `records` to `sink` from the writer worker, behind both probes.
+fn write_out<'s, T, F, O>(
+    records: Stream<'s, u64, Vec<T>>,
+    name: &str,
+    sink: Box<dyn RecordSink>,
+    writer: u64,
+    to_json: F,
+    observe: O,
+    acknowledged: &Acknowledged,
+) where
+    T: timely::ExchangeData + SinkKey + Clone,
+    F: Fn(&T, &mut Vec<u8>) -> serde_json::Result<()> + 'static,
+    O: FnMut(&T) + 'static,
+{
+    records
+        .exchange(move |_| writer)
+        .sink_json(name, sink, to_json, observe)
+        .probe_with(&acknowledged.all)
+        .probe_with(&acknowledged.outputs);
 }
 
 /// Detector state checkpointed to Kafka, consistent with the committed offsets.
@@ -216,6 +255,15 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         } else {
             None
         };
+        let action_sinks = match &spec.actions {
+            Some(_) => Some([
+                open(OutputStream::Actions)?,
+                open(OutputStream::Alerts)?,
+                open(OutputStream::Incidents)?,
+                open(OutputStream::Webhooks)?,
+            ]),
+            None => None,
+        };
         let latency = Rc::new(RefCell::new(new_histogram()));
         let stats = Arc::clone(&worker_stats);
         let spec = Arc::clone(&spec);
@@ -228,6 +276,10 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         let acknowledged = ProbeHandle::new();
         // The same, for every output but the baseline checkpoints, which wait for it.
         let outputs_acknowledged = ProbeHandle::new();
+        let both = Acknowledged {
+            all: acknowledged.clone(),
+            outputs: outputs_acknowledged.clone(),
+        };
         worker.dataflow::<u64, _, _>(|scope| {
             let mut ingest_config = spec.ingest.clone();
             if matches!(spec.input, InputSpec::File(_)) {
@@ -269,14 +321,15 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                                 .judge(Arc::clone(&j.service), j.decider, j.timeout, Arc::clone(&stats));
                         if let Some(sink) = judgement_sink {
                             let counter = Arc::clone(&stats);
-                            judged
-                                .judgements
-                                .exchange(move |_| writer)
-                                .sink_json("JudgementSink", sink, as_itself, move |r| {
-                                    counter.add_judgement(&r.analysis)
-                                })
-                                .probe_with(&acknowledged)
-                                .probe_with(&outputs_acknowledged);
+                            write_out(
+                                judged.judgements,
+                                "JudgementSink",
+                                sink,
+                                writer,
+                                as_itself,
+                                move |r| counter.add_judgement(&r.analysis),
+                                &both,
+                            );
                         }
                         assessed.decisions.concat(judged.decisions)
                     }
@@ -284,13 +337,15 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 };
                 if let Some(sink) = decision_sink {
                     let counter = Arc::clone(&stats);
-                    decisions
-                        .exchange(move |_| writer)
-                        .sink_json("DecisionSink", sink, Decision::write_json, move |d| {
-                            counter.add_decision(d)
-                        })
-                        .probe_with(&acknowledged)
-                        .probe_with(&outputs_acknowledged);
+                    write_out(
+                        decisions,
+                        "DecisionSink",
+                        sink,
+                        writer,
+                        Decision::write_json,
+                        move |d| counter.add_decision(d),
+                        &both,
+                    );
                 }
             }
             if let Some(sink) = state_sink {
@@ -299,31 +354,36 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     .sink_json("StateSink", sink, as_itself, |_| {})
                     .probe_with(&acknowledged);
             }
+            if let (Some(config), Some([shield, alerts, incidents, webhooks])) = (&spec.actions, action_sinks) {
+                let acted = anomalies.act(config.clone());
+                anomalies = acted.anomalies;
+                let c = counting(&stats, OutputStream::Actions);
+                write_out(acted.shield, "ActionSink", shield, writer, as_itself, c, &both);
+                let c = counting(&stats, OutputStream::Alerts);
+                write_out(acted.alerts, "AlertSink", alerts, writer, as_itself, c, &both);
+                let c = counting(&stats, OutputStream::Incidents);
+                write_out(acted.incidents, "IncidentSink", incidents, writer, as_itself, c, &both);
+                let c = counting(&stats, OutputStream::Webhooks);
+                write_out(acted.webhooks, "WebhookSink", webhooks, writer, as_itself, c, &both);
+            }
             let counter = Arc::clone(&stats);
-            anomalies
-                .exchange(move |_| writer)
-                .sink_json("AnomalySink", anomaly_sink, as_itself, move |a| {
-                    counter.add_anomalies(&a.detector_id, 1)
-                })
-                .probe_with(&acknowledged)
-                .probe_with(&outputs_acknowledged);
+            write_out(
+                anomalies,
+                "AnomalySink",
+                anomaly_sink,
+                writer,
+                as_itself,
+                move |a| counter.add_anomalies(&a.detector_id, 1),
+                &both,
+            );
             if let Some(sink) = dead_sink {
-                dead.exchange(move |_| writer)
-                    .sink_json("DeadLetterSink", sink, as_itself, |_| {})
-                    .probe_with(&acknowledged)
-                    .probe_with(&outputs_acknowledged);
+                write_out(dead, "DeadLetterSink", sink, writer, as_itself, |_| {}, &both);
             }
             if let Some(sink) = aggregate_sink {
-                windows
-                    .exchange(move |_| writer)
-                    .sink_json(
-                        "AggregateSink",
-                        sink,
-                        |w, out| serde_json::to_writer(out, &w.record()),
-                        |_| {},
-                    )
-                    .probe_with(&acknowledged)
-                    .probe_with(&outputs_acknowledged);
+                let to_json = |w: &_, out: &mut Vec<u8>| {
+                    serde_json::to_writer(out, &sentinel_dataflows::window::WindowAggregate::record(w))
+                };
+                write_out(windows, "AggregateSink", sink, writer, to_json, |_| {}, &both);
             }
         });
         // Parks at most a while, so a graceful stop is seen even with nothing to do.

@@ -305,6 +305,7 @@ pub(crate) fn config_spec(
         detectors: cfg.statistical_detectors(),
         write_aggregates: false,
         write_dead_letters: true,
+        actions: cfg.act_config().map_err(|(key, why)| format!("key `{key}`: {why}"))?,
         // As a user runs it: baselines checkpointed when Kafka is both input and output.
         state: crate::job::StateSpec::plan(&input, &output, cfg.kafka.state_interval.0)?,
         input,

@@ -42,10 +42,9 @@ impl BenchTopics {
         let t = BenchTopics {
             input: name("in"),
             idle: name("idle"),
-            outputs: OutputStream::ALL
+            outputs: crate::streams::OUTPUTS
                 .iter()
-                .chain([&OutputStream::State])
-                .map(|s| (*s, name(s.name())))
+                .map(|s| (s.stream, name(s.name)))
                 .collect(),
             checkpoints: name("checkpoints"),
         };

@@ -39,6 +39,8 @@ sentinel run: detect anomalies in LLM telemetry
   --seed S            seed for the synthetic source
   --aggregates        also write closed-window aggregates
   --no-guards         skip content guards, behavioral detectors and decisions (metrics only)
+  --no-actions        plan no actions: anomalies are written as detected, with no
+                      shield, alert, incident or webhook records
   --judge-replay SRC  answer the shadow-agent judges from a verdict journal instead of calling
                       a provider: FILE (a judgements.jsonl) or `kafka` (the judgements topic);
                       a request the journal lacks falls back with reason not_in_journal
@@ -72,6 +74,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     opts.optflag("", "aggregates", "");
     opts.optflag("", "no-guards", "");
+    opts.optflag("", "no-actions", "");
     opts.optflag("", "exit-when-caught-up", "");
     opts.optflag("", "no-progress", "");
     opts.optflag("", "help", "");
@@ -214,7 +217,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         None => None,
         Some(src) if src == "kafka" => Some(JudgeReplay::Kafka {
             settings: kafka_settings(&kafka),
-            topic: kafka.output_topics.judgements.clone(),
+            topic: kafka.output_topics.of(OutputStream::Judgements).to_owned(),
         }),
         Some(path) => Some(JudgeReplay::File(PathBuf::from(path))),
     };
@@ -241,6 +244,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         detectors: cfg.statistical_detectors(),
         write_aggregates: cfg.outputs.aggregates || m.opt_present("aggregates"),
         write_dead_letters: cfg.outputs.dead_letters,
+        actions: if m.opt_present("no-actions") {
+            None
+        } else {
+            cfg.act_config().map_err(|(key, why)| format!("key `{key}`: {why}"))?
+        },
     };
     let stats = Arc::new(JobStats::new(threads));
     install_stop_signals(&stats)?;

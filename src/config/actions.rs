@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use sentinel_dataflows::act::{ActionSpec, Priority, ShieldActionType, TargetKind};
+use sentinel_dataflows::act::{
+    ActConfig, ActionSpec, GroupTiming, Matcher, Priority, ShieldActionType, Silence, TargetKind, WebhookEvent, LABELS,
+};
 use sentinel_dataflows::model::Severity;
 
 use super::values::DurationValue;
@@ -158,20 +160,6 @@ pub struct WebhookAction {
     pub timeout: Option<DurationValue>,
 }
 
-/// Events a webhook can receive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum WebhookEvent {
-    /// A new anomaly.
-    #[serde(rename = "anomaly.detected")]
-    AnomalyDetected,
-    /// An anomaly ended.
-    #[serde(rename = "anomaly.resolved")]
-    AnomalyResolved,
-    /// An alert fired.
-    #[serde(rename = "alert.triggered")]
-    AlertTriggered,
-}
-
 /// `filter:` of a webhook.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +243,7 @@ impl ResolvedActions {
         ActionSpec::Webhook {
             hook: self.webhooks.len() - 1,
             severities: hook.filter.as_ref().map(|f| f.severity.clone()).unwrap_or_default(),
+            events: hook.events.clone(),
         }
     }
 
@@ -281,6 +270,7 @@ impl ResolvedActions {
                     duration_ms: s.duration.map_or(DEFAULT_SHIELD_DURATION_MS, |d| d.0),
                     reason: s.reason.clone(),
                     parameters,
+                    endpoint: s.endpoint.clone(),
                 }
             }
             ActionConfig::Alert(a) => ActionSpec::Alert {
@@ -305,4 +295,160 @@ fn yes() -> bool {
 
 fn three() -> u32 {
     3
+}
+
+/// The top-level `alerting:` section: how alerts are grouped, correlated, resolved and held back.
+/// The defaults are Alertmanager's.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Labels that make an alert group (`detector_id`, `detector_type`, `severity`,
+    /// `entity_type`, `entity_id`); the receivers always do.
+    pub group_by: Vec<String>,
+    /// How long a new group waits for more alerts before its first notification.
+    pub group_wait: DurationValue,
+    /// How long after a notification the group's changes go out.
+    pub group_interval: DurationValue,
+    /// How long an unchanged, firing group waits before it is notified again.
+    pub repeat_interval: DurationValue,
+    /// Anomalies on one entity this close in time are related and share an incident.
+    pub correlate_within: DurationValue,
+    /// A condition resolves after this many of its detector's windows without an anomaly.
+    pub resolve_after_windows: u32,
+    /// A critical alert on an entity holds back that entity's warnings and infos.
+    pub inhibit_lesser: bool,
+    /// Silences: alerts matching every matcher are not notified between `starts_at` and `ends_at`.
+    pub silences: Vec<SilenceConfig>,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        let d = ActConfig::default();
+        AlertingConfig {
+            group_by: d.group_by,
+            group_wait: DurationValue(d.timing.group_wait_ms),
+            group_interval: DurationValue(d.timing.group_interval_ms),
+            repeat_interval: DurationValue(d.timing.repeat_interval_ms),
+            correlate_within: DurationValue(d.correlate_within_ms),
+            resolve_after_windows: d.resolve_after_windows,
+            inhibit_lesser: d.inhibit,
+            silences: Vec::new(),
+        }
+    }
+}
+
+/// One `alerting.silences` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    /// Names it in `actions_taken`.
+    pub id: String,
+    /// `label=value` or `label!=value`, as in Alertmanager.
+    pub matchers: Vec<MatcherValue>,
+    /// From (RFC 3339, event time).
+    pub starts_at: TimestampValue,
+    /// Until (exclusive).
+    pub ends_at: TimestampValue,
+    /// Who set it and why.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// A matcher written `label=value` or `label!=value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatcherValue(pub Matcher);
+
+impl<'de> Deserialize<'de> for MatcherValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let (label, value, negate) = match (text.split_once("!="), text.split_once('=')) {
+            (Some((l, v)), _) => (l, v, true),
+            (None, Some((l, v))) => (l, v, false),
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected `label=value` or `label!=value`, got `{text}`"
+                )))
+            }
+        };
+        let label = label.trim();
+        if !LABELS.contains(&label) {
+            return Err(serde::de::Error::custom(format!(
+                "unknown label `{label}`: expected one of {}",
+                LABELS.join(", ")
+            )));
+        }
+        Ok(MatcherValue(Matcher {
+            label: label.to_owned(),
+            value: value.trim().trim_matches('"').to_owned(),
+            negate,
+        }))
+    }
+}
+
+/// An RFC 3339 time, in epoch ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampValue(pub u64);
+
+impl<'de> Deserialize<'de> for TimestampValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        sentinel_dataflows::time::parse_rfc3339_ms(&text)
+            .map(TimestampValue)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected an RFC 3339 time, got `{text}`")))
+    }
+}
+
+impl AlertingConfig {
+    /// The stage's config with `actions`; an unknown `group_by` label is `Err((key, why))`.
+    pub fn resolve(&self, actions: &ResolvedActions) -> Result<ActConfig, (String, String)> {
+        if let Some((i, label)) = self
+            .group_by
+            .iter()
+            .enumerate()
+            .find(|(_, l)| !LABELS.contains(&l.as_str()))
+        {
+            return Err((
+                format!("alerting.group_by[{i}]"),
+                format!("unknown label `{label}`: expected one of {}", LABELS.join(", ")),
+            ));
+        }
+        if let Some((i, _)) = self
+            .silences
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.ends_at.0 <= s.starts_at.0)
+        {
+            return Err((
+                format!("alerting.silences[{i}].ends_at"),
+                "must be after `starts_at`".into(),
+            ));
+        }
+        if self.resolve_after_windows == 0 {
+            return Err(("alerting.resolve_after_windows".into(), "must be at least 1".into()));
+        }
+        Ok(ActConfig {
+            by_detector: actions.by_detector.clone(),
+            timing: GroupTiming {
+                group_wait_ms: self.group_wait.0,
+                group_interval_ms: self.group_interval.0.max(1),
+                repeat_interval_ms: self.repeat_interval.0,
+            },
+            group_by: self.group_by.clone(),
+            correlate_within_ms: self.correlate_within.0,
+            resolve_after_windows: self.resolve_after_windows,
+            min_window_ms: ActConfig::default().min_window_ms,
+            inhibit: self.inhibit_lesser,
+            silences: self
+                .silences
+                .iter()
+                .map(|s| Silence {
+                    id: s.id.clone(),
+                    matchers: s.matchers.iter().map(|m| m.0.clone()).collect(),
+                    starts_ms: s.starts_at.0,
+                    ends_ms: s.ends_at.0,
+                    comment: s.comment.clone(),
+                })
+                .collect(),
+        })
+    }
 }

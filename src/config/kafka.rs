@@ -24,6 +24,9 @@ pub struct KafkaConfig {
     /// Output topic per stream.
     #[serde(default)]
     pub output_topics: OutputTopics,
+    /// Shield's status callbacks, read when actions are configured.
+    #[serde(default = "defaults::callbacks_topic")]
+    pub callbacks_topic: String,
     /// Where resume points (offset, event-time state) are written as offsets are committed.
     #[serde(default = "defaults::checkpoint_topic")]
     pub checkpoint_topic: String,
@@ -65,6 +68,7 @@ impl Default for KafkaConfig {
             group_id: defaults::group(),
             topics: defaults::input_topics(),
             output_topics: OutputTopics::default(),
+            callbacks_topic: defaults::callbacks_topic(),
             commit_interval: defaults::commit_interval(),
             state_interval: defaults::state_interval(),
             checkpoint_topic: defaults::checkpoint_topic(),
@@ -120,56 +124,29 @@ impl std::fmt::Display for PropertyValue {
     }
 }
 
-/// Output topic names.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputTopics {
-    /// Anomaly records.
-    pub anomalies: String,
-    /// Dead letters.
-    pub deadletter: String,
-    /// Closed-window aggregates (when `outputs.aggregates` is on).
-    pub aggregates: String,
-    /// One decision per request (the audit log).
-    pub decisions: String,
-    /// The judges' verdict journal (when `shadow_agents.enabled`).
-    pub judgements: String,
-}
-
-impl Default for OutputTopics {
-    fn default() -> Self {
-        OutputTopics {
-            anomalies: "sentinel.anomalies".into(),
-            deadletter: "sentinel.deadletter".into(),
-            aggregates: "sentinel.aggregates".into(),
-            decisions: "sentinel.decisions".into(),
-            judgements: "sentinel.judgements".into(),
-        }
-    }
-}
+/// Output topic names: `kafka.output_topics`, a map from a stream's name to its topic. A stream
+/// not named keeps its default topic; an unknown name fails at load.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct OutputTopics(BTreeMap<OutputStream, String>);
 
 impl OutputTopics {
     /// The topic of output stream `stream`.
     pub fn of(&self, stream: OutputStream) -> &str {
-        match stream {
-            OutputStream::Anomalies => &self.anomalies,
-            OutputStream::DeadLetters => &self.deadletter,
-            OutputStream::Aggregates => &self.aggregates,
-            OutputStream::Decisions => &self.decisions,
-            OutputStream::Judgements => &self.judgements,
-            // Internal: `kafka.state_topic`.
-            OutputStream::State => "",
-        }
+        self.0.get(&stream).map_or(stream.spec().default_topic, String::as_str)
     }
 
-    /// Every stream with its topic.
+    /// Every user-facing stream with its topic.
     pub fn all(&self) -> Vec<(OutputStream, String)> {
-        OutputStream::ALL.iter().map(|s| (*s, self.of(*s).to_owned())).collect()
+        OutputStream::user_facing()
+            .map(|s| (s, self.of(s).to_owned()))
+            .collect()
     }
 }
 
 mod defaults {
     use super::DurationValue;
+    use crate::streams::InputStream;
     pub fn commit_interval() -> DurationValue {
         DurationValue(1_000)
     }
@@ -195,6 +172,9 @@ mod defaults {
         "sentinel".into()
     }
     pub fn input_topics() -> Vec<String> {
-        vec!["llm-telemetry".into()]
+        vec![InputStream::Telemetry.spec().default_topic.into()]
+    }
+    pub fn callbacks_topic() -> String {
+        InputStream::Callbacks.spec().default_topic.into()
     }
 }

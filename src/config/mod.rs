@@ -20,7 +20,7 @@ use sentinel_dataflows::operators::AggregationPlan;
 use sentinel_dataflows::window::Dimension;
 use serde::Deserialize;
 
-pub use actions::{ActionConfig, IntegrationsConfig};
+pub use actions::{ActionConfig, AlertingConfig, IntegrationsConfig};
 pub use guards::GuardsConfig;
 pub use shadow_agents::{ResolvedJudges, ShadowAgentsConfig};
 
@@ -55,6 +55,9 @@ pub struct SentinelConfig {
     /// The seed's integrations (custom webhooks).
     #[serde(default)]
     pub integrations: IntegrationsConfig,
+    /// Alert grouping, correlation, resolution and silences.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
     /// The shadow-agent LLM judges behind the escalate tier.
     #[serde(default)]
     pub shadow_agents: ShadowAgentsConfig,
@@ -587,6 +590,7 @@ impl SentinelConfig {
         };
         self.policies().map_err(keyed)?;
         self.judges().map_err(keyed)?;
+        self.act_config().map_err(keyed)?;
         if self.job.clock_confirm_records == 0 {
             let line = locate::line_of_path(text, "job.clock_confirm_records")
                 .map_or_else(String::new, |l| format!(" (line {l})"));
@@ -626,6 +630,13 @@ impl SentinelConfig {
             detectors.map(|d| (d.id.as_str(), d.actions.as_slice())),
             &self.integrations,
         )
+    }
+
+    /// The actions stage's config; `None` when no enabled detector has actions.
+    pub fn act_config(&self) -> Result<Option<sentinel_dataflows::act::ActConfig>, (String, String)> {
+        let actions = self.actions();
+        let config = self.alerting.resolve(&actions)?;
+        Ok(config.by_detector.values().any(|a| !a.is_empty()).then_some(config))
     }
 
     /// The judges, when `shadow_agents.enabled`; API keys are read from the environment.

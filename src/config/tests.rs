@@ -125,7 +125,8 @@ fn a_missing_or_corrupt_model_or_an_unknown_feature_fails_at_load() {
 
 #[test]
 fn actions_are_typed_in_the_seed_shapes() {
-    use actions::{ShieldKind, WebhookEvent};
+    use actions::ShieldKind;
+    use sentinel_dataflows::act::WebhookEvent;
     use sentinel_dataflows::act::{Priority, TargetKind};
     let yaml = r#"
 detectors:
@@ -389,7 +390,8 @@ integrations:
         specs[2],
         ActionSpec::Webhook {
             hook: 1,
-            severities: vec![Severity::Critical]
+            severities: vec![Severity::Critical],
+            events: Vec::new(),
         }
     );
 }

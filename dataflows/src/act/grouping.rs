@@ -77,6 +77,9 @@ struct Group {
     last_sent_ms: Option<u64>,
     /// Notifications sent so far.
     sent: u32,
+    /// When the group opened: with the sequence, its notifications' ids, so a group that
+    /// closes and opens again does not reuse them.
+    opened_ms: u64,
 }
 
 /// The groups of one receiver route, and when each is due.
@@ -110,6 +113,7 @@ impl Grouper {
         let wait = self.timing.group_wait_ms;
         let g = self.groups.entry(group.to_owned()).or_insert_with(|| Group {
             next_tick_ms: at_ms.saturating_add(wait),
+            opened_ms: at_ms,
             ..Group::default()
         });
         match g.alerts.get_mut(key) {
@@ -151,6 +155,25 @@ impl Grouper {
         self.groups.values().map(|g| g.next_tick_ms).min()
     }
 
+    /// The input ended: every group with something unsent notifies it now, at its next tick.
+    pub fn flush(&mut self) -> Vec<GroupNotification> {
+        let ticks: Vec<u64> = self
+            .groups
+            .values()
+            .filter(|g| g.changed)
+            .map(|g| g.next_tick_ms)
+            .collect();
+        let mut out = Vec::new();
+        if let Some(last) = ticks.into_iter().max() {
+            // Only changed groups are due by then; an unchanged one is not repeated early.
+            let timing = self.timing;
+            self.timing.repeat_interval_ms = u64::MAX;
+            out = self.due(last);
+            self.timing = timing;
+        }
+        out
+    }
+
     /// The notifications due at or before `now_ms`, in group order. A group whose alerts have
     /// all resolved is notified once more and then forgotten.
     pub fn due(&mut self, now_ms: u64) -> Vec<GroupNotification> {
@@ -172,7 +195,7 @@ impl Grouper {
                 let (resolved, firing): (Vec<_>, Vec<_>) = g.alerts.iter().partition(|(_, resolved)| **resolved);
                 let sequence = g.sent;
                 out.push(GroupNotification {
-                    id: StableId::of(&[b"group", key.as_bytes(), &sequence.to_le_bytes()]),
+                    id: notification_id(key, g.opened_ms, sequence),
                     group_key: key.clone(),
                     sequence,
                     reason,
@@ -190,6 +213,15 @@ impl Grouper {
         });
         out
     }
+}
+
+fn notification_id(group: &str, opened_ms: u64, sequence: u32) -> StableId {
+    StableId::of(&[
+        b"group",
+        group.as_bytes(),
+        &opened_ms.to_le_bytes(),
+        &sequence.to_le_bytes(),
+    ])
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 mod grouping;
 mod planner;
+mod records;
+mod stage;
 mod suppress;
 
 pub use grouping::{GroupNotification, GroupTiming, Grouper, NotifyReason};
@@ -10,4 +12,9 @@ pub use planner::{
     action_id, plan, ActionSpec, Plan, PlannedAction, PlannedKind, Priority, ShieldActionType, SkippedAction,
     TargetKind,
 };
+pub use records::{
+    AlertRecord, AlertStatus, IncidentBody, IncidentMetadata, IncidentOp, IncidentRecord, ShieldRecord, WebhookEvent,
+    WebhookRecord, WebhookSubject,
+};
+pub use stage::{labels_of, ActConfig, Acted, ActionStage, LABELS};
 pub use suppress::{InhibitRule, Labels, Matcher, Silence, Suppression, Suppressor};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::records::WebhookEvent;
 use crate::hash::StableId;
 use crate::model::{Anomaly, Severity};
 
@@ -90,6 +91,8 @@ pub enum ActionSpec {
         reason: Option<String>,
         /// Kind-specific parameters (`limit`, `window`, ...), as strings, as Shield takes them.
         parameters: BTreeMap<String, String>,
+        /// Shield's gRPC endpoint; the delivery's default when absent.
+        endpoint: Option<String>,
     },
     /// Notify receivers.
     Alert {
@@ -115,6 +118,8 @@ pub enum ActionSpec {
         hook: usize,
         /// Severities that pass; all when empty.
         severities: Vec<Severity>,
+        /// Events it receives; all when empty.
+        events: Vec<WebhookEvent>,
     },
 }
 
@@ -233,6 +238,7 @@ fn planned_kind(anomaly: &Anomaly, spec: &ActionSpec) -> Result<Option<PlannedKi
             duration_ms,
             reason,
             parameters,
+            ..
         } => {
             let entity = &anomaly.affected_entity;
             let target_entity = match target {
@@ -281,7 +287,7 @@ fn planned_kind(anomaly: &Anomaly, spec: &ActionSpec) -> Result<Option<PlannedKi
                 title: anomaly.title.clone(),
             }
         }
-        ActionSpec::Webhook { hook, severities } => {
+        ActionSpec::Webhook { hook, severities, .. } => {
             if !severities.is_empty() && !severities.contains(&anomaly.severity) {
                 return Ok(None);
             }
@@ -329,6 +335,7 @@ mod tests {
                 duration_ms: 3_600_000,
                 reason: None,
                 parameters: BTreeMap::new(),
+                endpoint: None,
             },
             ActionSpec::Alert {
                 severity: None,
@@ -343,6 +350,7 @@ mod tests {
             ActionSpec::Webhook {
                 hook: 0,
                 severities: vec![Severity::Critical],
+                events: Vec::new(),
             },
         ]
     }
@@ -408,6 +416,7 @@ mod tests {
             duration_ms: 1,
             reason: Some("injection".into()),
             parameters: BTreeMap::new(),
+            endpoint: None,
         }];
         let p = plan(&anomaly(Severity::Critical, 1.0, "user"), &spec);
         let PlannedKind::Shield {

@@ -105,10 +105,72 @@ pub struct Anomaly {
     pub metrics: AnomalyMetrics,
     /// Window and samples.
     pub context: AnomalyContext,
-    /// Actions the planner took (filled by later stages).
-    pub actions_taken: Vec<String>,
-    /// Ids of related anomalies (filled by later stages).
+    /// Actions the planner took, each with its status (filled by the actions stage).
+    pub actions_taken: Vec<ActionTaken>,
+    /// Ids of anomalies on the same entity close in time (filled by the actions stage).
     pub related_anomalies: Vec<String>,
+    /// The incident this anomaly belongs to: Sentinel's incident key, which the incident
+    /// manager's own id is mapped to in the action statuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+}
+
+/// The kinds of action, as written in `actions_taken` and the action statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ActionKind {
+    /// Shield blocks the target.
+    #[serde(rename = "shield.block")]
+    ShieldBlock,
+    /// Shield rate-limits the target.
+    #[serde(rename = "shield.rate_limit")]
+    ShieldRateLimit,
+    /// Shield lifts an earlier block or rate limit.
+    #[serde(rename = "shield.unblock")]
+    ShieldUnblock,
+    /// A notification to receivers.
+    #[serde(rename = "alert")]
+    Alert,
+    /// A new incident.
+    #[serde(rename = "incident.create")]
+    IncidentCreate,
+    /// A comment on the entity's open incident.
+    #[serde(rename = "incident.comment")]
+    IncidentComment,
+    /// The incident resolved.
+    #[serde(rename = "incident.resolve")]
+    IncidentResolve,
+    /// A webhook call.
+    #[serde(rename = "webhook")]
+    Webhook,
+}
+
+/// What the planner did with one configured action of an anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakenStatus {
+    /// Planned: its record is in the action's stream, to be delivered.
+    Planned,
+    /// The anomaly's condition was already acted on (the same block, the same alert group):
+    /// nothing new is sent.
+    Grouped,
+    /// Held back by a silence or an inhibiting alert.
+    Suppressed,
+    /// Not applicable to this anomaly.
+    Skipped,
+}
+
+/// One action the planner took for an anomaly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionTaken {
+    /// The action's id: the idempotency key its deliveries carry.
+    pub action_id: String,
+    /// What it is.
+    pub action: ActionKind,
+    /// What the planner did with it; what its delivery did is in the action statuses.
+    pub status: TakenStatus,
+    /// Why it was suppressed or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What differs between detectors' anomalies; [`Anomaly::build`] fills in the rest the same
@@ -180,6 +242,7 @@ impl Anomaly {
             },
             actions_taken: Vec::new(),
             related_anomalies: Vec::new(),
+            incident_id: None,
         }
     }
 }

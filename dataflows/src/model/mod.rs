@@ -12,7 +12,10 @@ pub mod judgement;
 pub mod metric_event;
 pub mod risk;
 
-pub use anomaly::{AffectedEntity, Anomaly, AnomalyContext, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+pub use anomaly::{
+    ActionKind, ActionTaken, AffectedEntity, Anomaly, AnomalyContext, AnomalyDraft, AnomalyMetrics, DetectorType,
+    Severity, TakenStatus,
+};
 pub use dead_letter::{DeadLetter, Position, Reason};
 pub use decision::{AggregatedRisk, Decision, DecisionFindings, Ruling, ScreenedEvent};
 pub use decode::{decode_event, decode_with, parse_event, DecodeLimits, DecodedEvent, Rejection};

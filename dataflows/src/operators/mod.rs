@@ -1,5 +1,6 @@
 //! Timely and differential operators, one per file. Each is a thin adapter around plain logic.
 
+pub mod act;
 pub mod assess;
 pub mod checkpoints;
 pub mod distinct;
@@ -12,6 +13,7 @@ pub mod statistical;
 pub mod stats;
 pub mod window_merge;
 
+pub use act::{Act, ActedStreams};
 pub use assess::{Assess, Assessed};
 pub use checkpoints::{AckGate, StateCheckpoints};
 pub use distinct::{DistinctCount, DistinctCounts, DistinctKind, DistinctPair};

@@ -10,6 +10,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::Stream;
 
+use crate::act::{AlertRecord, IncidentRecord, ShieldRecord, WebhookRecord};
 use crate::detect::StateRecord;
 use crate::model::{Anomaly, DeadLetter, Decision, JudgementRecord};
 use crate::window::WindowAggregate;
@@ -77,6 +78,30 @@ impl SinkKey for StateRecord {
 impl SinkKey for WindowAggregate {
     fn sink_key(&self) -> &str {
         &self.key
+    }
+}
+
+impl SinkKey for ShieldRecord {
+    fn sink_key(&self) -> &str {
+        &self.target_entity
+    }
+}
+
+impl SinkKey for AlertRecord {
+    fn sink_key(&self) -> &str {
+        &self.group_key
+    }
+}
+
+impl SinkKey for IncidentRecord {
+    fn sink_key(&self) -> &str {
+        &self.entity
+    }
+}
+
+impl SinkKey for WebhookRecord {
+    fn sink_key(&self) -> &str {
+        &self.anomaly_id
     }
 }
 

@@ -21,6 +21,8 @@ pub struct JobStats {
     /// Failed deliveries and records the transport refused (each logged; failed ones are sent again).
     pub delivery_errors: AtomicU64,
     per_detector: Mutex<Vec<(String, u64)>>,
+    /// Records written per low-volume stream (actions, alerts, incidents, webhooks).
+    written: Mutex<Vec<(&'static str, u64)>>,
     decisions: [AtomicU64; Tier::ALL.len()],
     escalated: AtomicU64,
     judge: JudgeCounts,
@@ -100,6 +102,22 @@ impl JobStats {
             Some(entry) => entry.1 += n,
             None => per.push((detector.to_owned(), n)),
         }
+    }
+
+    /// Counts one record written to the low-volume stream `stream`.
+    pub fn add_written(&self, stream: &'static str) {
+        let mut per = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match per.iter_mut().find(|(s, _)| *s == stream) {
+            Some(entry) => entry.1 += 1,
+            None => per.push((stream, 1)),
+        }
+    }
+
+    /// Records written per low-volume stream, sorted by name.
+    pub fn written(&self) -> Vec<(&'static str, u64)> {
+        let mut per = self.written.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        per.sort();
+        per
     }
 
     /// Counts one decision written.

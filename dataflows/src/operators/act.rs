@@ -1,0 +1,142 @@
+//! Runs the [`ActionStage`] on every anomaly, in event time, on one worker.
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use crate::act::{ActConfig, Acted, ActionStage, AlertRecord, IncidentRecord, ShieldRecord, WebhookRecord};
+use crate::model::Anomaly;
+use crate::state::TimeBuffer;
+use crate::time::parse_rfc3339_ms;
+
+/// Output ports, in the order they are created.
+const ANOMALIES: usize = 0;
+const SHIELD: usize = 1;
+const ALERTS: usize = 2;
+const INCIDENTS: usize = 3;
+const WEBHOOKS: usize = 4;
+const OUTPUTS: usize = 5;
+
+/// The outputs of [`Act::act`].
+pub struct ActedStreams<'scope> {
+    /// Every anomaly, with its actions, related anomalies and incident.
+    pub anomalies: Stream<'scope, u64, Vec<Anomaly>>,
+    /// Shield requests (`sentinel.actions`).
+    pub shield: Stream<'scope, u64, Vec<ShieldRecord>>,
+    /// Alert notifications (`sentinel.alerts`).
+    pub alerts: Stream<'scope, u64, Vec<AlertRecord>>,
+    /// Incident requests (`sentinel.incidents`).
+    pub incidents: Stream<'scope, u64, Vec<IncidentRecord>>,
+    /// Webhook events (`sentinel.webhooks`).
+    pub webhooks: Stream<'scope, u64, Vec<WebhookRecord>>,
+}
+
+/// Extension trait for [`Act::act`].
+pub trait Act<'scope> {
+    /// Sends every anomaly to worker 0 (anomalies are few, and one worker sees every entity's
+    /// conditions and every alert group), and runs the actions stage on them in (time, id)
+    /// order once the frontier passes their time. Resolutions and alert ticks happen as the
+    /// frontier passes their due time; when the input ends, waiting alert groups notify.
+    ///
+    /// Records are emitted at the frontier (a capability is held only there), so the stage
+    /// never holds back the output frontier, and offsets, by its group waits.
+    fn act(self, config: ActConfig) -> ActedStreams<'scope>;
+}
+
+impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
+    fn act(self, config: ActConfig) -> ActedStreams<'scope> {
+        let scope = self.scope();
+        let mut builder = OperatorBuilder::new("Act".to_owned(), scope);
+        let mut input = builder.new_input(self, Exchange::new(|_: &Anomaly| 0u64));
+        let (anomalies_out, anomalies) = builder.new_output::<Vec<Anomaly>>();
+        let (shield_out, shield) = builder.new_output::<Vec<ShieldRecord>>();
+        let (alerts_out, alerts) = builder.new_output::<Vec<AlertRecord>>();
+        let (incidents_out, incidents) = builder.new_output::<Vec<IncidentRecord>>();
+        let (webhooks_out, webhooks) = builder.new_output::<Vec<WebhookRecord>>();
+        let mut anomalies_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Anomaly>>>::from(anomalies_out);
+        let mut shield_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<ShieldRecord>>>::from(shield_out);
+        let mut alerts_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<AlertRecord>>>::from(alerts_out);
+        let mut incidents_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<IncidentRecord>>>::from(incidents_out);
+        let mut webhooks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WebhookRecord>>>::from(webhooks_out);
+        builder.build(move |mut caps| {
+            caps.clear();
+            let mut stage = ActionStage::new(config);
+            let mut pending: TimeBuffer<Anomaly> = TimeBuffer::default();
+            let mut ready: Vec<Anomaly> = Vec::new();
+            let mut held: Option<[Capability<u64>; OUTPUTS]> = None;
+            let mut finished = false;
+            move |frontiers| {
+                input.for_each(|cap, data| {
+                    let time = *cap.least().expect("a totally ordered time");
+                    if held.as_ref().is_none_or(|h| time < *h[0].time()) {
+                        held = Some(std::array::from_fn(|port| cap.delayed(&time, port)));
+                    }
+                    for a in data.drain(..) {
+                        let at = parse_rfc3339_ms(&a.timestamp).unwrap_or(time);
+                        pending.push(at.max(time), a);
+                    }
+                });
+                let frontier = frontiers[0].frontier().first().copied();
+                let now = frontier.unwrap_or(u64::MAX);
+                let Some(caps) = held.as_mut() else { return };
+                let mut acted = Acted::default();
+                pending.take_before(now, &mut ready);
+                ready.sort_by(|a, b| (&a.timestamp, &a.id).cmp(&(&b.timestamp, &b.id)));
+                for a in ready.drain(..) {
+                    let at = parse_rfc3339_ms(&a.timestamp).unwrap_or(0);
+                    stage.advance(at.saturating_sub(1), &mut acted);
+                    stage.anomaly(a, &mut acted);
+                }
+                match frontier {
+                    Some(f) => stage.advance(f.saturating_sub(1), &mut acted),
+                    None if !finished => {
+                        stage.finish(&mut acted);
+                        finished = true;
+                    }
+                    None => {}
+                }
+                if !acted.is_empty() {
+                    anomalies_out
+                        .activate()
+                        .session(&caps[ANOMALIES])
+                        .give_container(&mut acted.anomalies);
+                    shield_out
+                        .activate()
+                        .session(&caps[SHIELD])
+                        .give_container(&mut acted.shield);
+                    alerts_out
+                        .activate()
+                        .session(&caps[ALERTS])
+                        .give_container(&mut acted.alerts);
+                    incidents_out
+                        .activate()
+                        .session(&caps[INCIDENTS])
+                        .give_container(&mut acted.incidents);
+                    webhooks_out
+                        .activate()
+                        .session(&caps[WEBHOOKS])
+                        .give_container(&mut acted.webhooks);
+                }
+                match frontier {
+                    None => held = None,
+                    Some(f) if f > *caps[0].time() => {
+                        for cap in caps.iter_mut() {
+                            cap.downgrade(&f);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        });
+        ActedStreams {
+            anomalies,
+            shield,
+            alerts,
+            incidents,
+            webhooks,
+        }
+    }
+}
