@@ -365,6 +365,11 @@ impl OutputTarget {
             // other streams need a file or Kafka.
             OutputTarget::Stdout if stream != OutputStream::Anomalies => Box::new(Discard),
             OutputTarget::Stdout => Box::new(StdoutSink(StdoutLines::default())),
+            // The delivery reads the action streams as the job appends to them; the run
+            // empties them before it starts.
+            OutputTarget::Dir(dir) if crate::delivery::is_outbox(stream) => Box::new(FileSink(
+                FileWriter::append(&dir.join(format!("{name}.jsonl"))).map_err(io)?,
+            )),
             OutputTarget::Dir(dir) => Box::new(FileSink(
                 FileWriter::create(&dir.join(format!("{name}.jsonl"))).map_err(io)?,
             )),

@@ -102,6 +102,8 @@ pub struct JobSpec {
     pub state: Option<StateSpec>,
     /// The actions stage; `None` writes anomalies as detected, with no actions.
     pub actions: Option<ActConfig>,
+    /// Where the action streams go when the output is not Kafka: the delivery's outbox.
+    pub outbox_dir: Option<PathBuf>,
 }
 
 /// The two acknowledgement probes every user-facing output is behind.
@@ -226,7 +228,12 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         };
         let open = |stream: OutputStream| -> Result<Box<dyn RecordSink>, String> {
             if index == 0 || every_worker {
-                spec.output.open(stream, producer.as_ref())
+                match &spec.outbox_dir {
+                    Some(dir) if crate::delivery::is_outbox(stream) => {
+                        OutputTarget::Dir(dir.clone()).open(stream, None)
+                    }
+                    _ => spec.output.open(stream, producer.as_ref()),
+                }
             } else {
                 Ok(Box::new(Discard))
             }

@@ -11,6 +11,7 @@ use sentinel_dataflows::time::format_rfc3339_ms;
 use serde::Serialize;
 
 use crate::job::RunOutcome;
+use sentinel_deliver::DeliveryStats;
 use sentinel_judges::LiveJudges;
 
 /// Machine-readable run summary (`--summary FILE`).
@@ -52,6 +53,31 @@ pub struct Summary {
     pub decisions_by_tier: Vec<(String, u64)>,
     /// The shadow-agent judges, when they ran.
     pub judges: Option<JudgeSummary>,
+    /// Records written per action stream (actions, alerts, incidents, webhooks).
+    pub actions_by_stream: Vec<(String, u64)>,
+    /// What the delivery did, when it ran.
+    pub deliveries: Option<DeliverySummary>,
+}
+
+/// What the action delivery did.
+#[derive(Debug, Serialize)]
+pub struct DeliverySummary {
+    /// Acknowledged by their receivers.
+    pub delivered: u64,
+    /// Given up on: in the dead letters.
+    pub dead_lettered: u64,
+    /// Nowhere to deliver to.
+    pub skipped: u64,
+    /// Delivered by an earlier run (in the status log): not sent again.
+    pub already_done: u64,
+    /// Attempts after the first.
+    pub retries: u64,
+    /// Outbox records that did not parse.
+    pub malformed: u64,
+    /// Outbox read to final answer, p50, ms.
+    pub latency_p50_ms: f64,
+    /// p99, ms.
+    pub latency_p99_ms: f64,
 }
 
 /// What the judges did.
@@ -141,7 +167,24 @@ impl Summary {
                 .map(|(t, n)| (t.as_str().to_owned(), *n))
                 .collect(),
             judges: None,
+            actions_by_stream: s.written().into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
+            deliveries: None,
         }
+    }
+
+    /// Adds what the delivery did.
+    pub fn with_deliveries(mut self, d: &DeliveryStats) -> Self {
+        self.deliveries = Some(DeliverySummary {
+            delivered: d.delivered.load(Relaxed),
+            dead_lettered: d.dead_lettered.load(Relaxed),
+            skipped: d.skipped.load(Relaxed),
+            already_done: d.already_done.load(Relaxed),
+            retries: d.retries.load(Relaxed),
+            malformed: d.malformed.load(Relaxed),
+            latency_p50_ms: d.latency_us(0.5) / 1000.0,
+            latency_p99_ms: d.latency_us(0.99) / 1000.0,
+        });
+        self
     }
 
     /// Adds the judges' figures (`live` is `None` when replaying a journal).
@@ -192,6 +235,15 @@ impl Summary {
         out.push_str(&format!("  anomalies        {}\n", self.anomalies));
         for (detector, n) in &self.anomalies_by_detector {
             out.push_str(&format!("    {detector:<22}{n}\n"));
+        }
+        for (stream, n) in &self.actions_by_stream {
+            out.push_str(&format!("  {stream:<17}{n}\n"));
+        }
+        if let Some(d) = &self.deliveries {
+            out.push_str(&format!(
+                "  deliveries       {} delivered, {} dead-lettered, {} skipped, {} done before; {} retries; p50 {:.1} ms, p99 {:.1} ms\n",
+                d.delivered, d.dead_lettered, d.skipped, d.already_done, d.retries, d.latency_p50_ms, d.latency_p99_ms
+            ));
         }
         if self.held_at_stop > 0 {
             out.push_str(&format!(

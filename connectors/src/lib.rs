@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod file;
+pub mod grpc;
 pub mod http;
 pub mod kafka;
 pub mod stdio;

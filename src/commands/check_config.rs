@@ -18,7 +18,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     // What each detector will do, as the planner sees it: integrations' webhooks included.
     let resolved = cfg.actions();
     for d in &cfg.detectors {
-        let actions: Vec<String> = match resolved.by_detector.get(&d.id) {
+        let actions: Vec<String> = match resolved.by_detector.get(d.anomaly_detector_id()) {
             Some(specs) => specs.iter().map(|s| describe(s, &resolved.webhooks)).collect(),
             None => d.actions.iter().map(|a| a.kind().to_owned()).collect(),
         };
@@ -34,7 +34,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 }
 
 /// One resolved action in a few words.
-fn describe(spec: &ActionSpec, webhooks: &[WebhookAction]) -> String {
+fn describe(spec: &ActionSpec, webhooks: &[(String, WebhookAction)]) -> String {
     match spec {
         ActionSpec::Shield {
             action,
@@ -43,16 +43,18 @@ fn describe(spec: &ActionSpec, webhooks: &[WebhookAction]) -> String {
             ..
         } => {
             let target = target.map_or("the anomaly's entity", |t| t.as_str());
-            format!("shield {action:?} {target} for {}s", duration_ms.div_ceil(1000))
+            let action = serde_json::to_value(action).ok();
+            let action = action.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+            format!("shield {action} {target} for {}s", duration_ms.div_ceil(1000))
         }
         ActionSpec::Alert { receivers, .. } => format!("alert {}", receivers.join(", ")),
         ActionSpec::Incident {
             min_severity,
             min_score,
             ..
-        } => format!("incident when {min_severity:?} and score >= {min_score}"),
+        } => format!("incident when {} and score >= {min_score}", min_severity.as_str()),
         ActionSpec::Webhook { hook, .. } => {
-            let w = &webhooks[*hook];
+            let w = &webhooks[*hook].1;
             format!("webhook {}", w.name.as_deref().unwrap_or(&w.url))
         }
     }

@@ -85,6 +85,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     let timely_config = timely::Config::from_matches(&m)?;
     let threads = m.opt_str("w").and_then(|w| w.parse().ok()).unwrap_or(1usize);
+    let process_index = m.opt_str("p").and_then(|p| p.parse().ok()).unwrap_or(0usize);
 
     let cfg = match m.opt_str("config") {
         Some(path) => SentinelConfig::load(Path::new(&path)).map_err(|e| e.to_string())?,
@@ -249,14 +250,34 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         } else {
             cfg.act_config().map_err(|(key, why)| format!("key `{key}`: {why}"))?
         },
+        outbox_dir: None,
+    };
+    let mut spec = spec;
+    // Deliveries run in the first process only, on their own threads, from the outbox.
+    let delivery_config = cfg.delivery().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
+    let delivering = spec.actions.is_some() && delivery_config.delivers() && process_index == 0;
+    let delivery = if delivering {
+        spec.outbox_dir = crate::delivery::outbox_dir(&spec.output, Path::new(&cfg.delivery.outbox_dir));
+        Some(crate::delivery::start(
+            delivery_config,
+            &spec.output,
+            spec.outbox_dir.as_deref(),
+            &cfg.kafka.group_id,
+        )?)
+    } else {
+        None
     };
     let stats = Arc::new(JobStats::new(threads));
     install_stop_signals(&stats)?;
     let progress = Progress::start(Arc::clone(&stats), !m.opt_present("no-progress"));
     let outcome = job::run(timely_config, Arc::clone(&stats), spec);
     progress.finish();
+    let delivered = delivery.map(|d| d.finish(std::time::Duration::from_millis(cfg.delivery.drain_timeout.0)));
     let outcome = outcome?;
     let mut summary = Summary::of(&outcome);
+    if let Some(d) = &delivered {
+        summary = summary.with_deliveries(d);
+    }
     if judged {
         summary = summary.with_judges(&outcome.stats, live_judges.as_deref());
     }

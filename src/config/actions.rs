@@ -143,6 +143,10 @@ pub struct WebhookAction {
     /// Extra headers (`${ENV}` is expanded at load).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Signs each body, Standard Webhooks style (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`): `whsec_<base64>` or raw text.
+    #[serde(default)]
+    pub secret: Option<String>,
     /// Which events it receives; all when empty.
     #[serde(default)]
     pub events: Vec<WebhookEvent>,
@@ -204,6 +208,12 @@ pub struct IntegrationsConfig {
     /// Custom webhooks that receive every matching event.
     #[serde(default)]
     pub webhooks: Vec<WebhookAction>,
+    /// Shield's default gRPC endpoint.
+    #[serde(default)]
+    pub shield: Option<super::delivery::ShieldIntegration>,
+    /// The incident manager.
+    #[serde(default)]
+    pub incident_manager: Option<super::delivery::IncidentManagerIntegration>,
 }
 
 /// How long a Shield action lasts when its config gives no `duration`.
@@ -215,31 +225,39 @@ pub const DEFAULT_SHIELD_DURATION_MS: u64 = 3_600_000;
 pub struct ResolvedActions {
     /// Per detector id.
     pub by_detector: BTreeMap<String, Vec<ActionSpec>>,
-    /// Every enabled webhook: the integrations' first, then the detectors', in order.
-    pub webhooks: Vec<WebhookAction>,
+    /// Every enabled webhook with its config key: the integrations' first, then the
+    /// detectors', in order.
+    pub webhooks: Vec<(String, WebhookAction)>,
 }
 
 impl ResolvedActions {
-    /// Resolves `detectors` (id and actions) and the custom webhooks of `integrations`.
+    /// Resolves `detectors` (config key, the detector id its anomalies carry, and actions)
+    /// and the custom webhooks of `integrations`. Entries naming the same detector id add up.
     pub fn resolve<'a>(
-        detectors: impl Iterator<Item = (&'a str, &'a [ActionConfig])>,
+        detectors: impl Iterator<Item = (String, &'a str, &'a [ActionConfig])>,
         integrations: &IntegrationsConfig,
     ) -> Self {
         let mut out = ResolvedActions::default();
         let mut shared = Vec::new();
-        for hook in integrations.webhooks.iter().filter(|w| w.enabled) {
-            shared.push(out.webhook_spec(hook));
+        for (i, hook) in integrations.webhooks.iter().enumerate().filter(|(_, w)| w.enabled) {
+            shared.push(out.webhook_spec(format!("integrations.webhooks[{i}]"), hook));
         }
-        for (id, actions) in detectors {
-            let mut specs: Vec<ActionSpec> = actions.iter().filter_map(|a| out.spec(a)).collect();
+        for (key, id, actions) in detectors {
+            let specs: Vec<ActionSpec> = actions
+                .iter()
+                .enumerate()
+                .filter_map(|(j, a)| out.spec(format!("{key}.actions[{j}].config"), a))
+                .collect();
+            out.by_detector.entry(id.to_owned()).or_default().extend(specs);
+        }
+        for specs in out.by_detector.values_mut() {
             specs.extend(shared.iter().cloned());
-            out.by_detector.insert(id.to_owned(), specs);
         }
         out
     }
 
-    fn webhook_spec(&mut self, hook: &WebhookAction) -> ActionSpec {
-        self.webhooks.push(hook.clone());
+    fn webhook_spec(&mut self, key: String, hook: &WebhookAction) -> ActionSpec {
+        self.webhooks.push((key, hook.clone()));
         ActionSpec::Webhook {
             hook: self.webhooks.len() - 1,
             severities: hook.filter.as_ref().map(|f| f.severity.clone()).unwrap_or_default(),
@@ -247,7 +265,7 @@ impl ResolvedActions {
         }
     }
 
-    fn spec(&mut self, action: &ActionConfig) -> Option<ActionSpec> {
+    fn spec(&mut self, key: String, action: &ActionConfig) -> Option<ActionSpec> {
         Some(match action {
             ActionConfig::Shield(s) => {
                 let p = &s.parameters;
@@ -283,7 +301,7 @@ impl ResolvedActions {
                 min_severity: i.min_severity.unwrap_or(Severity::Critical),
                 min_score: i.min_score.unwrap_or(0.9),
             },
-            ActionConfig::Webhook(w) if w.enabled => self.webhook_spec(w),
+            ActionConfig::Webhook(w) if w.enabled => self.webhook_spec(key, w),
             ActionConfig::Webhook(_) => return None,
         })
     }

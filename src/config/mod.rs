@@ -4,6 +4,7 @@
 //! replaced by the environment variable `NAME` (for secrets) before parsing.
 
 pub mod actions;
+pub mod delivery;
 mod env;
 mod guards;
 mod kafka;
@@ -58,6 +59,12 @@ pub struct SentinelConfig {
     /// Alert grouping, correlation, resolution and silences.
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// Named receivers of alerts: webhook, Slack or PagerDuty.
+    #[serde(default)]
+    pub receivers: Vec<delivery::ReceiverConfig>,
+    /// How deliveries are tried.
+    #[serde(default)]
+    pub delivery: delivery::DeliverySettings,
     /// The shadow-agent LLM judges behind the escalate tier.
     #[serde(default)]
     pub shadow_agents: ShadowAgentsConfig,
@@ -227,6 +234,15 @@ pub struct DetectorConfig {
 }
 
 impl DetectorConfig {
+    /// The `detector_id` its anomalies carry, which its actions follow: its own id, except
+    /// for the learned classifier, whose detections are the input guard's `prompt-injection`.
+    pub fn anomaly_detector_id(&self) -> &str {
+        match self.detector_type {
+            DetectorKind::Ml => content_detector_ids()[0],
+            _ => &self.id,
+        }
+    }
+
     /// The settings of a statistical detector.
     pub fn statistical(&self) -> Option<&StatisticalSettings> {
         match &self.settings {
@@ -252,6 +268,12 @@ pub enum DetectorKind {
     Statistical,
     /// The learned prompt-attack classifier in the input guard.
     Ml,
+    /// A built-in content rule (`prompt-injection`, `pii-leak`...): configured in `guards`;
+    /// an entry here gives it actions.
+    Rule,
+    /// A built-in behavioral detector (`agent-loop`, `model-switching`...): configured in
+    /// `guards.behavior`; an entry here gives it actions.
+    Behavioral,
 }
 
 /// A detector's settings by type.
@@ -261,6 +283,8 @@ pub enum DetectorSettings {
     Statistical(StatisticalSettings),
     /// `type: ml`.
     Ml(MlSettings),
+    /// `type: rule` or `behavioral`: nothing beyond its actions.
+    Builtin,
 }
 
 /// `config:` of a learned detector (the seed's `model`, `threshold`, `features`).
@@ -486,6 +510,33 @@ impl SentinelConfig {
                     }
                     DetectorSettings::Statistical(read_settings(d.config.clone(), &base, &fail)?)
                 }
+                DetectorKind::Rule | DetectorKind::Behavioral => {
+                    let known: Vec<&str> = if d.detector_type == DetectorKind::Rule {
+                        content_detector_ids().to_vec()
+                    } else {
+                        sentinel_dataflows::detect::BehaviorKind::ALL
+                            .iter()
+                            .map(|k| k.id())
+                            .collect()
+                    };
+                    if !known.contains(&d.id.as_str()) {
+                        return Err(fail(
+                            format!("detectors[{i}].id"),
+                            format!(
+                                "no built-in detector `{}` of this type: expected one of {}",
+                                d.id,
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                    if !d.config.is_null() || d.model.is_some() || d.threshold.is_some() || d.features.is_some() {
+                        return Err(fail(
+                            format!("detectors[{i}].config"),
+                            "a built-in detector is configured in `guards`; here it takes only `actions`".into(),
+                        ));
+                    }
+                    DetectorSettings::Builtin
+                }
                 DetectorKind::Ml => {
                     let mut config = match &d.config {
                         serde_yaml_ng::Value::Null => serde_yaml_ng::Mapping::new(),
@@ -591,6 +642,7 @@ impl SentinelConfig {
         self.policies().map_err(keyed)?;
         self.judges().map_err(keyed)?;
         self.act_config().map_err(keyed)?;
+        self.delivery().map_err(keyed)?;
         if self.job.clock_confirm_records == 0 {
             let line = locate::line_of_path(text, "job.clock_confirm_records")
                 .map_or_else(String::new, |l| format!(" (line {l})"));
@@ -627,7 +679,9 @@ impl SentinelConfig {
     pub fn actions(&self) -> actions::ResolvedActions {
         let detectors = self.detectors.iter().filter(|d| d.enabled);
         actions::ResolvedActions::resolve(
-            detectors.map(|d| (d.id.as_str(), d.actions.as_slice())),
+            detectors
+                .enumerate()
+                .map(|(i, d)| (format!("detectors[{i}]"), d.anomaly_detector_id(), d.actions.as_slice())),
             &self.integrations,
         )
     }
@@ -637,6 +691,17 @@ impl SentinelConfig {
         let actions = self.actions();
         let config = self.alerting.resolve(&actions)?;
         Ok(config.by_detector.values().any(|a| !a.is_empty()).then_some(config))
+    }
+
+    /// Where actions are delivered.
+    pub fn delivery(&self) -> Result<sentinel_deliver::DeliveryConfig, (String, String)> {
+        delivery::resolve(
+            &self.receivers,
+            &self.actions().webhooks,
+            self.integrations.shield.as_ref(),
+            self.integrations.incident_manager.as_ref(),
+            &self.delivery,
+        )
     }
 
     /// The judges, when `shadow_agents.enabled`; API keys are read from the environment.
@@ -767,6 +832,11 @@ fn validate_ml(ml: &MlSettings, at: &dyn Fn(&str) -> String) -> Result<(), Confi
     sentinel_dataflows::ml::ModelFile::load(Path::new(&ml.model))
         .map(|_| ())
         .map_err(|e| ConfigError(format!("{}: {e}", at("config.model"))))
+}
+
+/// The built-in content detectors' ids, as their anomalies carry them.
+fn content_detector_ids() -> &'static [&'static str] {
+    sentinel_dataflows::detect::CONTENT_DETECTORS
 }
 
 /// ` (line N)` for the first line mentioning `needle`, for errors found after parsing.

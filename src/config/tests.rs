@@ -381,7 +381,7 @@ integrations:
     let hooks: Vec<&str> = specs[2..]
         .iter()
         .map(|s| match s {
-            ActionSpec::Webhook { hook, .. } => resolved.webhooks[*hook].url.as_str(),
+            ActionSpec::Webhook { hook, .. } => resolved.webhooks[*hook].1.url.as_str(),
             other => panic!("{other:?}"),
         })
         .collect();

@@ -21,6 +21,17 @@ impl FileWriter {
         })
     }
 
+    /// Opens the file at `path` to append to it, creating it (and its directories) if needed.
+    pub fn append(path: &Path) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(FileWriter {
+            out: BufWriter::with_capacity(1 << 16, file),
+        })
+    }
+
     /// Appends `record` and a newline.
     pub fn write_line(&mut self, record: &[u8]) -> io::Result<()> {
         self.out.write_all(record)?;

@@ -13,8 +13,8 @@ pub use planner::{
     TargetKind,
 };
 pub use records::{
-    AlertRecord, AlertStatus, IncidentBody, IncidentMetadata, IncidentOp, IncidentRecord, ShieldRecord, WebhookEvent,
-    WebhookRecord, WebhookSubject,
+    ActionStatus, AlertRecord, AlertStatus, DeliveryState, IncidentBody, IncidentMetadata, IncidentOp, IncidentRecord,
+    ShieldRecord, WebhookEvent, WebhookRecord, WebhookSubject,
 };
 pub use stage::{labels_of, ActConfig, Acted, ActionStage, LABELS};
 pub use suppress::{InhibitRule, Labels, Matcher, Silence, Suppression, Suppressor};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::grouping::NotifyReason;
 use super::planner::{Priority, ShieldActionType};
 use crate::hash::StableId;
-use crate::model::{AffectedEntity, Anomaly, Severity};
+use crate::model::{ActionKind, AffectedEntity, Anomaly, Severity};
 
 /// `sentinel.actions`: one Shield `ActionRequest`, with where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct ShieldRecord {
     /// Its detector.
     pub detector_id: String,
     /// Shield's gRPC endpoint from the action's config; the delivery's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub endpoint: Option<String>,
     /// Event time of the decision, RFC 3339.
     pub timestamp: String,
@@ -140,8 +140,7 @@ pub struct WebhookRecord {
     pub hook: usize,
     /// The anomaly behind it.
     pub anomaly_id: String,
-    /// What it is about.
-    #[serde(flatten)]
+    /// What it is about: `{"anomaly": {...}}` or `{"alert": {...}}`.
     pub subject: WebhookSubject,
     /// Event time, RFC 3339.
     pub timestamp: String,
@@ -195,9 +194,11 @@ pub struct IncidentMetadata {
     pub incident_key: String,
 }
 
-/// What an incident record asks of the incident manager.
+/// What an incident record asks of the incident manager. Externally tagged
+/// (`{"create": {...}}`), as every record here is plain serde, so that it also crosses
+/// processes in bincode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "op")]
+#[serde(rename_all = "snake_case")]
 pub enum IncidentOp {
     /// `POST /api/v1/incidents`.
     Create {
@@ -230,8 +231,58 @@ pub struct IncidentRecord {
     /// Its detector.
     pub detector_id: String,
     /// What to do.
-    #[serde(flatten)]
     pub op: IncidentOp,
     /// Event time, RFC 3339.
+    pub timestamp: String,
+}
+
+/// What became of one delivery, or what Shield reported about an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// The receiver acknowledged it.
+    Delivered,
+    /// Given up on (refused, or out of attempts); the record is in the dead letters.
+    DeadLettered,
+    /// Nowhere to deliver to (no endpoint or receiver configured).
+    Skipped,
+    /// Shield reported on the action (its status is in `message`).
+    Reported,
+    /// Shield reported the action failed: the anomaly's receivers are alerted.
+    Failed,
+}
+
+/// `sentinel.action-statuses`: one delivery's outcome, or one Shield callback. The delivery's
+/// ledger: a delivery whose final status is logged is not sent again after a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionStatus {
+    /// The idempotency key the receiver saw.
+    pub delivery_id: String,
+    /// The action, notification or event.
+    pub action_id: String,
+    /// The anomaly behind it.
+    pub anomaly_id: String,
+    /// What it was.
+    pub action: ActionKind,
+    /// Receiver, webhook or endpoint.
+    pub receiver: String,
+    /// What became of it.
+    pub status: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last HTTP status, for HTTP deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The receiver's answer, or why it was skipped or given up on.
+    pub message: String,
+    /// Sentinel's incident key, for incident requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_key: Option<String>,
+    /// The incident manager's id for it, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// From reading the outbox record to the final answer, ms.
+    pub latency_ms: u64,
+    /// Wall-clock time of the outcome, RFC 3339.
     pub timestamp: String,
 }

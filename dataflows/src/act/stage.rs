@@ -1133,4 +1133,59 @@ mod tests {
         assert_eq!(out.alerts[0].timestamp, format_rfc3339_ms(T0 + 30_000));
         assert_eq!(s.active_conditions(), 1, "the condition stays open");
     }
+
+    /// Records cross processes in bincode (timely's exchange), which cannot skip fields or
+    /// read internally tagged enums: every record kind must come back equal.
+    #[test]
+    fn every_record_survives_the_binary_exchange() {
+        fn roundtrip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(items: &[T]) {
+            assert!(!items.is_empty());
+            for item in items {
+                let bytes = bincode::serialize(item).unwrap();
+                assert_eq!(&bincode::deserialize::<T>(&bytes).unwrap(), item);
+            }
+        }
+        let mut s = stage();
+        let user = ("user", "u-42");
+        let out = run(
+            &mut s,
+            vec![
+                anomaly("prompt-injection", DetectorType::Rule, Severity::Critical, user, T0),
+                anomaly(
+                    "request-flood",
+                    DetectorType::Behavioral,
+                    Severity::Critical,
+                    user,
+                    T0 + 20_000,
+                ),
+                anomaly(
+                    "cost-spike",
+                    DetectorType::Statistical,
+                    Severity::Warning,
+                    ("application", "chat"),
+                    T0 + MIN,
+                ),
+            ],
+            T0 + 60 * MIN,
+        );
+        roundtrip(&out.anomalies);
+        roundtrip(&out.shield);
+        roundtrip(&out.alerts);
+        roundtrip(&out.incidents);
+        roundtrip(&out.webhooks);
+        let letter = crate::model::DeadLetter::new(
+            crate::model::Reason::DeliveryFailed,
+            "gave up".into(),
+            crate::model::Position {
+                source: "outbox:alerts.jsonl".into(),
+                line: None,
+                partition: None,
+                offset: Some(7),
+            },
+            b"{}",
+            2,
+            64,
+        );
+        roundtrip(&[letter]);
+    }
 }

@@ -31,6 +31,16 @@ pub fn assemble(ev: &ScreenedEvent, signals: &[BehaviorSignal], policy: &GuardPo
     }
 }
 
+/// The content detectors' ids, as anomalies carry them; the first is the injection detector
+/// the learned classifier also reports to.
+pub const CONTENT_DETECTORS: &[&str] = &[
+    "prompt-injection",
+    "system-prompt-leak",
+    "secret-exposure",
+    "pii-leak",
+    "pii-exposure",
+];
+
 /// The content detector a finding belongs to, as an anomaly's `detector_id`.
 fn content_detector(layer: &str, f: &Finding) -> &'static str {
     match f {

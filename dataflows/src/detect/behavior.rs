@@ -72,6 +72,16 @@ pub enum BehaviorKind {
 }
 
 impl BehaviorKind {
+    /// Every kind.
+    pub const ALL: [BehaviorKind; 6] = [
+        BehaviorKind::AgentLoop,
+        BehaviorKind::ToolMisuse,
+        BehaviorKind::ToolBurst,
+        BehaviorKind::ModelSwitching,
+        BehaviorKind::RequestFlood,
+        BehaviorKind::CostRunaway,
+    ];
+
     /// The detector id, as anomalies and decisions name it.
     pub fn id(self) -> &'static str {
         match self {

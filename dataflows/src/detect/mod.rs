@@ -11,6 +11,7 @@ pub mod metric;
 pub mod seasonal;
 pub mod statistical;
 
+pub use assembly::CONTENT_DETECTORS;
 pub use assess::{Assessment, Assessor, Ruled};
 pub use baseline::{Baseline, BaselineConfig, Deviation, Direction, Strategy};
 pub use behavior::{ActorSnapshot, ActorState, BehaviorConfig, BehaviorKind, BehaviorSignal};

@@ -111,7 +111,7 @@ pub struct Anomaly {
     pub related_anomalies: Vec<String>,
     /// The incident this anomaly belongs to: Sentinel's incident key, which the incident
     /// manager's own id is mapped to in the action statuses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub incident_id: Option<String>,
 }
 
@@ -169,7 +169,7 @@ pub struct ActionTaken {
     /// What the planner did with it; what its delivery did is in the action statuses.
     pub status: TakenStatus,
     /// Why it was suppressed or skipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub reason: Option<String>,
 }
 

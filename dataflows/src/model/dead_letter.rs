@@ -25,11 +25,13 @@ pub enum Reason {
     /// So far ahead of its partition's clock that, had it been believed, it would have made
     /// the records around it late; the records after it did not follow it.
     TimestampJump,
+    /// An action delivery given up on: the receiver refused it, or every attempt failed.
+    DeliveryFailed,
 }
 
 impl Reason {
     /// All reasons, for summaries.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::MalformedJson,
         Reason::InvalidUtf8,
         Reason::MissingField,
@@ -39,6 +41,7 @@ impl Reason {
         Reason::Late,
         Reason::TimestampInFuture,
         Reason::TimestampJump,
+        Reason::DeliveryFailed,
     ];
 
     /// Snake-case name, as serialized.
@@ -53,23 +56,26 @@ impl Reason {
             Reason::Late => "late",
             Reason::TimestampInFuture => "timestamp_in_future",
             Reason::TimestampJump => "timestamp_jump",
+            Reason::DeliveryFailed => "delivery_failed",
         }
     }
 }
 
-/// Where a record was read: a file line, or a topic partition offset.
+/// Where a record was read: a file line, or a topic partition offset. (Fields absent for
+/// a source are `null`, not omitted: records cross processes in bincode, which has no
+/// notion of a missing field.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// Source name, e.g. `file:trace.jsonl` or `kafka:llm-telemetry`.
     pub source: String,
     /// 1-based line number in a file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub line: Option<u64>,
     /// Kafka partition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub partition: Option<i32>,
     /// Kafka offset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub offset: Option<i64>,
 }
 
@@ -87,10 +93,10 @@ pub struct DeadLetter {
     /// Size of the original record in bytes.
     pub original_len: usize,
     /// The original record, truncated, when it is valid UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub original: Option<String>,
     /// The original record, truncated and base64-encoded, when it is not valid UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub original_base64: Option<String>,
 }
 

@@ -1,0 +1,82 @@
+//! Starts the action delivery beside the job: picks its outbox (the action topics, or the
+//! run's files) and its status log, the only place the delivery crate meets the job's outputs.
+
+use std::path::{Path, PathBuf};
+
+use sentinel_deliver::{
+    Delivery, DeliveryConfig, FileOutbox, FileStatusLog, KafkaOutbox, KafkaStatusLog, Outbox, OutboxStream, StatusLog,
+};
+
+use crate::io::OutputTarget;
+use crate::streams::OutputStream;
+
+/// The outbox streams and the output stream each is.
+const OUTBOX: [(OutboxStream, OutputStream); 4] = [
+    (OutboxStream::Actions, OutputStream::Actions),
+    (OutboxStream::Alerts, OutputStream::Alerts),
+    (OutboxStream::Incidents, OutputStream::Incidents),
+    (OutboxStream::Webhooks, OutputStream::Webhooks),
+];
+
+/// Whether `stream` is one the delivery reads.
+pub fn is_outbox(stream: OutputStream) -> bool {
+    OUTBOX.iter().any(|(_, s)| *s == stream)
+}
+
+/// Where the job writes the outbox when its output is neither files nor Kafka (stdout,
+/// none): a directory of its own, so deliveries still follow from durable records.
+pub fn outbox_dir(output: &OutputTarget, configured: &Path) -> Option<PathBuf> {
+    match output {
+        OutputTarget::Kafka { .. } => None,
+        OutputTarget::Dir(dir) => Some(dir.clone()),
+        OutputTarget::Stdout | OutputTarget::Discard => Some(configured.to_owned()),
+    }
+}
+
+/// Starts delivering this run's outbox. Files: the outbox files are emptied first (the job
+/// appends to them, and the delivery reads them from the start); what an earlier run
+/// delivered is in `action_statuses.jsonl` and is not sent again. Kafka: the delivery reads
+/// the action topics as consumer group `<group>-delivery`.
+pub fn start(
+    config: DeliveryConfig,
+    output: &OutputTarget,
+    outbox_dir: Option<&Path>,
+    group: &str,
+) -> Result<Delivery, String> {
+    let (outbox, log): (Box<dyn Outbox>, Box<dyn StatusLog>) = match (output, outbox_dir) {
+        (OutputTarget::Kafka { settings, topics }, _) => {
+            let topic = |s: OutputStream| {
+                topics
+                    .iter()
+                    .find(|(t, _)| *t == s)
+                    .map(|(_, name)| name.clone())
+                    .ok_or_else(|| format!("no topic for the {} stream", s.name()))
+            };
+            let outbox_topics = OUTBOX
+                .iter()
+                .map(|(o, s)| topic(*s).map(|t| (*o, t)))
+                .collect::<Result<Vec<_>, String>>()?;
+            let outbox = KafkaOutbox::open(settings, &format!("{group}-delivery"), &outbox_topics)?;
+            let log = KafkaStatusLog::open(
+                settings,
+                &topic(OutputStream::ActionStatuses)?,
+                &topic(OutputStream::DeadLetters)?,
+            )?;
+            (Box::new(outbox), Box::new(log))
+        }
+        (_, Some(dir)) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for (_, s) in OUTBOX {
+                let path = dir.join(format!("{}.jsonl", s.name()));
+                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let names: Vec<(OutboxStream, &str)> = OUTBOX.iter().map(|(o, s)| (*o, s.name())).collect();
+            (
+                Box::new(FileOutbox::new(dir, &names)),
+                Box::new(FileStatusLog::new(dir)),
+            )
+        }
+        (_, None) => return Err("no outbox: the output is neither files nor Kafka".into()),
+    };
+    Delivery::start(config, outbox, log)
+}
