@@ -66,8 +66,29 @@ impl Template {
             .map_err(|e| describe(&e))
     }
 
-    /// Renders `context` and checks the body is JSON: for config checks at start.
+    /// Renders `context` and checks the body is JSON: for config checks at start. A field the
+    /// context lacks is named, in the seed's syntax.
     pub fn check(&self, context: &serde_json::Value) -> Result<(), String> {
+        if let Ok(template) = self.env.get_template(NAME) {
+            let mut missing: Vec<String> = template
+                .undeclared_variables(true)
+                .into_iter()
+                .filter(|path| {
+                    let root = path.split('.').next().unwrap_or_default();
+                    !self.env.globals().any(|(name, _)| name == root) && !resolves(context, path)
+                })
+                .collect();
+            missing.sort();
+            if let Some(first) = missing.first() {
+                let known: Vec<&str> = context
+                    .as_object()
+                    .map_or(Vec::new(), |o| o.keys().map(String::as_str).collect());
+                return Err(format!(
+                    "unknown field `.{first}` (the event has {})",
+                    known.iter().map(|k| format!("`.{k}`")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
         let body = self.render(context)?;
         serde_json::from_str::<serde_json::Value>(&body)
             .map(|_| ())
@@ -77,6 +98,18 @@ impl Template {
 
 /// A value as it goes into a JSON body: a string's escaped contents; numbers and booleans as
 /// they are; `none` as nothing; lists and maps as JSON.
+/// Whether the dotted `path` names a value in `context`.
+fn resolves(context: &serde_json::Value, path: &str) -> bool {
+    let mut at = context;
+    for part in path.split('.') {
+        match at.get(part) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    true
+}
+
 fn json_text(value: &Value) -> String {
     if let Some(s) = value.as_str() {
         let quoted = serde_json::to_string(s).unwrap_or_default();
@@ -186,7 +219,7 @@ mod tests {
     fn unknown_fields_syntax_errors_and_runaway_loops_fail() {
         let t = Template::compile(r#"{"x": "{{ .anomaly.titel }}"}"#).unwrap();
         let err = t.check(&json!({"anomaly": {"title": "t"}})).unwrap_err();
-        assert!(err.contains("undefined"), "{err}");
+        assert!(err.contains("`.anomaly.titel`"), "{err}");
         assert!(Template::compile("{{ .anomaly.title ").is_err());
         let spin =
             Template::compile("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}")
