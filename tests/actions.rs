@@ -354,3 +354,129 @@ fn a_job_killed_between_send_and_acknowledgement_resends_under_the_same_keys() {
     let statuses = read_jsonl(&out.join("action_statuses.jsonl"));
     assert!(statuses.iter().all(|s| s["status"] == "delivered"), "{statuses:#?}");
 }
+
+/// The seed's two scenarios through the real broker: the job reads the trace from Kafka, writes
+/// every stream to its topic, and the delivery reads the action topics as its own consumer
+/// group and carries them out against the loopback servers.
+#[test]
+fn the_seed_scenarios_run_end_to_end_on_the_broker() {
+    let brokers = std::env::var("SENTINEL_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path());
+    let http = ReceiverServer::start(
+        Faults {
+            fail_every: 5,
+            ..Faults::default()
+        },
+        Some(WebhookSecret::parse(SECRET).unwrap()),
+    );
+    let shield = ShieldServer::start(4);
+    let run_id = format!(
+        "actions-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let topic = |s: &str| format!("{run_id}-{s}");
+    let streams = [
+        "anomalies",
+        "deadletter",
+        "aggregates",
+        "decisions",
+        "judgements",
+        "actions",
+        "alerts",
+        "incidents",
+        "webhooks",
+        "action_statuses",
+    ];
+    let outputs: Vec<String> = streams.iter().map(|s| format!("{s}: {}", topic(s))).collect();
+    let kafka = format!(
+        "kafka:\n  brokers: {brokers}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{{}}}\n",
+        topic("group"),
+        topic("in"),
+        topic("checkpoints"),
+        topic("state"),
+        outputs.join(", ")
+    );
+    let cfg = config(dir.path(), &http, &shield, &kafka);
+    let settings = sentinel_connectors::kafka::KafkaSettings {
+        brokers: brokers.clone(),
+        ..Default::default()
+    };
+    sentinel_connectors::kafka::create_topic(&settings, &topic("in"), 2).unwrap();
+    sentinel(&[
+        "produce",
+        trace.to_str().unwrap(),
+        "--brokers",
+        &brokers,
+        "--topic",
+        &topic("in"),
+    ]);
+    let summary_path = dir.path().join("summary.json");
+    sentinel(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        "kafka",
+        "--output",
+        "kafka",
+        "--exit-when-caught-up",
+        "--no-progress",
+        "--summary",
+        summary_path.to_str().unwrap(),
+    ]);
+    let consume = |s: &str| -> Vec<Value> {
+        let out = sentinel(&["consume", "--brokers", &brokers, &topic(s)]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let actions = consume("actions");
+    assert!(
+        actions.iter().any(|a| a["type"] == "block"),
+        "prompt injection blocks a user"
+    );
+    assert!(
+        actions.iter().any(|a| a["type"] == "rate_limit"),
+        "the cost spike rate-limits"
+    );
+    let effects: BTreeSet<(String, i32)> = shield
+        .seen()
+        .iter()
+        .filter(|e| !e.duplicate)
+        .map(|e| (e.request.action_id.clone(), e.request.r#type))
+        .collect();
+    assert_eq!(effects.len(), actions.len(), "one Shield effect per action record");
+    let incidents = consume("incidents");
+    let created = incidents.iter().filter(|i| i["op"].get("create").is_some()).count();
+    assert!(created >= 1);
+    assert_eq!(http.incidents().len(), created);
+    let webhooks = consume("webhooks");
+    let expected: BTreeSet<String> = webhooks
+        .iter()
+        .filter(|w| w["hook"] == 0)
+        .map(|w| w["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        http.effects("/hooks/analytics")
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert!(!consume("alerts").is_empty());
+    let statuses = consume("action_statuses");
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| s["status"] == "delivered"), "{statuses:#?}");
+    let summary = read_json(&summary_path);
+    assert_eq!(
+        summary["deliveries"]["delivered"].as_u64().unwrap() as usize,
+        statuses.len()
+    );
+}

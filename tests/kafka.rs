@@ -275,9 +275,16 @@ fn kafka_run_finds_the_same_anomalies_as_file_mode() {
     assert!(snapshots
         .iter()
         .all(|s| s["state_key"].as_str().unwrap().starts_with(&topics.group)));
+    // And the action records the built-in config's actions planned.
+    let acted: u64 = summary["actions_by_stream"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1].as_u64().unwrap())
+        .sum();
     assert_eq!(
         summary["delivered"],
-        (expected.len() + decisions + snapshots.len()) as u64,
+        (expected.len() + decisions + snapshots.len()) as u64 + acted,
         "every output acknowledged"
     );
     assert_eq!(summary["delivery_errors"], 0);

@@ -270,7 +270,7 @@ impl Pump {
                 break;
             }
             let finishing = self.control.finishing.load(Relaxed);
-            if finishing && outbox_idle && in_flight.jobs() == 0 {
+            if finishing && outbox_idle && in_flight.jobs() == 0 && self.outbox.caught_up() {
                 break;
             }
             let records = match self.outbox.poll(POLL_BATCH) {

@@ -24,6 +24,9 @@ pub struct KafkaOutbox {
     reader: PartitionReader,
     /// Per slot, its stream.
     streams: Vec<OutboxStream>,
+    settings: KafkaSettings,
+    /// The partitions' ends once the writer is done.
+    ends: Option<Vec<i64>>,
 }
 
 impl KafkaOutbox {
@@ -55,7 +58,12 @@ impl KafkaOutbox {
             streams.push(stream);
         }
         let reader = PartitionReader::open(settings, group, &assignments, Arc::new(|| {}))?;
-        Ok(KafkaOutbox { reader, streams })
+        Ok(KafkaOutbox {
+            reader,
+            streams,
+            settings: settings.clone(),
+            ends: None,
+        })
     }
 }
 
@@ -86,6 +94,31 @@ impl Outbox for KafkaOutbox {
     fn source_name(&self, source: usize) -> String {
         let (topic, partition) = self.reader.partition(source);
         format!("kafka:{topic}/{partition}")
+    }
+
+    fn caught_up(&mut self) -> bool {
+        if self.ends.is_none() {
+            let partitions: Vec<(String, i32)> = (0..self.reader.partitions())
+                .map(|slot| {
+                    let (t, p) = self.reader.partition(slot);
+                    (t.to_owned(), p)
+                })
+                .collect();
+            match end_offsets(&self.settings, &partitions) {
+                Ok(ends) => self.ends = Some(ends),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the outbox's end offsets; trying again");
+                    return false;
+                }
+            }
+        }
+        let ends = self.ends.as_ref().expect("set above");
+        // Some brokers under-report the end: the partition's end-of-partition event counts too.
+        self.reader
+            .positions()
+            .zip(ends)
+            .enumerate()
+            .all(|(slot, ((_, _, next), end))| next >= *end && self.reader.at_end(slot))
     }
 }
 

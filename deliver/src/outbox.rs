@@ -35,6 +35,12 @@ pub trait Outbox: Send {
     fn commit(&mut self, source: usize, next: u64);
     /// The source's name, for dead letters (`outbox:alerts.jsonl`, `kafka:sentinel.alerts/0`).
     fn source_name(&self, source: usize) -> String;
+    /// Once the writer is done: whether everything it wrote has been returned. A file is read
+    /// to its end by a poll that returns nothing; a topic, when every partition reached the
+    /// end it has now.
+    fn caught_up(&mut self) -> bool {
+        true
+    }
 }
 
 /// The delivery's ledger and its dead letters.

@@ -52,6 +52,14 @@ sentinel bench judges [--events N] [--workers W] [--repeat R] [--latency-ms 300]
     (nothing listening); and every verdict replayed from the journal of a live run. Prints
     events/s, the ratios to judges off, verdicts and fallbacks by reason, and the longest wait
     of an escalated request; ends with one JSON line.
+sentinel bench actions [--deliveries N] [--events N] [--workers W] [--repeat R]
+    Three measurements of the actions stage and its delivery, R rounds each:
+      delivery:   N webhook events from a file outbox to a loopback receiver that answers 503
+                  to one request in five: lost, acknowledged twice, p50/p99 latency
+      throughput: the job on N events (default guards) with actions (every detector alerting
+                  a loopback receiver, the outbox, its delivery) against --no-actions
+      volume:     a generated 24-hour trace: alert notifications per injected anomaly
+    Ends with one JSON line.
 sentinel bench guard [--repeat N] [--model MODEL.bin] [--data FILE.jsonl...]
     Scans N generated prompts of 200 B, 1 KB and 10 KB with the input guard (injection and
     jailbreak rules, PII, secrets, and the learned classifier with --model) and prints p50/p99
@@ -92,6 +100,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         "model",
         "latency-ms",
         "escalate-every",
+        "deliveries",
     ] {
         opts.optopt("", name, "", "");
     }
@@ -119,6 +128,15 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             &[200, 1024, 10240],
             num("repeat", 20_000)? as usize,
             m.opt_str("model").as_deref().map(Path::new),
+        ),
+        "actions" => super::bench_actions::actions(
+            &dir,
+            &super::bench_actions::ActionsBench {
+                deliveries: num("deliveries", 10_000)?,
+                events: num("events", 1_000_000)?,
+                workers: workers[0],
+                repeat: num("repeat", 3)? as usize,
+            },
         ),
         "kafka" => super::bench_kafka::kafka(
             &dir,

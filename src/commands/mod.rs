@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod bench;
+pub mod bench_actions;
 pub mod bench_guard;
 pub mod bench_judges;
 pub mod bench_kafka;
