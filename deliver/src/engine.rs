@@ -13,15 +13,17 @@ use hdrhistogram::Histogram;
 use sentinel_connectors::grpc::shield::{enforce, Enforced};
 use sentinel_connectors::http::client::{HttpClient, HttpRequest, Method};
 use sentinel_connectors::http::retry::{Attempt, Next, Retries};
-use sentinel_dataflows::act::{ActionStatus, DeliveryState};
-use sentinel_dataflows::hash::hash64;
-use sentinel_dataflows::model::{DeadLetter, Position, Reason};
+use sentinel_dataflows::act::{
+    ActionStatus, AlertRecord, AlertStatus, CallbackStatus, DeliveryState, NotifyReason, ShieldCallback,
+};
+use sentinel_dataflows::hash::{hash64, StableId};
+use sentinel_dataflows::model::{ActionKind, DeadLetter, Position, Reason, Severity};
 use sentinel_dataflows::time::format_rfc3339_ms;
 use serde_json::json;
 
 use crate::config::DeliveryConfig;
 use crate::outbox::{Outbox, OutboxRecord, StatusLog};
-use crate::render::{jobs_of, Call, IncidentCall, Job};
+use crate::render::{alert_jobs, jobs_of, Call, IncidentCall, Job, OutboxStream};
 
 /// Records read from the outbox per poll.
 const POLL_BATCH: usize = 256;
@@ -187,6 +189,8 @@ impl Delivery {
             incident_ids: Arc::new(Mutex::new(incident_ids)),
             stats: Arc::clone(&stats),
             control: Arc::clone(&control),
+            shield_kinds: HashMap::new(),
+            receivers_of: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("sentinel-deliver-pump".into())
@@ -220,6 +224,10 @@ struct Pump {
     incident_ids: IncidentIds,
     stats: Arc<DeliveryStats>,
     control: Arc<Control>,
+    /// Each Shield action's kind, by action id.
+    shield_kinds: HashMap<String, ActionKind>,
+    /// Each anomaly's alert receivers, for escalations.
+    receivers_of: HashMap<String, Vec<String>>,
 }
 
 impl Pump {
@@ -307,7 +315,11 @@ impl Pump {
             position: record.position,
         };
         let next = record.position + 1;
-        let jobs = match jobs_of(record.stream, &record.bytes, &self.config) {
+        let parsed = match record.stream {
+            OutboxStream::Callbacks => self.callback(&record),
+            stream => jobs_of(stream, &record.bytes, &self.config),
+        };
+        let jobs = match parsed {
             Ok(jobs) => jobs,
             Err(why) => {
                 self.stats.malformed.fetch_add(1, Relaxed);
@@ -317,6 +329,9 @@ impl Pump {
                 return;
             }
         };
+        for job in &jobs {
+            self.remember(job);
+        }
         let record = Arc::new(record);
         let pending: Vec<Job> = jobs
             .into_iter()
@@ -348,6 +363,90 @@ impl Pump {
                 tracing::error!("a delivery lane stopped; the record is delivered after a restart");
             }
         }
+    }
+
+    /// Notes what later callbacks need: each Shield action's kind, each anomaly's receivers.
+    fn remember(&mut self, job: &Job) {
+        match job.kind {
+            ActionKind::ShieldBlock | ActionKind::ShieldRateLimit | ActionKind::ShieldUnblock => {
+                self.shield_kinds.insert(job.action_id.clone(), job.kind);
+            }
+            ActionKind::Alert if !job.anomaly_id.is_empty() => {
+                let receivers = self.receivers_of.entry(job.anomaly_id.clone()).or_default();
+                if !receivers.contains(&job.receiver) {
+                    receivers.push(job.receiver.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Logs one Shield callback; a failure becomes an escalation alert to the anomaly's
+    /// receivers, whose jobs are returned.
+    fn callback(&mut self, record: &OutboxRecord) -> Result<Vec<Job>, String> {
+        let cb: ShieldCallback =
+            serde_json::from_slice(&record.bytes).map_err(|e| format!("not a Shield callback: {e}"))?;
+        let state = serde_json::to_value(cb.status).ok();
+        let state_name = state.as_ref().and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let delivery_id = StableId::of(&[
+            b"callback",
+            cb.action_id.as_bytes(),
+            state_name.as_bytes(),
+            cb.timestamp.as_bytes(),
+        ])
+        .to_string();
+        if self.done.contains(&delivery_id) {
+            self.stats.already_done.fetch_add(1, Relaxed);
+            return Ok(Vec::new());
+        }
+        let receivers = self.receivers_of.get(&cb.anomaly_id).cloned().unwrap_or_default();
+        let failed = cb.status == CallbackStatus::Failed;
+        let report = Job {
+            order_key: cb.action_id.clone(),
+            delivery_id: delivery_id.clone(),
+            action_id: cb.action_id.clone(),
+            anomaly_id: cb.anomaly_id.clone(),
+            kind: self
+                .shield_kinds
+                .get(&cb.action_id)
+                .copied()
+                .unwrap_or(ActionKind::ShieldReport),
+            receiver: "shield".into(),
+            call: Call::Skip(String::new()),
+            retry: self.config.retry,
+        };
+        let message = match (failed, receivers.is_empty()) {
+            (true, true) => format!("{} (no receivers known for the anomaly to escalate to)", cb.message),
+            (true, false) => format!("{} (escalated to {})", cb.message, receivers.join(", ")),
+            (false, _) => format!("{}: {}", state_name, cb.message),
+        };
+        let state = if failed {
+            DeliveryState::Failed
+        } else {
+            DeliveryState::Reported
+        };
+        let status = status_of(&report, state, 0, None, message, Duration::ZERO);
+        self.done.insert(delivery_id.clone());
+        self.log.append(&status);
+        if !failed || receivers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let escalation = AlertRecord {
+            id: StableId::of(&[b"escalation", delivery_id.as_bytes()]),
+            group_key: format!("escalation|{}", cb.anomaly_id),
+            sequence: 0,
+            reason: NotifyReason::New,
+            status: AlertStatus::Firing,
+            severity: Severity::Critical,
+            title: format!("Shield could not carry out action {}: {}", cb.action_id, cb.message),
+            receivers,
+            detector_id: "shield".into(),
+            entities: Vec::new(),
+            firing: vec![cb.anomaly_id.clone()],
+            resolved: Vec::new(),
+            timestamp: cb.timestamp.clone(),
+        };
+        Ok(alert_jobs(&escalation, &self.config))
     }
 
     fn complete(&mut self, c: Completion, in_flight: &mut InFlight) {

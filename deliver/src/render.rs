@@ -28,15 +28,18 @@ pub enum OutboxStream {
     Incidents,
     /// `sentinel.webhooks`: webhook events.
     Webhooks,
+    /// `sentinel.callbacks`: Shield's reports on actions (read, not written, by the job).
+    Callbacks,
 }
 
 impl OutboxStream {
     /// Every stream.
-    pub const ALL: [OutboxStream; 4] = [
+    pub const ALL: [OutboxStream; 5] = [
         OutboxStream::Actions,
         OutboxStream::Alerts,
         OutboxStream::Incidents,
         OutboxStream::Webhooks,
+        OutboxStream::Callbacks,
     ];
 }
 
@@ -124,6 +127,8 @@ pub fn jobs_of(stream: OutboxStream, bytes: &[u8], config: &DeliveryConfig) -> R
             &serde_json::from_slice(bytes).map_err(parse_error)?,
             config,
         )],
+        // A callback is not delivered: the pump logs it and escalates a failure.
+        OutboxStream::Callbacks => Vec::new(),
     })
 }
 
@@ -174,7 +179,7 @@ fn shield_job(r: &ShieldRecord, config: &DeliveryConfig) -> Job {
 
 /// One job per receiver of the notification; its idempotency key is the notification and the
 /// receiver, so a receiver named twice in a config still sees each notification once.
-fn alert_jobs(r: &AlertRecord, config: &DeliveryConfig) -> Vec<Job> {
+pub fn alert_jobs(r: &AlertRecord, config: &DeliveryConfig) -> Vec<Job> {
     r.receivers
         .iter()
         .map(|name| {

@@ -13,8 +13,8 @@ pub use planner::{
     TargetKind,
 };
 pub use records::{
-    ActionStatus, AlertRecord, AlertStatus, DeliveryState, IncidentBody, IncidentMetadata, IncidentOp, IncidentRecord,
-    ShieldRecord, WebhookEvent, WebhookRecord, WebhookSubject,
+    ActionStatus, AlertRecord, AlertStatus, CallbackStatus, DeliveryState, IncidentBody, IncidentMetadata, IncidentOp,
+    IncidentRecord, ShieldCallback, ShieldRecord, WebhookEvent, WebhookRecord, WebhookSubject,
 };
 pub use stage::{labels_of, ActConfig, Acted, ActionStage, LABELS};
 pub use suppress::{InhibitRule, Labels, Matcher, Silence, Suppression, Suppressor};

@@ -286,3 +286,38 @@ pub struct ActionStatus {
     /// Wall-clock time of the outcome, RFC 3339.
     pub timestamp: String,
 }
+
+/// What Shield says became of an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackStatus {
+    /// Carried out.
+    #[serde(alias = "success", alias = "succeeded", alias = "applied", alias = "enforced")]
+    Applied,
+    /// Ended (lifted, or expired by its duration).
+    #[serde(alias = "expired", alias = "lifted", alias = "removed")]
+    Ended,
+    /// Shield could not carry it out: the anomaly's receivers are alerted.
+    #[serde(alias = "error", alias = "rejected")]
+    Failed,
+    /// Any other report (the text is in the message).
+    #[serde(other)]
+    Other,
+}
+
+/// `sentinel.callbacks`: Shield's report on an action, in the seed's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShieldCallback {
+    /// The anomaly behind the action.
+    pub anomaly_id: String,
+    /// The action's id, as Sentinel sent it.
+    pub action_id: String,
+    /// What became of it.
+    pub status: CallbackStatus,
+    /// Shield's words.
+    #[serde(default)]
+    pub message: String,
+    /// When, as Shield says.
+    #[serde(default)]
+    pub timestamp: String,
+}

@@ -142,6 +142,10 @@ pub enum ActionKind {
     /// A webhook call.
     #[serde(rename = "webhook")]
     Webhook,
+    /// Shield's report on an action this delivery has not seen (planned before its outbox
+    /// position, or by another instance).
+    #[serde(rename = "shield.report")]
+    ShieldReport,
 }
 
 /// What the planner did with one configured action of an anomaly.
