@@ -7,6 +7,8 @@ use sentinel_deliver::{
     Delivery, DeliveryConfig, FileOutbox, FileStatusLog, KafkaOutbox, KafkaStatusLog, Outbox, OutboxStream, StatusLog,
 };
 
+use sentinel_connectors::kafka::{create_topic, topic_exists};
+
 use crate::io::OutputTarget;
 use crate::streams::OutputStream;
 
@@ -35,13 +37,15 @@ pub fn outbox_dir(output: &OutputTarget, configured: &Path) -> Option<PathBuf> {
 
 /// Starts delivering this run's outbox. Files: the outbox files are emptied first (the job
 /// appends to them, and the delivery reads them from the start); what an earlier run
-/// delivered is in `action_statuses.jsonl` and is not sent again. Kafka: the delivery reads
-/// the action topics as consumer group `<group>-delivery`.
+/// delivered is in `action_statuses.jsonl` and is not sent again; Shield's callbacks are read
+/// from `callbacks.jsonl` there. Kafka: the delivery reads the action topics and
+/// `callbacks_topic` as consumer group `<group>-delivery`.
 pub fn start(
     config: DeliveryConfig,
     output: &OutputTarget,
     outbox_dir: Option<&Path>,
     group: &str,
+    callbacks_topic: &str,
 ) -> Result<Delivery, String> {
     let (outbox, log): (Box<dyn Outbox>, Box<dyn StatusLog>) = match (output, outbox_dir) {
         (OutputTarget::Kafka { settings, topics }, _) => {
@@ -52,10 +56,14 @@ pub fn start(
                     .map(|(_, name)| name.clone())
                     .ok_or_else(|| format!("no topic for the {} stream", s.name()))
             };
-            let outbox_topics = OUTBOX
+            let mut outbox_topics = OUTBOX
                 .iter()
                 .map(|(o, s)| topic(*s).map(|t| (*o, t)))
                 .collect::<Result<Vec<_>, String>>()?;
+            if !topic_exists(settings, callbacks_topic)? {
+                create_topic(settings, callbacks_topic, 1)?;
+            }
+            outbox_topics.push((OutboxStream::Callbacks, callbacks_topic.to_owned()));
             let outbox = KafkaOutbox::open(settings, &format!("{group}-delivery"), &outbox_topics)?;
             let log = KafkaStatusLog::open(
                 settings,
@@ -70,7 +78,9 @@ pub fn start(
                 let path = dir.join(format!("{}.jsonl", s.name()));
                 std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
-            let names: Vec<(OutboxStream, &str)> = OUTBOX.iter().map(|(o, s)| (*o, s.name())).collect();
+            let mut names: Vec<(OutboxStream, &str)> = OUTBOX.iter().map(|(o, s)| (*o, s.name())).collect();
+            // Written by Shield (or whatever relays its callbacks), never emptied here.
+            names.push((OutboxStream::Callbacks, "callbacks"));
             (
                 Box::new(FileOutbox::new(dir, &names)),
                 Box::new(FileStatusLog::new(dir)),

@@ -245,11 +245,46 @@ fn the_seed_scenarios_block_rate_limit_alert_open_incidents_and_call_webhooks_on
         groups.len()
     );
 
-    // A second run of the same trace sends nothing again: the status log says it is done.
+    // A second run of the same trace sends nothing again (the status log says it is done),
+    // except what Shield's callbacks ask: a failed block escalates to the anomaly's receivers.
+    let block = blocks[0];
+    let limit = limits[0];
+    let callbacks = [
+        serde_json::json!({"anomaly_id": block["anomaly_id"], "action_id": block["action_id"], "status": "failed",
+                           "message": "policy store unavailable", "timestamp": "2024-06-01T12:00:00Z"}),
+        serde_json::json!({"anomaly_id": limit["anomaly_id"], "action_id": limit["action_id"], "status": "applied",
+                           "message": "limit in force", "timestamp": "2024-06-01T12:00:01Z"}),
+    ];
+    let lines: Vec<String> = callbacks.iter().map(|c| c.to_string()).collect();
+    std::fs::write(out.join("callbacks.jsonl"), lines.join("\n") + "\n").unwrap();
     let requests_before = http.received().len();
     let again = run(&cfg, &trace, &out);
-    assert_eq!(again["deliveries"]["delivered"], 0);
     assert_eq!(again["deliveries"]["already_done"], d["delivered"]);
+    let escalations: Vec<_> = http.received().into_iter().skip(requests_before).collect();
+    let paths: BTreeSet<&str> = escalations.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from(["/hooks/slack", "/v2/enqueue"]),
+        "{escalations:#?}"
+    );
+    assert!(escalations.iter().any(|r| r.body["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("policy store unavailable"))));
+    assert_eq!(again["deliveries"]["delivered"], 2);
+    let statuses = read_jsonl(&out.join("action_statuses.jsonl"));
+    let of = |id: &Value| {
+        statuses
+            .iter()
+            .filter(|s| &s["action_id"] == id)
+            .map(|s| s["status"].as_str().unwrap().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    assert!(of(&block["action_id"]).contains("failed"));
+    assert!(of(&limit["action_id"]).contains("reported"));
+    // A third run: the callbacks are done too.
+    let requests_before = http.received().len();
+    let third = run(&cfg, &trace, &out);
+    assert_eq!(third["deliveries"]["delivered"], 0);
     assert_eq!(http.received().len(), requests_before);
 }
 

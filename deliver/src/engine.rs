@@ -31,6 +31,8 @@ const POLL_BATCH: usize = 256;
 const IDLE_WAIT: Duration = Duration::from_millis(20);
 /// How often the log is flushed and the outbox committed.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// How long a failed callback waits for its anomaly's alert before it escalates to no one.
+const CALLBACK_WAIT: Duration = Duration::from_secs(60);
 /// Bytes of a record kept in its dead letter.
 const DEAD_LETTER_KEEP: usize = 64 * 1024;
 
@@ -191,6 +193,7 @@ impl Delivery {
             control: Arc::clone(&control),
             shield_kinds: HashMap::new(),
             receivers_of: HashMap::new(),
+            deferred: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("sentinel-deliver-pump".into())
@@ -228,6 +231,8 @@ struct Pump {
     shield_kinds: HashMap<String, ActionKind>,
     /// Each anomaly's alert receivers, for escalations.
     receivers_of: HashMap<String, Vec<String>>,
+    /// Failed callbacks waiting for their anomaly's receivers, since when.
+    deferred: Vec<(Instant, OutboxRecord)>,
 }
 
 impl Pump {
@@ -278,7 +283,9 @@ impl Pump {
                 break;
             }
             let finishing = self.control.finishing.load(Relaxed);
-            if finishing && outbox_idle && in_flight.jobs() == 0 && self.outbox.caught_up() {
+            let drained = finishing && outbox_idle && self.outbox.caught_up();
+            self.release_callbacks(drained, &lanes, &mut in_flight);
+            if drained && in_flight.jobs() == 0 {
                 break;
             }
             let records = match self.outbox.poll(POLL_BATCH) {
@@ -309,7 +316,59 @@ impl Pump {
         runtime.shutdown_timeout(Duration::from_millis(100));
     }
 
+    /// A failed callback waits for its anomaly's alert to be read (Shield may answer before the
+    /// alert's group wait is over): it is held, and holds the outbox commit, until the alert is
+    /// seen, [`CALLBACK_WAIT`] passes, or the outbox is drained.
+    fn release_callbacks(
+        &mut self,
+        drained: bool,
+        lanes: &[tokio::sync::mpsc::Sender<Task>],
+        in_flight: &mut InFlight,
+    ) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(since, record)| drained || since.elapsed() >= CALLBACK_WAIT || !self.awaits_receivers(record));
+        self.deferred = waiting;
+        for (_, record) in ready {
+            in_flight.close(Ticket {
+                source: record.source,
+                position: record.position,
+            });
+            self.dispatch_now(record, lanes, in_flight);
+        }
+    }
+
+    /// Whether `record` is a failed callback whose anomaly's receivers are not known yet.
+    fn awaits_receivers(&self, record: &OutboxRecord) -> bool {
+        serde_json::from_slice::<ShieldCallback>(&record.bytes)
+            .is_ok_and(|cb| cb.status == CallbackStatus::Failed && !self.receivers_of.contains_key(&cb.anomaly_id))
+    }
+
     fn dispatch(&mut self, record: OutboxRecord, lanes: &[tokio::sync::mpsc::Sender<Task>], in_flight: &mut InFlight) {
+        if record.stream == OutboxStream::Callbacks && self.awaits_receivers(&record) {
+            in_flight.open(
+                Ticket {
+                    source: record.source,
+                    position: record.position,
+                },
+                1,
+                record.position + 1,
+            );
+            self.deferred.push((Instant::now(), record));
+            return;
+        }
+        self.dispatch_now(record, lanes, in_flight);
+    }
+
+    fn dispatch_now(
+        &mut self,
+        record: OutboxRecord,
+        lanes: &[tokio::sync::mpsc::Sender<Task>],
+        in_flight: &mut InFlight,
+    ) {
         let ticket = Ticket {
             source: record.source,
             position: record.position,
@@ -731,5 +790,96 @@ async fn http_attempt(client: &HttpClient, request: &HttpRequest) -> Tried {
             answer: text,
             incident_id: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HttpTarget;
+    use crate::loopback::{Faults, ReceiverServer};
+    use crate::outbox::{FileOutbox, FileStatusLog};
+    use sentinel_connectors::http::retry::RetryPolicy;
+    use sentinel_dataflows::act::{WebhookEvent, WebhookRecord, WebhookSubject};
+    use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType};
+
+    fn record(i: u64) -> WebhookRecord {
+        let a = Anomaly::build(AnomalyDraft {
+            id_parts: &[b"t", &i.to_le_bytes()],
+            detector_id: "prompt-injection",
+            detector_type: DetectorType::Rule,
+            severity: Severity::Critical,
+            score: 0.9,
+            title: "t".into(),
+            description: String::new(),
+            entity: AffectedEntity {
+                entity_type: "user".into(),
+                id: "u".into(),
+                name: "u".into(),
+            },
+            metrics: AnomalyMetrics {
+                baseline_value: 0.0,
+                observed_value: 1.0,
+                deviation: 0.0,
+                threshold: 0.5,
+            },
+            at_ms: 1_717_200_000_000,
+            window_ms: (1_717_200_000_000, 1_717_200_000_000),
+            sample_events: Vec::new(),
+        });
+        WebhookRecord {
+            id: WebhookRecord::id_of(WebhookEvent::AnomalyDetected, &a.id, 0),
+            event: WebhookEvent::AnomalyDetected,
+            hook: 0,
+            anomaly_id: a.id.clone(),
+            timestamp: a.timestamp.clone(),
+            subject: WebhookSubject::Anomaly(Box::new(a)),
+        }
+    }
+
+    #[test]
+    fn an_attempt_past_its_timeout_is_retried_and_then_dead_lettered_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = (0..3).map(|i| serde_json::to_string(&record(i)).unwrap()).collect();
+        std::fs::write(dir.path().join("webhooks.jsonl"), lines.join("\n") + "\n").unwrap();
+        // The receiver answers after 400 ms; each attempt may take 100 ms.
+        let server = ReceiverServer::start(
+            Faults {
+                delay: Duration::from_millis(400),
+                ..Faults::default()
+            },
+            None,
+        );
+        let config = DeliveryConfig {
+            webhooks: vec![HttpTarget {
+                name: "slow".into(),
+                url: format!("{}/hooks/slow", server.url()),
+                headers: Vec::new(),
+                secret: None,
+                template: None,
+                timeout: Duration::from_millis(100),
+                retry: RetryPolicy {
+                    max_attempts: 2,
+                    base: Duration::from_millis(10),
+                    ..RetryPolicy::default()
+                },
+            }],
+            ..DeliveryConfig::default()
+        };
+        let outbox = FileOutbox::new(dir.path(), &[(OutboxStream::Webhooks, "webhooks")]);
+        let delivery = Delivery::start(config, Box::new(outbox), Box::new(FileStatusLog::new(dir.path()))).unwrap();
+        let stats = delivery.finish(Duration::from_secs(30));
+        assert_eq!(stats.dead_lettered.load(Relaxed), 3);
+        assert_eq!(stats.retries.load(Relaxed), 3, "one retry each, then given up");
+        let letters = std::fs::read_to_string(dir.path().join("delivery_deadletter.jsonl")).unwrap();
+        let letters: Vec<serde_json::Value> = letters.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(letters.len(), 3);
+        assert!(letters
+            .iter()
+            .all(|l| l["reason"] == "delivery_failed" && l["detail"].as_str().unwrap().contains("slow")));
+        let statuses = std::fs::read_to_string(dir.path().join("action_statuses.jsonl")).unwrap();
+        assert!(statuses
+            .lines()
+            .all(|l| l.contains("\"dead_lettered\"") && l.contains("\"attempts\":2")));
     }
 }

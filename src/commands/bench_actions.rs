@@ -190,6 +190,7 @@ fn run_job(
             &OutputTarget::Discard,
             Some(dir),
             "bench",
+            "",
         )?);
     } else {
         spec.actions = None;

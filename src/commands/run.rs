@@ -263,6 +263,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             &spec.output,
             spec.outbox_dir.as_deref(),
             &cfg.kafka.group_id,
+            &cfg.kafka.callbacks_topic,
         )?)
     } else {
         None

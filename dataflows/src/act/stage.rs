@@ -339,12 +339,7 @@ impl ActionStage {
                     title,
                 } => {
                     if let Some(s) = &suppression {
-                        taken.push(ActionTaken {
-                            action_id: action.action_id.to_string(),
-                            action: ActionKind::Alert,
-                            status: TakenStatus::Suppressed,
-                            reason: Some(suppression_reason(s)),
-                        });
+                        taken.push(suppressed(action.action_id, ActionKind::Alert, s));
                         continue;
                     }
                     let group = group_key(&self.config.group_by, &labels, &receivers);
@@ -426,12 +421,7 @@ impl ActionStage {
                         _ => &[],
                     };
                     if let Some(s) = &suppression {
-                        taken.push(ActionTaken {
-                            action_id: action.action_id.to_string(),
-                            action: ActionKind::Webhook,
-                            status: TakenStatus::Suppressed,
-                            reason: Some(suppression_reason(s)),
-                        });
+                        taken.push(suppressed(action.action_id, ActionKind::Webhook, s));
                         continue;
                     }
                     if !wants(events, WebhookEvent::AnomalyDetected) && !wants(events, WebhookEvent::AnomalyResolved) {
@@ -678,10 +668,17 @@ fn kind_of(spec: &ActionSpec) -> ActionKind {
     }
 }
 
-fn suppression_reason(s: &super::suppress::Suppression) -> String {
-    match s {
+/// An action held back by `s`, as `actions_taken` lists it.
+fn suppressed(action_id: StableId, action: ActionKind, s: &super::suppress::Suppression) -> ActionTaken {
+    let reason = match s {
         super::suppress::Suppression::Silenced(id) => format!("silenced by {id}"),
         super::suppress::Suppression::Inhibited(id) => format!("inhibited by {id}"),
+    };
+    ActionTaken {
+        action_id: action_id.to_string(),
+        action,
+        status: TakenStatus::Suppressed,
+        reason: Some(reason),
     }
 }
 
