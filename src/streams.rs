@@ -73,8 +73,6 @@ pub struct StreamSpec {
     pub key: &'static str,
     /// What each record is.
     pub record: RecordKind,
-    /// Written only when a user asked for it (`outputs.*`, judges or actions configured).
-    pub optional: bool,
 }
 
 /// Every output stream.
@@ -85,7 +83,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.anomalies",
         key: "affected entity",
         record: RecordKind::Anomaly,
-        optional: false,
     },
     StreamSpec {
         stream: OutputStream::DeadLetters,
@@ -93,7 +90,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.deadletter",
         key: "source position",
         record: RecordKind::DeadLetter,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Aggregates,
@@ -101,7 +97,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.aggregates",
         key: "dimension and window",
         record: RecordKind::Aggregate,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Decisions,
@@ -109,7 +104,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.decisions",
         key: "event id",
         record: RecordKind::Decision,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Judgements,
@@ -117,7 +111,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.judgements",
         key: "cache key",
         record: RecordKind::Judgement,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Actions,
@@ -125,7 +118,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.actions",
         key: "target entity",
         record: RecordKind::ShieldAction,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Alerts,
@@ -133,7 +125,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.alerts",
         key: "group key",
         record: RecordKind::Alert,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Incidents,
@@ -141,7 +132,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.incidents",
         key: "entity (type:id)",
         record: RecordKind::Incident,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::Webhooks,
@@ -149,7 +139,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.webhooks",
         key: "anomaly id",
         record: RecordKind::Webhook,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::ActionStatuses,
@@ -157,7 +146,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.action-statuses",
         key: "action id",
         record: RecordKind::ActionStatus,
-        optional: true,
     },
     StreamSpec {
         stream: OutputStream::State,
@@ -165,7 +153,6 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "",
         key: "namespace and entity",
         record: RecordKind::State,
-        optional: true,
     },
 ];
 

@@ -32,17 +32,6 @@ pub enum OutboxStream {
     Callbacks,
 }
 
-impl OutboxStream {
-    /// Every stream.
-    pub const ALL: [OutboxStream; 5] = [
-        OutboxStream::Actions,
-        OutboxStream::Alerts,
-        OutboxStream::Incidents,
-        OutboxStream::Webhooks,
-        OutboxStream::Callbacks,
-    ];
-}
-
 /// An HTTP call, signed at each attempt when a secret is set.
 #[derive(Clone, Debug)]
 pub struct HttpCall {

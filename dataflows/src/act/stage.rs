@@ -202,11 +202,6 @@ impl ActionStage {
         }
     }
 
-    /// Whether any detector has actions: without, the stage only annotates.
-    pub fn acts(&self) -> bool {
-        self.config.by_detector.values().any(|specs| !specs.is_empty())
-    }
-
     /// Conditions not yet resolved.
     pub fn active_conditions(&self) -> usize {
         self.conditions.len()
