@@ -395,3 +395,49 @@ integrations:
         }
     );
 }
+
+#[test]
+fn the_actions_example_resolves_receivers_endpoints_and_templates() {
+    let text = include_str!("../../examples/actions.yaml");
+    let cfg = SentinelConfig::parse(text).unwrap();
+    let act = cfg.act_config().unwrap().expect("the example has actions");
+    assert_eq!(
+        act.by_detector["prompt-injection"].len(),
+        5,
+        "3 of its own and the 2 integrations webhooks"
+    );
+    let delivery = cfg.delivery().unwrap();
+    assert_eq!(delivery.receivers.len(), 3);
+    assert_eq!(delivery.webhooks.len(), 2);
+    assert!(delivery.webhooks[1].template.is_some());
+    assert_eq!(delivery.shield.as_ref().unwrap().endpoint, "127.0.0.1:9090");
+    assert!(delivery.delivers());
+    // A receiver type, a template field or a silence label that does not exist is a load error
+    // naming its key and line.
+    for (bad, key) in [
+        ("type: slack", "receivers[1]"),
+        ("{{ .anomaly.score }}", "integrations.webhooks[1].template"),
+    ] {
+        let broken = text.replacen(
+            bad,
+            if bad.starts_with("type") {
+                "type: teams"
+            } else {
+                "{{ .anomaly.scor }}"
+            },
+            1,
+        );
+        let err = SentinelConfig::parse(&broken).unwrap_err().0;
+        assert!(err.contains(key) && err.contains("(line"), "{err}");
+    }
+    let silenced = text.replacen(
+        "  resolve_after_windows: 3\n",
+        "  resolve_after_windows: 3\n  silences:\n    - {id: s, matchers: [\"tenant=acme\"], starts_at: \"2024-06-01T00:00:00Z\", ends_at: \"2024-06-02T00:00:00Z\"}\n",
+        1,
+    );
+    let err = SentinelConfig::parse(&silenced).unwrap_err().0;
+    assert!(
+        err.contains("alerting.silences[0].matchers[0]") && err.contains("unknown label `tenant`"),
+        "{err}"
+    );
+}
