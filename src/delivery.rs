@@ -35,8 +35,20 @@ pub fn outbox_dir(output: &OutputTarget, configured: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Starts delivering this run's outbox. Files: the outbox files are emptied first (the job
-/// appends to them, and the delivery reads them from the start); what an earlier run
+/// Empties the action files in `dir` before a run: the job appends to them (so that a
+/// delivery following them never sees a file truncated under it), and each run's files hold
+/// that run's records.
+pub fn empty_outbox(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (_, s) in OUTBOX {
+        let path = dir.join(format!("{}.jsonl", s.name()));
+        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Starts delivering this run's outbox, emptied by [`empty_outbox`]. Files: the delivery reads
+/// them from the start; what an earlier run
 /// delivered is in `action_statuses.jsonl` and is not sent again; Shield's callbacks are read
 /// from `callbacks.jsonl` there. Kafka: the delivery reads the action topics and
 /// `callbacks_topic` as consumer group `<group>-delivery`.
@@ -73,11 +85,6 @@ pub fn start(
             (Box::new(outbox), Box::new(log))
         }
         (_, Some(dir)) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            for (_, s) in OUTBOX {
-                let path = dir.join(format!("{}.jsonl", s.name()));
-                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            }
             let mut names: Vec<(OutboxStream, &str)> = OUTBOX.iter().map(|(o, s)| (*o, s.name())).collect();
             // Written by Shield (or whatever relays its callbacks), never emptied here.
             names.push((OutboxStream::Callbacks, "callbacks"));

@@ -231,8 +231,8 @@ struct Pump {
     shield_kinds: HashMap<String, ActionKind>,
     /// Each anomaly's alert receivers, for escalations.
     receivers_of: HashMap<String, Vec<String>>,
-    /// Failed callbacks waiting for their anomaly's receivers, since when.
-    deferred: Vec<(Instant, OutboxRecord)>,
+    /// Failed callbacks waiting for their anomaly's receivers: since when, and which anomaly.
+    deferred: Vec<(Instant, String, OutboxRecord)>,
 }
 
 impl Pump {
@@ -328,11 +328,14 @@ impl Pump {
         if self.deferred.is_empty() {
             return;
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
-            .into_iter()
-            .partition(|(since, record)| drained || since.elapsed() >= CALLBACK_WAIT || !self.awaits_receivers(record));
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.deferred)
+                .into_iter()
+                .partition(|(since, anomaly, _)| {
+                    drained || since.elapsed() >= CALLBACK_WAIT || self.receivers_of.contains_key(anomaly)
+                });
         self.deferred = waiting;
-        for (_, record) in ready {
+        for (_, _, record) in ready {
             in_flight.close(Ticket {
                 source: record.source,
                 position: record.position,
@@ -341,14 +344,20 @@ impl Pump {
         }
     }
 
-    /// Whether `record` is a failed callback whose anomaly's receivers are not known yet.
-    fn awaits_receivers(&self, record: &OutboxRecord) -> bool {
+    /// The anomaly a failed callback in `record` waits for, when its receivers are not known yet.
+    fn awaited_anomaly(&self, record: &OutboxRecord) -> Option<String> {
         serde_json::from_slice::<ShieldCallback>(&record.bytes)
-            .is_ok_and(|cb| cb.status == CallbackStatus::Failed && !self.receivers_of.contains_key(&cb.anomaly_id))
+            .ok()
+            .filter(|cb| cb.status == CallbackStatus::Failed && !self.receivers_of.contains_key(&cb.anomaly_id))
+            .map(|cb| cb.anomaly_id)
     }
 
     fn dispatch(&mut self, record: OutboxRecord, lanes: &[tokio::sync::mpsc::Sender<Task>], in_flight: &mut InFlight) {
-        if record.stream == OutboxStream::Callbacks && self.awaits_receivers(&record) {
+        let awaited = match record.stream {
+            OutboxStream::Callbacks => self.awaited_anomaly(&record),
+            _ => None,
+        };
+        if let Some(anomaly) = awaited {
             in_flight.open(
                 Ticket {
                     source: record.source,
@@ -357,7 +366,7 @@ impl Pump {
                 1,
                 record.position + 1,
             );
-            self.deferred.push((Instant::now(), record));
+            self.deferred.push((Instant::now(), anomaly, record));
             return;
         }
         self.dispatch_now(record, lanes, in_flight);
@@ -445,8 +454,7 @@ impl Pump {
     fn callback(&mut self, record: &OutboxRecord) -> Result<Vec<Job>, String> {
         let cb: ShieldCallback =
             serde_json::from_slice(&record.bytes).map_err(|e| format!("not a Shield callback: {e}"))?;
-        let state = serde_json::to_value(cb.status).ok();
-        let state_name = state.as_ref().and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let state_name = cb.status.as_str();
         let delivery_id = StableId::of(&[
             b"callback",
             cb.action_id.as_bytes(),
@@ -515,7 +523,7 @@ impl Pump {
             _ => self.stats.skipped.fetch_add(1, Relaxed),
         };
         if let Some(answer) = c.dead {
-            let why = format!("{} `{}` gave up: {answer}", kind_name(&c.status), c.status.receiver);
+            let why = format!("{} `{}` gave up: {answer}", c.status.action.as_str(), c.status.receiver);
             let letter = self.dead_letter(&c.record, why);
             self.log.dead_letter(&letter);
         }
@@ -547,13 +555,6 @@ impl Pump {
             DEAD_LETTER_KEEP,
         )
     }
-}
-
-fn kind_name(status: &ActionStatus) -> String {
-    serde_json::to_value(status.action)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn status_of(

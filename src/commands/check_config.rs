@@ -43,9 +43,11 @@ fn describe(spec: &ActionSpec, webhooks: &[(String, WebhookAction)]) -> String {
             ..
         } => {
             let target = target.map_or("the anomaly's entity", |t| t.as_str());
-            let action = serde_json::to_value(action).ok();
-            let action = action.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
-            format!("shield {action} {target} for {}s", duration_ms.div_ceil(1000))
+            format!(
+                "shield {} {target} for {}s",
+                action.as_str(),
+                duration_ms.div_ceil(1000)
+            )
         }
         ActionSpec::Alert { receivers, .. } => format!("alert {}", receivers.join(", ")),
         ActionSpec::Incident {

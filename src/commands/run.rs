@@ -256,8 +256,17 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     // Deliveries run in the first process only, on their own threads, from the outbox.
     let delivery_config = cfg.delivery().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
     let delivering = spec.actions.is_some() && delivery_config.delivers() && process_index == 0;
-    let delivery = if delivering {
+    if delivering {
         spec.outbox_dir = crate::delivery::outbox_dir(&spec.output, Path::new(&cfg.delivery.outbox_dir));
+    }
+    let appended_to = match (&spec.outbox_dir, &spec.output) {
+        (Some(dir), _) | (None, OutputTarget::Dir(dir)) if spec.actions.is_some() => Some(dir.clone()),
+        _ => None,
+    };
+    if let Some(dir) = &appended_to {
+        crate::delivery::empty_outbox(dir)?;
+    }
+    let delivery = if delivering {
         Some(crate::delivery::start(
             delivery_config,
             &spec.output,

@@ -22,6 +22,17 @@ pub enum ShieldActionType {
     Unblock,
 }
 
+impl ShieldActionType {
+    /// The wire name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShieldActionType::Block => "block",
+            ShieldActionType::RateLimit => "rate_limit",
+            ShieldActionType::Unblock => "unblock",
+        }
+    }
+}
+
 /// What a Shield action applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -44,12 +44,7 @@ pub struct ShieldRecord {
 impl ShieldRecord {
     /// The request's idempotency key for `action_id` and `action`.
     pub fn delivery_id_of(action_id: StableId, action: ShieldActionType) -> StableId {
-        let kind: &[u8] = match action {
-            ShieldActionType::Block => b"block",
-            ShieldActionType::RateLimit => b"rate_limit",
-            ShieldActionType::Unblock => b"unblock",
-        };
-        StableId::of(&[b"shield", &action_id.0.to_le_bytes(), kind])
+        StableId::of(&[b"shield", &action_id.0.to_le_bytes(), action.as_str().as_bytes()])
     }
 }
 
@@ -303,6 +298,18 @@ pub enum CallbackStatus {
     /// Any other report (the text is in the message).
     #[serde(other)]
     Other,
+}
+
+impl CallbackStatus {
+    /// The name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackStatus::Applied => "applied",
+            CallbackStatus::Ended => "ended",
+            CallbackStatus::Failed => "failed",
+            CallbackStatus::Other => "other",
+        }
+    }
 }
 
 /// `sentinel.callbacks`: Shield's report on an action, in the seed's shape.

@@ -216,10 +216,10 @@ impl ActionStage {
         }
     }
 
-    /// Takes one anomaly. Call in event-time order, with [`ActionStage::advance`] for the times
-    /// between.
+    /// Takes one anomaly, after everything due before its time. Call in event-time order.
     pub fn anomaly(&mut self, mut anomaly: Anomaly, out: &mut Acted) {
         let at = parse_rfc3339_ms(&anomaly.timestamp).unwrap_or(0);
+        self.advance(at.saturating_sub(1), out);
         let labels = labels_of(&anomaly);
         let entity = format!("{}:{}", anomaly.affected_entity.entity_type, anomaly.affected_entity.id);
         let condition_key = format!("{}|{entity}", anomaly.detector_id);
@@ -725,13 +725,7 @@ fn incident_body(
         description.push_str("- none before this incident\n");
     }
     for t in taken {
-        let action = serde_json::to_value(t.action).ok();
-        let status = serde_json::to_value(t.status).ok();
-        description.push_str(&format!(
-            "- {}: {}\n",
-            action.as_ref().and_then(|v| v.as_str()).unwrap_or("?"),
-            status.as_ref().and_then(|v| v.as_str()).unwrap_or("?"),
-        ));
+        description.push_str(&format!("- {}: {}\n", t.action.as_str(), t.status.as_str()));
     }
     IncidentBody {
         source: "llm-sentinel".into(),
@@ -879,8 +873,6 @@ mod tests {
     fn run(stage: &mut ActionStage, anomalies: Vec<Anomaly>, end: u64) -> Acted {
         let mut out = Acted::default();
         for a in anomalies {
-            let at = parse_rfc3339_ms(&a.timestamp).unwrap();
-            stage.advance(at.saturating_sub(1), &mut out);
             stage.anomaly(a, &mut out);
         }
         stage.advance(end, &mut out);
@@ -1161,6 +1153,14 @@ mod tests {
             T0 + 60 * MIN,
         );
         roundtrip(&out.anomalies);
+        // The names written by hand are the serialized ones.
+        for t in out.anomalies.iter().flat_map(|a| &a.actions_taken) {
+            assert_eq!(serde_json::to_value(t.action).unwrap(), t.action.as_str());
+            assert_eq!(serde_json::to_value(t.status).unwrap(), t.status.as_str());
+        }
+        for r in &out.shield {
+            assert_eq!(serde_json::to_value(r.action).unwrap(), r.action.as_str());
+        }
         roundtrip(&out.shield);
         roundtrip(&out.alerts);
         roundtrip(&out.incidents);

@@ -148,6 +148,23 @@ pub enum ActionKind {
     ShieldReport,
 }
 
+impl ActionKind {
+    /// The wire name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::ShieldBlock => "shield.block",
+            ActionKind::ShieldRateLimit => "shield.rate_limit",
+            ActionKind::ShieldUnblock => "shield.unblock",
+            ActionKind::Alert => "alert",
+            ActionKind::IncidentCreate => "incident.create",
+            ActionKind::IncidentComment => "incident.comment",
+            ActionKind::IncidentResolve => "incident.resolve",
+            ActionKind::Webhook => "webhook",
+            ActionKind::ShieldReport => "shield.report",
+        }
+    }
+}
+
 /// What the planner did with one configured action of an anomaly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +178,18 @@ pub enum TakenStatus {
     Suppressed,
     /// Not applicable to this anomaly.
     Skipped,
+}
+
+impl TakenStatus {
+    /// The wire name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TakenStatus::Planned => "planned",
+            TakenStatus::Grouped => "grouped",
+            TakenStatus::Suppressed => "suppressed",
+            TakenStatus::Skipped => "skipped",
+        }
+    }
 }
 
 /// One action the planner took for an anomaly.

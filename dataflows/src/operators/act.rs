@@ -86,8 +86,6 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
                 pending.take_before(now, &mut ready);
                 ready.sort_by(|a, b| (&a.timestamp, &a.id).cmp(&(&b.timestamp, &b.id)));
                 for a in ready.drain(..) {
-                    let at = parse_rfc3339_ms(&a.timestamp).unwrap_or(0);
-                    stage.advance(at.saturating_sub(1), &mut acted);
                     stage.anomaly(a, &mut acted);
                 }
                 match frontier {
