@@ -106,13 +106,16 @@ pub struct JobSpec {
     pub outbox_dir: Option<PathBuf>,
 }
 
-/// The two acknowledgement probes every user-facing output is behind.
+/// The acknowledgement probes every user-facing output is behind.
 #[derive(Clone)]
 struct Acknowledged {
-    /// Every output, the baseline checkpoints included: offsets are committed behind it.
+    /// Every output, the checkpoints included: offsets are committed behind it.
     all: ProbeHandle<u64>,
-    /// Every output but the checkpoints, which wait for it.
+    /// Every output but the checkpoints: the actions stage's checkpoints wait for it.
     outputs: ProbeHandle<u64>,
+    /// Every output and the actions stage's checkpoints: the detectors' checkpoints wait for
+    /// it, so a restart never skips an event whose anomaly the restored actions state lacks.
+    for_detector_state: ProbeHandle<u64>,
 }
 
 /// Counts each record written to `stream`.
@@ -121,7 +124,7 @@ fn counting<T>(stats: &Arc<JobStats>, stream: OutputStream) -> impl FnMut(&T) + 
     move |_| stats.add_written(stream.name())
 }
 
-/// Writes `records` to `sink` from the writer worker, behind both probes.
+/// Writes `records` to `sink` from the writer worker, behind every probe.
 fn write_out<'s, T, F, O>(
     records: Stream<'s, u64, Vec<T>>,
     name: &str,
@@ -139,7 +142,8 @@ fn write_out<'s, T, F, O>(
         .exchange(move |_| writer)
         .sink_json(name, sink, to_json, observe)
         .probe_with(&acknowledged.all)
-        .probe_with(&acknowledged.outputs);
+        .probe_with(&acknowledged.outputs)
+        .probe_with(&acknowledged.for_detector_state);
 }
 
 /// Detector state checkpointed to Kafka, consistent with the committed offsets.
@@ -257,6 +261,12 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             Some(_) => Some(open(OutputStream::State)?),
             None => None,
         };
+        // The actions stage's checkpoints have a sink of their own: the detectors' checkpoints
+        // wait for it.
+        let action_state_sink = match (&spec.state, &spec.actions) {
+            (Some(_), Some(_)) => Some(open(OutputStream::State)?),
+            _ => None,
+        };
         let aggregate_sink = if spec.write_aggregates {
             Some(open(OutputStream::Aggregates)?)
         } else {
@@ -281,11 +291,10 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         // Passes a time once every output before it is acknowledged by its transport; offsets
         // are committed behind it.
         let acknowledged = ProbeHandle::new();
-        // The same, for every output but the baseline checkpoints, which wait for it.
-        let outputs_acknowledged = ProbeHandle::new();
-        let both = Acknowledged {
+        let probes = Acknowledged {
             all: acknowledged.clone(),
-            outputs: outputs_acknowledged.clone(),
+            outputs: ProbeHandle::new(),
+            for_detector_state: ProbeHandle::new(),
         };
         worker.dataflow::<u64, _, _>(|scope| {
             let mut ingest_config = spec.ingest.clone();
@@ -303,7 +312,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             let checkpoints = spec.state.as_ref().map(|s| StateCheckpoints {
                 namespace: s.namespace.clone(),
                 restored: Arc::clone(&s.restored),
-                outputs_acknowledged: outputs_acknowledged.clone(),
+                outputs_acknowledged: probes.for_detector_state.clone(),
                 actor_interval_ms: s.actor_interval_ms,
                 stats: Arc::clone(&stats),
             });
@@ -316,7 +325,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 // delivered already (a decision goes out no later than its event's time).
                 let screened = screened.filter(move |e| e.timestamp_ms >= resume_after);
                 let agents = g.judges.as_ref().map_or_else(AgentSwitches::default, |j| j.agents);
-                let assessed = screened.assess(g.policies.clone(), g.behavior.clone(), agents, checkpoints);
+                let assessed = screened.assess(g.policies.clone(), g.behavior.clone(), agents, checkpoints.clone());
                 anomalies = anomalies.concat(assessed.anomalies);
                 state = state.concat(assessed.snapshots.map(StateRecord::Actor));
                 // Only escalated requests pass the judge stage; every other decision is final.
@@ -335,7 +344,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                                 writer,
                                 as_itself,
                                 move |r| counter.add_judgement(&r.analysis),
-                                &both,
+                                &probes,
                             );
                         }
                         assessed.decisions.concat(judged.decisions)
@@ -351,7 +360,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                         writer,
                         Decision::write_json,
                         move |d| counter.add_decision(d),
-                        &both,
+                        &probes,
                     );
                 }
             }
@@ -362,16 +371,37 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     .probe_with(&acknowledged);
             }
             if let (Some(config), Some([shield, alerts, incidents, webhooks])) = (&spec.actions, action_sinks) {
-                let acted = anomalies.act(config.clone());
+                // The stage's checkpoints wait for the outputs only; the detectors' wait for them.
+                let action_checkpoints = checkpoints.clone().map(|c| StateCheckpoints {
+                    outputs_acknowledged: probes.outputs.clone(),
+                    ..c
+                });
+                let acted = anomalies.act(config.clone(), action_checkpoints);
+                if let Some(sink) = action_state_sink {
+                    acted
+                        .snapshots
+                        .map(StateRecord::Actions)
+                        .sink_json("ActionStateSink", sink, as_itself, |_| {})
+                        .probe_with(&acknowledged)
+                        .probe_with(&probes.for_detector_state);
+                }
                 anomalies = acted.anomalies;
                 let c = counting(&stats, OutputStream::Actions);
-                write_out(acted.shield, "ActionSink", shield, writer, as_itself, c, &both);
+                write_out(acted.shield, "ActionSink", shield, writer, as_itself, c, &probes);
                 let c = counting(&stats, OutputStream::Alerts);
-                write_out(acted.alerts, "AlertSink", alerts, writer, as_itself, c, &both);
+                write_out(acted.alerts, "AlertSink", alerts, writer, as_itself, c, &probes);
                 let c = counting(&stats, OutputStream::Incidents);
-                write_out(acted.incidents, "IncidentSink", incidents, writer, as_itself, c, &both);
+                write_out(
+                    acted.incidents,
+                    "IncidentSink",
+                    incidents,
+                    writer,
+                    as_itself,
+                    c,
+                    &probes,
+                );
                 let c = counting(&stats, OutputStream::Webhooks);
-                write_out(acted.webhooks, "WebhookSink", webhooks, writer, as_itself, c, &both);
+                write_out(acted.webhooks, "WebhookSink", webhooks, writer, as_itself, c, &probes);
             }
             let counter = Arc::clone(&stats);
             write_out(
@@ -381,16 +411,16 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 writer,
                 as_itself,
                 move |a| counter.add_anomalies(&a.detector_id, 1),
-                &both,
+                &probes,
             );
             if let Some(sink) = dead_sink {
-                write_out(dead, "DeadLetterSink", sink, writer, as_itself, |_| {}, &both);
+                write_out(dead, "DeadLetterSink", sink, writer, as_itself, |_| {}, &probes);
             }
             if let Some(sink) = aggregate_sink {
                 let to_json = |w: &_, out: &mut Vec<u8>| {
                     serde_json::to_writer(out, &sentinel_dataflows::window::WindowAggregate::record(w))
                 };
-                write_out(windows, "AggregateSink", sink, writer, to_json, |_| {}, &both);
+                write_out(windows, "AggregateSink", sink, writer, to_json, |_| {}, &probes);
             }
         });
         // Parks at most a while, so a graceful stop is seen even with nothing to do.

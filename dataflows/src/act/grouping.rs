@@ -140,6 +140,12 @@ impl Grouper {
         }
     }
 
+    /// Takes the groups of `checkpoint`, keeping this grouper's timing (the config may have
+    /// changed across the restart).
+    pub fn restore_groups(&mut self, checkpoint: Grouper) {
+        self.groups = checkpoint.groups;
+    }
+
     /// Groups with state.
     pub fn len(&self) -> usize {
         self.groups.len()

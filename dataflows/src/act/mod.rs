@@ -16,5 +16,5 @@ pub use records::{
     ActionStatus, AlertRecord, AlertStatus, CallbackStatus, DeliveryState, IncidentBody, IncidentMetadata, IncidentOp,
     IncidentRecord, ShieldCallback, ShieldRecord, WebhookEvent, WebhookRecord, WebhookSubject,
 };
-pub use stage::{labels_of, ActConfig, Acted, ActionStage, LABELS};
+pub use stage::{labels_of, ActConfig, Acted, ActionSnapshot, ActionStage, LABELS};
 pub use suppress::{InhibitRule, Labels, Matcher, Silence, Suppression, Suppressor};

@@ -93,11 +93,15 @@ impl InhibitRule {
         }
     }
 
-    fn key(&self, labels: &Labels) -> Vec<String> {
-        self.equal
+    /// The `equal` labels' values, as one string (a JSON array, so no two differ only in
+    /// where a separator falls, and the state checkpoints as a JSON map).
+    fn key(&self, labels: &Labels) -> String {
+        let values: Vec<&str> = self
+            .equal
             .iter()
-            .map(|l| labels.get(l).cloned().unwrap_or_default())
-            .collect()
+            .map(|l| labels.get(l).map_or("", String::as_str))
+            .collect();
+        serde_json::to_string(&values).unwrap_or_default()
     }
 }
 
@@ -123,7 +127,7 @@ pub struct Suppressor {
     /// How long a source alert inhibits after it was last seen firing, unless resolved first.
     hold_ms: u64,
     /// Per rule: the `equal` values of firing sources, and per source alert its last sighting.
-    sources: Vec<BTreeMap<Vec<String>, BTreeMap<String, u64>>>,
+    sources: Vec<BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
 /// Why an alert is not notified.
@@ -145,6 +149,14 @@ impl Suppressor {
             silences: Vec::new(),
             hold_ms,
             sources,
+        }
+    }
+
+    /// Takes the firing sources of `checkpoint` if its rules are these (the config may have
+    /// changed across the restart); silences stay as configured.
+    pub fn restore_sources(&mut self, checkpoint: Suppressor) {
+        if checkpoint.rules == self.rules {
+            self.sources = checkpoint.sources;
         }
     }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::behavior::ActorSnapshot;
 use super::statistical::BaselineSnapshot;
+use crate::act::ActionSnapshot;
 
 /// One record of the state topic, tagged by `kind` so every state a restart needs shares one
 /// compacted topic.
@@ -14,6 +15,8 @@ pub enum StateRecord {
     Baseline(BaselineSnapshot),
     /// The behavioral state of one actor.
     Actor(ActorSnapshot),
+    /// The actions stage's open conditions, incidents and alert groups.
+    Actions(ActionSnapshot),
 }
 
 impl StateRecord {
@@ -22,6 +25,7 @@ impl StateRecord {
         match self {
             StateRecord::Baseline(b) => &b.state_key,
             StateRecord::Actor(a) => &a.state_key,
+            StateRecord::Actions(a) => &a.state_key,
         }
     }
 }
@@ -33,6 +37,8 @@ pub struct RestoredState {
     pub baselines: Vec<BaselineSnapshot>,
     /// Behavioral actor states.
     pub actors: Vec<ActorSnapshot>,
+    /// The actions stage's state.
+    pub actions: Option<ActionSnapshot>,
 }
 
 impl RestoredState {
@@ -43,6 +49,7 @@ impl RestoredState {
             match record {
                 StateRecord::Baseline(b) => restored.baselines.push(b),
                 StateRecord::Actor(a) => restored.actors.push(a),
+                StateRecord::Actions(a) => restored.actions = Some(a),
             }
         }
         restored
@@ -50,7 +57,7 @@ impl RestoredState {
 
     /// Records restored.
     pub fn len(&self) -> usize {
-        self.baselines.len() + self.actors.len()
+        self.baselines.len() + self.actors.len() + usize::from(self.actions.is_some())
     }
 
     /// Nothing restored.
