@@ -390,12 +390,121 @@ fn a_job_killed_between_send_and_acknowledgement_resends_under_the_same_keys() {
     assert!(statuses.iter().all(|s| s["status"] == "delivered"), "{statuses:#?}");
 }
 
+/// One test's topics on the real broker, and a `kafka:` config section naming them.
+struct Broker {
+    brokers: String,
+    run_id: String,
+}
+
+impl Broker {
+    fn new(name: &str) -> Broker {
+        let run_id = format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        );
+        Broker {
+            brokers: std::env::var("SENTINEL_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            run_id,
+        }
+    }
+
+    fn topic(&self, stream: &str) -> String {
+        format!("{}-{stream}", self.run_id)
+    }
+
+    /// The `kafka:` section: every output stream to its own topic, plus `extra` settings.
+    fn section(&self, extra: &str) -> String {
+        let streams = [
+            "anomalies",
+            "deadletter",
+            "aggregates",
+            "decisions",
+            "judgements",
+            "actions",
+            "alerts",
+            "incidents",
+            "webhooks",
+            "action_statuses",
+        ];
+        let outputs: Vec<String> = streams.iter().map(|s| format!("{s}: {}", self.topic(s))).collect();
+        format!(
+            "kafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{{}}}\n{extra}",
+            self.brokers,
+            self.topic("group"),
+            self.topic("in"),
+            self.topic("checkpoints"),
+            self.topic("state"),
+            outputs.join(", ")
+        )
+    }
+
+    /// Creates the input topic with 2 partitions and publishes `trace` to it.
+    fn produce(&self, trace: &Path) {
+        let settings = sentinel_connectors::kafka::KafkaSettings {
+            brokers: self.brokers.clone(),
+            ..Default::default()
+        };
+        sentinel_connectors::kafka::create_topic(&settings, &self.topic("in"), 2).unwrap();
+        sentinel(&[
+            "produce",
+            trace.to_str().unwrap(),
+            "--brokers",
+            &self.brokers,
+            "--topic",
+            &self.topic("in"),
+        ]);
+    }
+
+    /// Every record of one stream's topic.
+    fn consume(&self, stream: &str) -> Vec<Value> {
+        let out = sentinel(&["consume", "--brokers", &self.brokers, &self.topic(stream)]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The same, or nothing while the job has not created the topic yet.
+    fn consume_if_created(&self, stream: &str) -> Vec<Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["consume", "--brokers", &self.brokers, &self.topic(stream)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Runs the job from Kafka to Kafka until caught up; returns its summary.
+    fn run(&self, config: &Path, dir: &Path) -> Value {
+        let summary = dir.join("summary.json");
+        sentinel(&[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--input",
+            "kafka",
+            "--output",
+            "kafka",
+            "--exit-when-caught-up",
+            "--no-progress",
+            "--summary",
+            summary.to_str().unwrap(),
+        ]);
+        read_json(&summary)
+    }
+}
+
 /// The seed's two scenarios through the real broker: the job reads the trace from Kafka, writes
 /// every stream to its topic, and the delivery reads the action topics as its own consumer
 /// group and carries them out against the loopback servers.
 #[test]
 fn the_seed_scenarios_run_end_to_end_on_the_broker() {
-    let brokers = std::env::var("SENTINEL_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let dir = tempfile::tempdir().unwrap();
     let trace = gen_trace(dir.path());
     let http = ReceiverServer::start(
@@ -406,71 +515,11 @@ fn the_seed_scenarios_run_end_to_end_on_the_broker() {
         Some(WebhookSecret::parse(SECRET).unwrap()),
     );
     let shield = ShieldServer::start(4);
-    let run_id = format!(
-        "actions-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let topic = |s: &str| format!("{run_id}-{s}");
-    let streams = [
-        "anomalies",
-        "deadletter",
-        "aggregates",
-        "decisions",
-        "judgements",
-        "actions",
-        "alerts",
-        "incidents",
-        "webhooks",
-        "action_statuses",
-    ];
-    let outputs: Vec<String> = streams.iter().map(|s| format!("{s}: {}", topic(s))).collect();
-    let kafka = format!(
-        "kafka:\n  brokers: {brokers}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{{}}}\n",
-        topic("group"),
-        topic("in"),
-        topic("checkpoints"),
-        topic("state"),
-        outputs.join(", ")
-    );
-    let cfg = config(dir.path(), &http, &shield, &kafka);
-    let settings = sentinel_connectors::kafka::KafkaSettings {
-        brokers: brokers.clone(),
-        ..Default::default()
-    };
-    sentinel_connectors::kafka::create_topic(&settings, &topic("in"), 2).unwrap();
-    sentinel(&[
-        "produce",
-        trace.to_str().unwrap(),
-        "--brokers",
-        &brokers,
-        "--topic",
-        &topic("in"),
-    ]);
-    let summary_path = dir.path().join("summary.json");
-    sentinel(&[
-        "run",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--input",
-        "kafka",
-        "--output",
-        "kafka",
-        "--exit-when-caught-up",
-        "--no-progress",
-        "--summary",
-        summary_path.to_str().unwrap(),
-    ]);
-    let consume = |s: &str| -> Vec<Value> {
-        let out = sentinel(&["consume", "--brokers", &brokers, &topic(s)]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
+    let broker = Broker::new("actions");
+    let cfg = config(dir.path(), &http, &shield, &broker.section(""));
+    broker.produce(&trace);
+    let summary = broker.run(&cfg, dir.path());
+    let consume = |s: &str| broker.consume(s);
     let actions = consume("actions");
     assert!(
         actions.iter().any(|a| a["type"] == "block"),
@@ -509,9 +558,102 @@ fn the_seed_scenarios_run_end_to_end_on_the_broker() {
     let statuses = consume("action_statuses");
     assert!(!statuses.is_empty());
     assert!(statuses.iter().all(|s| s["status"] == "delivered"), "{statuses:#?}");
-    let summary = read_json(&summary_path);
     assert_eq!(
         summary["deliveries"]["delivered"].as_u64().unwrap() as usize,
         statuses.len()
     );
+}
+
+/// A job killed with SIGKILL while conditions are open carries them on after the restart, from
+/// the actions stage's checkpoint: the same blocks, rate limits, incidents and webhooks as an
+/// uninterrupted run, none planned again under other ids, and each applied once.
+#[test]
+fn a_job_killed_mid_condition_on_the_broker_acts_on_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path());
+    let distinct = |records: &[Value], field: &str| keys(records, field);
+
+    // What an uninterrupted run plans, in file mode, against servers of its own.
+    let (file_http, file_shield) = (ReceiverServer::start(Faults::default(), None), ShieldServer::start(0));
+    let file_dir = dir.path().join("file");
+    std::fs::create_dir_all(&file_dir).unwrap();
+    let out = file_dir.join("out");
+    run(&config(&file_dir, &file_http, &file_shield, ""), &trace, &out);
+    let expected_actions = distinct(&read_jsonl(&out.join("actions.jsonl")), "delivery_id");
+    let expected_incidents = read_jsonl(&out.join("incidents.jsonl"));
+    let expected_webhooks = distinct(&read_jsonl(&out.join("webhooks.jsonl")), "id");
+    let blocks = read_jsonl(&out.join("actions.jsonl"))
+        .iter()
+        .filter(|a| a["type"] == "block")
+        .count();
+    assert!(blocks >= 1 && !expected_incidents.is_empty());
+
+    // The same trace through the broker, killed once a checkpoint holds open conditions.
+    let http = ReceiverServer::start(Faults::default(), Some(WebhookSecret::parse(SECRET).unwrap()));
+    let shield = ShieldServer::start(0);
+    let broker = Broker::new("actions-kill");
+    let kafka_dir = dir.path().join("kafka");
+    std::fs::create_dir_all(&kafka_dir).unwrap();
+    let cfg = config(
+        &kafka_dir,
+        &http,
+        &shield,
+        &broker.section("  commit_interval: 200ms\n"),
+    );
+    broker.produce(&trace);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--no-progress"])
+        .args(["--input", "kafka", "--output", "kafka", "--speed", "1200", "-w", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let open_conditions =
+        |r: &Value| r["kind"] == "actions" && r["conditions"].as_object().is_some_and(|c| !c.is_empty());
+    while !broker.consume_if_created("state").iter().any(open_conditions) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of open conditions within 90 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past that checkpoint, so the kill lands between two of them.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before it was killed"
+    );
+    child.kill().unwrap(); // SIGKILL: no flush, no final commit
+    child.wait().unwrap();
+    let summary = broker.run(&cfg, &kafka_dir);
+    assert!(
+        summary["records_in"].as_u64().unwrap() < 200_000,
+        "the restart resumed mid-stream: {}",
+        summary["records_in"]
+    );
+
+    // Across both runs: exactly the uninterrupted run's records (some written twice).
+    let actions = broker.consume("actions");
+    assert_eq!(distinct(&actions, "delivery_id"), expected_actions);
+    let incidents = broker.consume("incidents");
+    assert_eq!(distinct(&incidents, "id"), distinct(&expected_incidents, "id"));
+    assert_eq!(distinct(&broker.consume("webhooks"), "id"), expected_webhooks);
+    // And each took effect once: one Shield effect per action, one incident per create.
+    let effects: BTreeSet<(String, i32)> = shield
+        .seen()
+        .iter()
+        .filter(|e| !e.duplicate)
+        .map(|e| (e.request.action_id.clone(), e.request.r#type))
+        .collect();
+    assert_eq!(effects.len(), expected_actions.len(), "one Shield effect per action");
+    let created = expected_incidents
+        .iter()
+        .filter(|i| i["op"].get("create").is_some())
+        .count();
+    assert_eq!(http.incidents().len(), created, "no incident opened twice");
 }
