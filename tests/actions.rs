@@ -564,6 +564,16 @@ fn the_seed_scenarios_run_end_to_end_on_the_broker() {
     );
 }
 
+/// A job that never ends by itself, killed when the test ends however it ends.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A job killed with SIGKILL while conditions are open carries them on after the restart, from
 /// the actions stage's checkpoint: the same blocks, rate limits, incidents and webhooks as an
 /// uninterrupted run, none planned again under other ids, and each applied once.
@@ -601,13 +611,16 @@ fn a_job_killed_mid_condition_on_the_broker_acts_on_nothing_twice() {
         &broker.section("  commit_interval: 200ms\n"),
     );
     broker.produce(&trace);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["run", "--config", cfg.to_str().unwrap(), "--no-progress"])
-        .args(["--input", "kafka", "--output", "kafka", "--speed", "1200", "-w", "2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KilledOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["run", "--config", cfg.to_str().unwrap(), "--no-progress"])
+            .args(["--input", "kafka", "--output", "kafka", "--speed", "1200", "-w", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let open_conditions =
         |r: &Value| r["kind"] == "actions" && r["conditions"].as_object().is_some_and(|c| !c.is_empty());

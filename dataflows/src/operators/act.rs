@@ -92,6 +92,9 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
             // Checkpoints: whether the state changed since the last one, and a capability no
             // later than the first change it covers.
             let mut changed = false;
+            // The latest time an anomaly was taken at: at the end of the input, what the last
+            // checkpoint covers.
+            let mut latest_taken = 0u64;
             let mut interval_cap: Option<Capability<u64>> = None;
             let mut next_checkpoint: Option<u64> = None;
             let mut gate: AckGate<ActionSnapshot> = AckGate::default();
@@ -106,6 +109,7 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
                         if held.as_ref().is_none_or(|h| time < *h[0].time()) {
                             held = Some(std::array::from_fn(|port| cap.delayed(&time, port)));
                         }
+                        latest_taken = latest_taken.max(at);
                         pending.push(at, a);
                     }
                 });
@@ -165,11 +169,14 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
                 if let Some(c) = &checkpoints {
                     let stopping = c.stats.stop.load(std::sync::atomic::Ordering::Relaxed);
                     let due = next_checkpoint.is_none_or(|at| now >= at) || stopping;
-                    if changed && due && now != u64::MAX && now > 0 {
+                    // At the end of the input everything is taken: the last checkpoint covers it
+                    // all, and lets go of its capability.
+                    let through = if now == u64::MAX { latest_taken + 1 } else { now };
+                    if changed && (due || now == u64::MAX) && through > 0 {
                         if let Some(cap) = interval_cap.take() {
-                            // Every anomaly before `now` is taken, and everything due before it
-                            // done: the records it covers are at times before `now`.
-                            gate.hold(now - 1, cap, vec![stage.snapshot(&c.namespace, now)]);
+                            // Every anomaly before `through` is taken, and everything due before
+                            // it done: the records it covers are at times before it.
+                            gate.hold(through - 1, cap, vec![stage.snapshot(&c.namespace, through)]);
                         }
                         changed = false;
                         let interval = c.actor_interval_ms.max(1);
