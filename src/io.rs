@@ -1,6 +1,7 @@
 //! Adapters between the byte transports in `sentinel-connectors` and the dataflow's reader and
 //! sink traits. This is the only place the two crates meet.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use sentinel_dataflows::state::CommitPoint;
 use crate::kafka_input::{Checkpoint, KafkaInput};
 use crate::streams::OutputStream;
 use sentinel_dataflows::synth::{TraceConfig, TraceGenerator};
+use sentinel_serve::feed::{FeedSender, FeedStream, Unsent};
 
 /// One worker's share of a trace file.
 pub struct FileSource {
@@ -394,6 +396,72 @@ impl OutputTarget {
     /// each stream to one ordered file.
     pub fn written_by_every_worker(&self) -> bool {
         matches!(self, OutputTarget::Kafka { .. })
+    }
+}
+
+/// Writes to a sink and feeds the serving store too. The feed's queue is bounded: what it
+/// cannot take yet waits here and counts as in flight, so the frontier waits for the store
+/// instead of a worker blocking on it.
+pub struct ServedSink {
+    inner: Box<dyn RecordSink>,
+    feed: FeedSender,
+    stream: FeedStream,
+    waiting: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl ServedSink {
+    /// `inner`, with every record also fed to the store as `stream`.
+    pub fn new(inner: Box<dyn RecordSink>, feed: FeedSender, stream: FeedStream) -> ServedSink {
+        ServedSink {
+            inner,
+            feed,
+            stream,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Feeds what waits, in order, until the queue is full again.
+    fn feed_waiting(&mut self) {
+        while let Some((time, record)) = self.waiting.pop_front() {
+            match self.feed.try_send(self.stream, record) {
+                Ok(()) => {}
+                Err(Unsent::Full(record)) => {
+                    self.waiting.push_front((time, record));
+                    break;
+                }
+                Err(Unsent::Closed) => {
+                    tracing::error!("the serving store's feed stopped: records are no longer served");
+                    self.waiting.clear();
+                }
+            }
+        }
+    }
+}
+
+impl RecordSink for ServedSink {
+    fn write(&mut self, key: &str, payload: &[u8], time: u64) {
+        self.inner.write(key, payload, time);
+        self.waiting.push_back((time, payload.to_vec()));
+        self.feed_waiting();
+    }
+    fn flush(&mut self) {
+        self.inner.flush();
+        self.feed_waiting();
+    }
+    fn least_in_flight(&self) -> Option<u64> {
+        let waiting = self.waiting.iter().map(|(t, _)| *t).min();
+        match (self.inner.least_in_flight(), waiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    fn pump(&mut self) -> bool {
+        let inner_waits = self.inner.pump();
+        self.feed_waiting();
+        inner_waits || !self.waiting.is_empty()
+    }
+    fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.inner.set_waker(wake);
     }
 }
 

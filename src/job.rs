@@ -104,6 +104,8 @@ pub struct JobSpec {
     pub actions: Option<ActConfig>,
     /// Where the action streams go when the output is not Kafka: the delivery's outbox.
     pub outbox_dir: Option<PathBuf>,
+    /// `run --serve`: the serving store's feed, which the anomaly sink also writes to.
+    pub serve_feed: Option<sentinel_serve::feed::FeedSender>,
 }
 
 /// The acknowledgement probes every user-facing output is behind.
@@ -243,7 +245,14 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             }
         };
         let writer = if every_worker { index as u64 } else { 0 };
-        let anomaly_sink = open(OutputStream::Anomalies)?;
+        let mut anomaly_sink = open(OutputStream::Anomalies)?;
+        if let (Some(feed), true) = (&spec.serve_feed, index == 0 || every_worker) {
+            anomaly_sink = Box::new(crate::io::ServedSink::new(
+                anomaly_sink,
+                feed.clone(),
+                sentinel_serve::feed::FeedStream::Anomalies,
+            ));
+        }
         let dead_sink = if spec.write_dead_letters {
             Some(open(OutputStream::DeadLetters)?)
         } else {

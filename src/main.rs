@@ -7,6 +7,7 @@ mod eval;
 mod io;
 mod job;
 mod kafka_input;
+mod serving;
 mod streams;
 mod summary;
 

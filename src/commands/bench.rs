@@ -325,6 +325,7 @@ pub(crate) fn config_spec(
         write_dead_letters: true,
         actions: cfg.act_config().map_err(|(key, why)| format!("key `{key}`: {why}"))?,
         outbox_dir: None,
+        serve_feed: None,
         // As a user runs it: baselines checkpointed when Kafka is both input and output.
         state: crate::job::StateSpec::plan(&input, &output, cfg.kafka.state_interval.0)?,
         input,

@@ -44,6 +44,10 @@ sentinel run: detect anomalies in LLM telemetry
   --judge-replay SRC  answer the shadow-agent judges from a verdict journal instead of calling
                       a provider: FILE (a judgements.jsonl) or `kafka` (the judgements topic);
                       a request the journal lacks falls back with reason not_in_journal
+  --serve ADDR        serve the REST API (anomalies, acknowledge and resolve, statistics,
+                      detectors) on ADDR, e.g. 127.0.0.1:8080, from a store the job feeds;
+                      after a finite input it keeps serving until Ctrl-C
+  --store FILE        the serving store's SQLite file (default: a new file in the temp dir)
   --summary FILE      write the run summary as JSON
   --no-progress       no live progress line
 timely options (work alongside the above):
@@ -69,6 +73,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ("brokers", "LIST"),
         ("group", "ID"),
         ("judge-replay", "SRC"),
+        ("serve", "ADDR"),
+        ("store", "FILE"),
     ] {
         opts.optopt("", name, "", hint);
     }
@@ -251,6 +257,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             cfg.act_config().map_err(|(key, why)| format!("key `{key}`: {why}"))?
         },
         outbox_dir: None,
+        serve_feed: None,
     };
     let mut spec = spec;
     // Deliveries run in the first process only, on their own threads, from the outbox.
@@ -277,6 +284,19 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     } else {
         None
     };
+    let serving = match m.opt_str("serve") {
+        Some(addr) => {
+            let listen = addr
+                .parse()
+                .map_err(|_| format!("--serve: `{addr}` is not host:port, e.g. 127.0.0.1:8080"))?;
+            let serving = crate::serving::Serving::start(listen, m.opt_str("store").map(PathBuf::from), &cfg)?;
+            eprintln!("sentinel: serving the API on http://{}", serving.addr());
+            spec.serve_feed = Some(serving.sender());
+            Some(serving)
+        }
+        None if m.opt_present("store") => return Err("--store needs --serve".into()),
+        None => None,
+    };
     let stats = Arc::new(JobStats::new(threads));
     install_stop_signals(&stats)?;
     let progress = Progress::start(Arc::clone(&stats), !m.opt_present("no-progress"));
@@ -295,6 +315,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     if let Some(path) = m.opt_str("summary") {
         let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
         std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
+    }
+    if let Some(serving) = serving {
+        serving.serve_until(|| stats.stop.load(std::sync::atomic::Ordering::Relaxed));
     }
     Ok(())
 }

@@ -261,7 +261,7 @@ impl DetectorConfig {
 }
 
 /// Detector kinds this build runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorKind {
     /// Windowed metric against a rolling baseline.

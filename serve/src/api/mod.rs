@@ -1,0 +1,136 @@
+//! The HTTP server: routes, shared state, and a runtime of its own.
+
+mod error;
+pub mod rest;
+
+pub use error::ApiError;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+
+use crate::auth::Keys;
+use crate::lifecycle::LifecycleEvent;
+use crate::store::Store;
+
+/// Called with every lifecycle change made through the API (to publish it).
+pub type Publish = Arc<dyn Fn(&LifecycleEvent) + Send + Sync>;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Accepted API keys.
+    pub keys: Keys,
+    /// The detectors as configured, for `/api/v1/detectors`.
+    pub detectors: Arc<Vec<Value>>,
+    /// Publishes lifecycle changes.
+    pub publish: Publish,
+    /// Wall clock, ms since the epoch (a parameter, so tests can fix it).
+    pub clock: fn() -> u64,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/anomalies", get(rest::list_anomalies))
+        .route("/api/v1/anomalies/{id}", get(rest::get_anomaly))
+        .route("/api/v1/anomalies/{id}/acknowledge", post(rest::acknowledge))
+        .route("/api/v1/anomalies/{id}/resolve", post(rest::resolve))
+        .route("/api/v1/statistics", get(rest::statistics))
+        .route("/api/v1/detectors", get(rest::detectors))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens (the port resolved when 0 was asked).
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `listen` and serves on a runtime of its own. Without API keys only a loopback
+    /// address is accepted: an open API is never exposed by accident.
+    pub fn start(listen: SocketAddr, state: ApiState) -> Result<Server, String> {
+        if state.keys.is_open() && !listen.ip().is_loopback() {
+            return Err(format!(
+                "serve: {listen} is not a loopback address and no API key is configured (serve.api_keys): \
+                 listen on 127.0.0.1, or configure keys"
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("serve")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("serve: {e}"))?;
+        let std_listener = std::net::TcpListener::bind(listen).map_err(|e| format!("serve: binding {listen}: {e}"))?;
+        std_listener.set_nonblocking(true).map_err(|e| format!("serve: {e}"))?;
+        let addr = std_listener.local_addr().map_err(|e| format!("serve: {e}"))?;
+        if state.keys.is_open() {
+            tracing::warn!(%addr, "serve: no API keys configured, listening on loopback only");
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state);
+        let thread = std::thread::Builder::new()
+            .name("serve-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "serve: cannot listen");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::error!(error = %e, "serve: the server stopped");
+                    }
+                });
+            })
+            .map_err(|e| format!("serve: {e}"))?;
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,336 @@
+//! The REST API, in the shapes of the seed's Python client.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::ApiState;
+use crate::auth::{Denied, Scope};
+use crate::lifecycle::{Change, Refused, Status};
+use crate::store::{AnomalyFilter, Cursor, GroupBy, PageAt, Store};
+use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
+
+/// Rows a page holds at most.
+const MAX_LIMIT: u32 = 1_000;
+
+fn authorize(state: &ApiState, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.keys.check(header, needed).map_err(|d| match d {
+        Denied::Unauthenticated => ApiError::Unauthenticated,
+        Denied::Forbidden => ApiError::Forbidden,
+    })
+}
+
+/// Runs a store call off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, String> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)
+}
+
+/// Query parameters, each known by name; an unknown one is an error that names it.
+struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    fn new(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Params, ApiError> {
+        if let Some((name, _)) = pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter `{name}`; known: {}",
+                known.join(", ")
+            )));
+        }
+        Ok(Params { pairs })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Comma-separated values of every occurrence of `name`.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn time(&self, name: &str, default: u64) -> Result<u64, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(text) => parse_rfc3339_ms(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`{name}`: `{text}` is not an RFC 3339 time (e.g. 2024-06-01T00:00:00Z)"
+                ))
+            }),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| ApiError::BadRequest(format!("`{name}`: `{text}` is not a number")))
+            })
+            .transpose()
+    }
+}
+
+const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+fn severities(values: Vec<String>) -> Result<Vec<String>, ApiError> {
+    values
+        .into_iter()
+        .map(|v| {
+            let lower = v.to_ascii_lowercase();
+            if SEVERITIES.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err(ApiError::BadRequest(format!(
+                    "`severity`: unknown value `{v}`; known: {}",
+                    SEVERITIES.join(", ")
+                )))
+            }
+        })
+        .collect()
+}
+
+fn statuses(values: Vec<String>) -> Result<Vec<Status>, ApiError> {
+    values
+        .into_iter()
+        .map(|v| {
+            Status::parse(&v).ok_or_else(|| {
+                let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::BadRequest(format!("`status`: unknown value `{v}`; known: {}", known.join(", ")))
+            })
+        })
+        .collect()
+}
+
+const LIST_PARAMS: [&str; 13] = [
+    "start",
+    "end",
+    "severity",
+    "status",
+    "application_id",
+    "application",
+    "detector_id",
+    "detector",
+    "score_min",
+    "score_max",
+    "limit",
+    "offset",
+    "cursor",
+];
+
+/// `GET /api/v1/anomalies`: newest first, filtered, paged by offset or cursor.
+pub async fn list_anomalies(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let p = Params::new(pairs, &LIST_PARAMS)?;
+    let mut applications = p.list("application_id");
+    applications.extend(p.list("application"));
+    let mut detectors = p.list("detector_id");
+    detectors.extend(p.list("detector"));
+    let filter = AnomalyFilter {
+        start_ms: p.time("start", 0)?,
+        end_ms: p.time("end", u64::MAX >> 1)?,
+        severities: severities(p.list("severity"))?,
+        statuses: statuses(p.list("status"))?,
+        applications,
+        detectors,
+        score_min: p.number("score_min")?,
+        score_max: p.number("score_max")?,
+    };
+    let limit: u32 = p.number("limit")?.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit`: {limit} is not within 1..={MAX_LIMIT}"
+        )));
+    }
+    let offset: u64 = p.number("offset")?.unwrap_or(0);
+    let at = match p.get("cursor") {
+        Some(text) if offset > 0 => {
+            return Err(ApiError::BadRequest(format!(
+                "`cursor` ({text}) and `offset` are exclusive: give one"
+            )))
+        }
+        Some(text) => PageAt::After(
+            Cursor::decode(text)
+                .ok_or_else(|| ApiError::BadRequest(format!("`cursor`: `{text}` is not a cursor this API gave")))?,
+        ),
+        None => PageAt::Offset(offset),
+    };
+    let page = blocking(&state.store, move |s| s.anomalies(&filter, &at, limit)).await?;
+    Ok(Json(json!({
+        "anomalies": page.anomalies,
+        "total": page.total,
+        "limit": limit,
+        "next_cursor": page.next_cursor.map(|c| c.encode()),
+    })))
+}
+
+/// `GET /api/v1/anomalies/{id}`: one anomaly, with its audit trail.
+pub async fn get_anomaly(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let wanted = id.clone();
+    let (anomaly, audit) = blocking(&state.store, move |s| Ok((s.anomaly(&wanted)?, s.audit(&wanted)?))).await?;
+    let mut anomaly = anomaly.ok_or_else(|| ApiError::NotFound(format!("no anomaly with id `{id}`")))?;
+    if let Value::Object(map) = &mut anomaly {
+        map.insert("history".into(), serde_json::to_value(audit).unwrap_or_default());
+    }
+    Ok(Json(anomaly))
+}
+
+/// The body of acknowledge and resolve.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    /// Who acknowledges.
+    #[serde(default)]
+    acknowledged_by: Option<String>,
+    /// Who resolves.
+    #[serde(default)]
+    resolved_by: Option<String>,
+    /// Why.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn apply(
+    state: ApiState,
+    headers: HeaderMap,
+    id: String,
+    change: Change,
+    body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (field, by) = match change {
+        Change::Acknowledge => ("acknowledged_by", body.acknowledged_by),
+        Change::Resolve => ("resolved_by", body.resolved_by.or(body.acknowledged_by)),
+    };
+    let by = by
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("`{field}` is required")))?;
+    let now = (state.clock)();
+    let wanted = id.clone();
+    let note = body.note;
+    let (outcome, anomaly) = blocking(&state.store, move |s| {
+        let outcome = s.change(&wanted, change, &by, note, now)?;
+        Ok((outcome, s.anomaly(&wanted)?))
+    })
+    .await?;
+    match outcome {
+        Ok(event) => {
+            (state.publish)(&event);
+            Ok(Json(anomaly.unwrap_or(Value::Null)))
+        }
+        Err(Refused::Unknown) => Err(ApiError::NotFound(format!("no anomaly with id `{id}`"))),
+        Err(refused) => Err(ApiError::Conflict(format!("anomaly `{id}`: {refused}"))),
+    }
+}
+
+/// `POST /api/v1/anomalies/{id}/acknowledge {acknowledged_by, note}`.
+pub async fn acknowledge(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    apply(state, headers, id, Change::Acknowledge, body).await
+}
+
+/// `POST /api/v1/anomalies/{id}/resolve {resolved_by, note}`.
+pub async fn resolve(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    apply(state, headers, id, Change::Resolve, body).await
+}
+
+/// `GET /api/v1/statistics?start&end&group_by=detector_id,severity`.
+pub async fn statistics(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let p = Params::new(pairs, &["start", "end", "group_by"])?;
+    let (start, end) = (p.time("start", 0)?, p.time("end", u64::MAX >> 1)?);
+    let group_by = p
+        .list("group_by")
+        .iter()
+        .map(|g| {
+            GroupBy::parse(g).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`group_by`: unknown value `{g}`; known: detector_id, severity, application_id, detector_type"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<&'static str> = group_by.iter().map(|g| g.as_str()).collect();
+    let stats = blocking(&state.store, move |s| s.statistics(start, end, &group_by)).await?;
+    let groups: Vec<Value> = stats
+        .groups
+        .iter()
+        .map(|g| {
+            let mut row = serde_json::Map::new();
+            for (name, value) in names.iter().zip(&g.key) {
+                row.insert((*name).to_owned(), Value::String(value.clone()));
+            }
+            row.insert("count".into(), json!(g.count));
+            row.insert("average_score".into(), json!(g.average_score));
+            Value::Object(row)
+        })
+        .collect();
+    Ok(Json(json!({
+        "start": format_rfc3339_ms(start),
+        "end": format_rfc3339_ms(end.min(253_402_300_799_000)),
+        "total_anomalies": stats.total_anomalies,
+        "average_score": stats.average_score,
+        "mttr_seconds": stats.mttr_seconds,
+        "groups": groups,
+        "top_affected_entities": stats
+            .top_entities
+            .iter()
+            .map(|(entity, count)| json!({"entity": entity, "count": count}))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/v1/detectors`: the job's detectors as configured.
+pub async fn detectors(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    Ok(Json(json!({ "detectors": *state.detectors })))
+}

@@ -1,0 +1,89 @@
+//! Bearer API keys with read and admin scopes, compared in constant time.
+
+use subtle::ConstantTimeEq;
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Queries only.
+    Read,
+    /// Queries and lifecycle changes (acknowledge, resolve).
+    Admin,
+}
+
+/// One configured key.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// The secret the client sends as `Authorization: Bearer <key>`.
+    pub key: String,
+    /// What it may do.
+    pub scope: Scope,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// No key, or not one of ours: 401.
+    Unauthenticated,
+    /// A key without the scope the request needs: 403.
+    Forbidden,
+}
+
+/// The keys a server accepts; with none, every request is allowed (the server then listens
+/// on loopback only).
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    keys: Vec<ApiKey>,
+}
+
+impl Keys {
+    /// These keys.
+    pub fn new(keys: Vec<ApiKey>) -> Keys {
+        Keys { keys }
+    }
+
+    /// Whether no key is configured.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks an `Authorization` header value against `needed`. Every key is compared, in
+    /// constant time, so the answer's timing says nothing about which bytes matched.
+    ///
+    /// ```
+    /// use sentinel_serve::auth::{ApiKey, Denied, Keys, Scope};
+    /// let keys = Keys::new(vec![ApiKey { key: "r-123".into(), scope: Scope::Read }]);
+    /// assert_eq!(keys.check(Some("Bearer r-123"), Scope::Read), Ok(()));
+    /// assert_eq!(keys.check(Some("Bearer r-123"), Scope::Admin), Err(Denied::Forbidden));
+    /// assert_eq!(keys.check(Some("Bearer nope"), Scope::Read), Err(Denied::Unauthenticated));
+    /// ```
+    pub fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<(), Denied> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let presented = authorization
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(Denied::Unauthenticated)?;
+        let mut granted: Option<Scope> = None;
+        for k in &self.keys {
+            let same: bool = k.key.as_bytes().ct_eq(presented.as_bytes()).into();
+            if same {
+                granted = granted.max(Some(k.scope));
+            }
+        }
+        match granted {
+            None => Err(Denied::Unauthenticated),
+            Some(scope) if scope >= needed => Ok(()),
+            Some(_) => Err(Denied::Forbidden),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The serving store: what the APIs ask, behind a small trait so that another database can
+//! stand in for SQLite when one node is not enough.
+
+mod sqlite;
+
+pub use sqlite::{SqliteStore, StoreOptions};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::lifecycle::{Change, LifecycleEvent, Refused, Status};
+
+/// Filters of an anomaly query. Empty lists match everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnomalyFilter {
+    /// Detection time from (inclusive), ms.
+    pub start_ms: u64,
+    /// Detection time to (exclusive), ms.
+    pub end_ms: u64,
+    /// Severities (`info`, `warning`, `critical`).
+    pub severities: Vec<String>,
+    /// Lifecycle statuses.
+    pub statuses: Vec<Status>,
+    /// Applications: anomalies on the application itself.
+    pub applications: Vec<String>,
+    /// Detector ids.
+    pub detectors: Vec<String>,
+    /// Least score.
+    pub score_min: Option<f64>,
+    /// Greatest score.
+    pub score_max: Option<f64>,
+}
+
+/// Which page of the matching anomalies, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PageAt {
+    /// Skip this many.
+    Offset(u64),
+    /// After this cursor (from [`AnomalyPage::next_cursor`]): stable while anomalies arrive.
+    After(Cursor),
+}
+
+/// A position in the newest-first order: an anomaly's time and id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Detection time, ms.
+    pub ts_ms: u64,
+    /// Anomaly id.
+    pub id: String,
+}
+
+impl Cursor {
+    /// The opaque text form clients pass back.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.ts_ms, self.id)
+    }
+
+    /// Reads [`Cursor::encode`]'s form.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (ts, id) = text.split_once('.')?;
+        Some(Cursor {
+            ts_ms: ts.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// One page of anomalies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyPage {
+    /// The anomalies, newest first, each as the job wrote it with its lifecycle fields.
+    pub anomalies: Vec<Value>,
+    /// How many match in all.
+    pub total: u64,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// How statistics are broken down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By detector id.
+    Detector,
+    /// By severity.
+    Severity,
+    /// By application.
+    Application,
+    /// By detector kind.
+    DetectorType,
+}
+
+impl GroupBy {
+    /// Parses a `group_by` name (`detector_id`, `severity`, `application_id`, `detector_type`).
+    pub fn parse(name: &str) -> Option<GroupBy> {
+        match name {
+            "detector_id" | "detector" => Some(GroupBy::Detector),
+            "severity" => Some(GroupBy::Severity),
+            "application_id" | "application" => Some(GroupBy::Application),
+            "detector_type" => Some(GroupBy::DetectorType),
+            _ => None,
+        }
+    }
+
+    /// The name it is reported under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Detector => "detector_id",
+            GroupBy::Severity => "severity",
+            GroupBy::Application => "application_id",
+            GroupBy::DetectorType => "detector_type",
+        }
+    }
+}
+
+/// One group's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupStats {
+    /// The group's values, one per `group_by` name, in order.
+    pub key: Vec<String>,
+    /// Anomalies in it.
+    pub count: u64,
+    /// Their mean score.
+    pub average_score: f64,
+}
+
+/// A statistics summary over a time range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Statistics {
+    /// Anomalies detected in the range.
+    pub total_anomalies: u64,
+    /// Their mean score (0 with none).
+    pub average_score: f64,
+    /// Broken down as asked.
+    pub groups: Vec<GroupStats>,
+    /// Mean time from detection to resolution of those resolved, in seconds.
+    pub mttr_seconds: Option<f64>,
+    /// Entities with the most anomalies: `type:id` and count.
+    pub top_entities: Vec<(String, u64)>,
+}
+
+/// What the store is asked to do from outside the stream.
+pub trait Store: Send + Sync {
+    /// Records anomalies as the job wrote them (JSON). A copy of one already stored updates
+    /// its record and keeps its lifecycle. Returns how many were new.
+    fn add_anomalies(&self, records: Vec<Vec<u8>>) -> Result<u64, String>;
+
+    /// One anomaly, with its lifecycle fields.
+    fn anomaly(&self, id: &str) -> Result<Option<Value>, String>;
+
+    /// A page of anomalies matching `filter`, newest first.
+    fn anomalies(&self, filter: &AnomalyFilter, at: &PageAt, limit: u32) -> Result<AnomalyPage, String>;
+
+    /// Figures over `[start_ms, end_ms)`, broken down by `group_by`.
+    fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String>;
+
+    /// Applies a change made here: checks it, stores it and its audit row, and returns the
+    /// event to publish.
+    fn change(
+        &self,
+        anomaly_id: &str,
+        change: Change,
+        by: &str,
+        note: Option<String>,
+        at_ms: u64,
+    ) -> Result<Result<LifecycleEvent, Refused>, String>;
+
+    /// The audit trail of one anomaly, oldest first.
+    fn audit(&self, anomaly_id: &str) -> Result<Vec<LifecycleEvent>, String>;
+}

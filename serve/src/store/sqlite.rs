@@ -1,0 +1,635 @@
+//! The SQLite store: one writer connection behind a lock, read-only connections for queries,
+//! WAL so reads never wait for the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql};
+use serde_json::Value;
+
+use super::{AnomalyFilter, AnomalyPage, Cursor, GroupBy, GroupStats, PageAt, Statistics, Store};
+use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
+use sentinel_dataflows::hash::stable_id;
+use sentinel_dataflows::model::Anomaly;
+use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
+
+/// Where and how much the store keeps.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// The database file (created if missing).
+    pub path: PathBuf,
+    /// Read-only connections for queries.
+    pub readers: usize,
+    /// Anomalies older than this (ms, by detection time, against the newest stored) are dropped.
+    pub retain_ms: Option<u64>,
+    /// At most this many anomalies are kept; the oldest go first.
+    pub retain_count: Option<u64>,
+}
+
+impl StoreOptions {
+    /// A store at `path` with four readers and no retention limit.
+    pub fn at(path: impl AsRef<Path>) -> StoreOptions {
+        StoreOptions {
+            path: path.as_ref().to_owned(),
+            readers: 4,
+            retain_ms: None,
+            retain_count: None,
+        }
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS anomalies (
+    id TEXT PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    detector_id TEXT NOT NULL,
+    detector_type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    score REAL NOT NULL,
+    status TEXT NOT NULL,
+    application_id TEXT,
+    entity TEXT NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at_ms INTEGER,
+    note TEXT,
+    resolved_at_ms INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS anomalies_ts ON anomalies (ts_ms, id);
+CREATE INDEX IF NOT EXISTS anomalies_severity ON anomalies (severity, ts_ms);
+CREATE INDEX IF NOT EXISTS anomalies_status ON anomalies (status, ts_ms);
+CREATE INDEX IF NOT EXISTS anomalies_application ON anomalies (application_id, ts_ms);
+CREATE INDEX IF NOT EXISTS anomalies_detector ON anomalies (detector_id, ts_ms);
+CREATE INDEX IF NOT EXISTS anomalies_score ON anomalies (score);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    anomaly_id TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_anomaly ON audit (anomaly_id, seq);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+";
+
+/// The columns an anomaly is returned from.
+const ROW: &str = "record, status, acknowledged_by, acknowledged_at_ms, note, resolved_at_ms";
+
+/// An anomaly store in one SQLite file.
+///
+/// ```
+/// use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();
+/// assert!(store.anomaly("nope").unwrap().is_none());
+/// ```
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    options: StoreOptions,
+}
+
+fn sql(e: rusqlite::Error) -> String {
+    format!("store: {e}")
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store.
+    pub fn open(options: StoreOptions) -> Result<SqliteStore, String> {
+        let writer = Connection::open(&options.path).map_err(|e| format!("{}: {e}", options.path.display()))?;
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .map_err(sql)?;
+        writer.execute_batch(SCHEMA).map_err(sql)?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    &options.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql)?;
+                c.execute_batch("PRAGMA busy_timeout = 5000;").map_err(sql)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            options,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i]
+            .lock()
+            .map_err(|_| "store: a reader panicked".to_owned())?;
+        f(&conn).map_err(sql)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| "store: the writer panicked".to_owned())?;
+        f(&mut conn).map_err(sql)
+    }
+
+    /// Drops what retention no longer keeps.
+    fn retain(&self, conn: &Connection) -> rusqlite::Result<()> {
+        if let Some(age) = self.options.retain_ms {
+            conn.execute(
+                "DELETE FROM anomalies WHERE ts_ms < (SELECT MAX(ts_ms) FROM anomalies) - ?1",
+                params![age as i64],
+            )?;
+        }
+        if let Some(count) = self.options.retain_count {
+            conn.execute(
+                "DELETE FROM anomalies WHERE id IN (SELECT id FROM anomalies ORDER BY ts_ms DESC, id DESC LIMIT -1 OFFSET ?1)",
+                params![count as i64],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// An anomaly's row, as the APIs return it: the record with its lifecycle fields.
+fn row_to_value(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let record: String = row.get(0)?;
+    let mut value: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("status".into(), Value::String(row.get(1)?));
+        let acknowledged_by: Option<String> = row.get(2)?;
+        map.insert(
+            "acknowledged_by".into(),
+            acknowledged_by.map_or(Value::Null, Value::String),
+        );
+        let at: Option<i64> = row.get(3)?;
+        map.insert(
+            "acknowledged_at".into(),
+            at.map_or(Value::Null, |ms| Value::String(format_rfc3339_ms(ms as u64))),
+        );
+        let note: Option<String> = row.get(4)?;
+        map.insert("note".into(), note.map_or(Value::Null, Value::String));
+        let resolved: Option<i64> = row.get(5)?;
+        map.insert(
+            "resolved_at".into(),
+            resolved.map_or(Value::Null, |ms| Value::String(format_rfc3339_ms(ms as u64))),
+        );
+    }
+    Ok(value)
+}
+
+/// The WHERE clause and its parameters for `filter`.
+fn where_clause(filter: &AnomalyFilter) -> (String, Vec<Box<dyn ToSql>>) {
+    let mut clauses = vec!["ts_ms >= ?".to_owned(), "ts_ms < ?".to_owned()];
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(filter.start_ms as i64), Box::new(filter.end_ms as i64)];
+    let mut any_of = |column: &str, values: Vec<String>, args: &mut Vec<Box<dyn ToSql>>| {
+        if values.is_empty() {
+            return;
+        }
+        clauses.push(format!("{column} IN ({})", vec!["?"; values.len()].join(", ")));
+        args.extend(values.into_iter().map(|v| Box::new(v) as Box<dyn ToSql>));
+    };
+    any_of("severity", filter.severities.clone(), &mut args);
+    any_of(
+        "status",
+        filter.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
+        &mut args,
+    );
+    any_of("application_id", filter.applications.clone(), &mut args);
+    any_of("detector_id", filter.detectors.clone(), &mut args);
+    if let Some(min) = filter.score_min {
+        clauses.push("score >= ?".into());
+        args.push(Box::new(min));
+    }
+    if let Some(max) = filter.score_max {
+        clauses.push("score <= ?".into());
+        args.push(Box::new(max));
+    }
+    (clauses.join(" AND "), args)
+}
+
+fn event_id(anomaly_id: &str, change: &Change, at_ms: u64) -> String {
+    let action = match change {
+        Change::Acknowledge => "acknowledge",
+        Change::Resolve => "resolve",
+    };
+    stable_id(&[
+        b"lifecycle",
+        anomaly_id.as_bytes(),
+        action.as_bytes(),
+        &at_ms.to_le_bytes(),
+    ])
+}
+
+impl Store for SqliteStore {
+    fn add_anomalies(&self, records: Vec<Vec<u8>>) -> Result<u64, String> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let mut added = 0u64;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (id) DO NOTHING",
+                )?;
+                // A copy (at-least-once) refreshes the record and keeps the lifecycle.
+                let mut refresh = tx.prepare_cached("UPDATE anomalies SET record = ?2 WHERE id = ?1")?;
+                for bytes in &records {
+                    let Ok(anomaly) = serde_json::from_slice::<Anomaly>(bytes) else {
+                        tracing::warn!("store: skipping a record that is not an anomaly");
+                        continue;
+                    };
+                    let ts = parse_rfc3339_ms(&anomaly.timestamp).unwrap_or(0);
+                    let entity = &anomaly.affected_entity;
+                    let application = (entity.entity_type == "application").then_some(entity.id.as_str());
+                    let status = Status::parse(&anomaly.status).unwrap_or(Status::Active);
+                    let record = std::str::from_utf8(bytes).unwrap_or_default();
+                    let inserted = insert.execute(params![
+                        anomaly.id,
+                        ts as i64,
+                        anomaly.detector_id,
+                        serde_json::to_value(anomaly.detector_type)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        anomaly.severity.as_str(),
+                        anomaly.score,
+                        status.as_str(),
+                        application,
+                        format!("{}:{}", entity.entity_type, entity.id),
+                        record,
+                    ])?;
+                    if inserted == 0 {
+                        refresh.execute(params![anomaly.id, record])?;
+                    }
+                    added += inserted as u64;
+                }
+            }
+            self.retain(&tx)?;
+            tx.commit()?;
+            Ok(added)
+        })
+    }
+
+    fn anomaly(&self, id: &str) -> Result<Option<Value>, String> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {ROW} FROM anomalies WHERE id = ?1"))?
+                .query_row(params![id], row_to_value)
+                .optional()
+        })
+    }
+
+    fn anomalies(&self, filter: &AnomalyFilter, at: &PageAt, limit: u32) -> Result<AnomalyPage, String> {
+        let (clause, mut args) = where_clause(filter);
+        self.read(|conn| {
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM anomalies WHERE {clause}"))?
+                .query_row(params_from_iter(args.iter().map(|a| a.as_ref())), |r| r.get(0))?;
+            let mut sql = format!("SELECT {ROW}, ts_ms, id FROM anomalies WHERE {clause}");
+            let offset = match at {
+                PageAt::Offset(n) => *n,
+                PageAt::After(cursor) => {
+                    sql.push_str(" AND (ts_ms < ? OR (ts_ms = ? AND id < ?))");
+                    args.push(Box::new(cursor.ts_ms as i64));
+                    args.push(Box::new(cursor.ts_ms as i64));
+                    args.push(Box::new(cursor.id.clone()));
+                    0
+                }
+            };
+            sql.push_str(" ORDER BY ts_ms DESC, id DESC LIMIT ? OFFSET ?");
+            // One more than asked, to know whether a next page exists.
+            args.push(Box::new(i64::from(limit) + 1));
+            args.push(Box::new(offset as i64));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args.iter().map(|a| a.as_ref())))?;
+            let mut anomalies = Vec::new();
+            let mut last = None;
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                if anomalies.len() == limit as usize {
+                    more = true;
+                    break;
+                }
+                anomalies.push(row_to_value(row)?);
+                let ts: i64 = row.get(6)?;
+                let id: String = row.get(7)?;
+                last = Some(Cursor { ts_ms: ts as u64, id });
+            }
+            Ok(AnomalyPage {
+                anomalies,
+                total: total as u64,
+                next_cursor: if more { last } else { None },
+            })
+        })
+    }
+
+    fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String> {
+        let range = params![start_ms as i64, end_ms as i64];
+        self.read(|conn| {
+            let (total, average): (i64, Option<f64>) = conn
+                .prepare_cached("SELECT COUNT(*), AVG(score) FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2")?
+                .query_row(range, |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let mut groups = Vec::new();
+            if !group_by.is_empty() {
+                let columns: Vec<&str> = group_by
+                    .iter()
+                    .map(|g| match g {
+                        GroupBy::Detector => "detector_id",
+                        GroupBy::Severity => "severity",
+                        GroupBy::Application => "COALESCE(application_id, '')",
+                        GroupBy::DetectorType => "detector_type",
+                    })
+                    .collect();
+                let cols = columns.join(", ");
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {cols}, COUNT(*), AVG(score) FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2
+                     GROUP BY {cols} ORDER BY COUNT(*) DESC, {cols}"
+                ))?;
+                let n = columns.len();
+                let mut rows = stmt.query(range)?;
+                while let Some(row) = rows.next()? {
+                    let key = (0..n)
+                        .map(|i| row.get::<_, String>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    let count: i64 = row.get(n)?;
+                    groups.push(GroupStats {
+                        key,
+                        count: count as u64,
+                        average_score: row.get::<_, Option<f64>>(n + 1)?.unwrap_or(0.0),
+                    });
+                }
+            }
+            let mttr: Option<f64> = conn
+                .prepare_cached(
+                    "SELECT AVG(resolved_at_ms - ts_ms) / 1000.0 FROM anomalies
+                     WHERE ts_ms >= ?1 AND ts_ms < ?2 AND resolved_at_ms IS NOT NULL",
+                )?
+                .query_row(range, |r| r.get(0))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT entity, COUNT(*) FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2
+                 GROUP BY entity ORDER BY COUNT(*) DESC, entity LIMIT 10",
+            )?;
+            let top_entities = stmt
+                .query_map(range, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Statistics {
+                total_anomalies: total as u64,
+                average_score: average.unwrap_or(0.0),
+                groups,
+                mttr_seconds: mttr,
+                top_entities,
+            })
+        })
+    }
+
+    fn change(
+        &self,
+        anomaly_id: &str,
+        change: Change,
+        by: &str,
+        note: Option<String>,
+        at_ms: u64,
+    ) -> Result<Result<LifecycleEvent, Refused>, String> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let status: Option<String> = tx
+                .query_row("SELECT status FROM anomalies WHERE id = ?1", params![anomaly_id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(from) = status.map(|s| Status::parse(&s).unwrap_or(Status::Active)) else {
+                return Ok(Err(Refused::Unknown));
+            };
+            let to = match check(from, &change) {
+                Ok(to) => to,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            match change {
+                Change::Acknowledge => tx.execute(
+                    "UPDATE anomalies SET status = ?2, acknowledged_by = ?3, acknowledged_at_ms = ?4, note = COALESCE(?5, note) WHERE id = ?1",
+                    params![anomaly_id, to.as_str(), by, at_ms as i64, note],
+                )?,
+                Change::Resolve => tx.execute(
+                    "UPDATE anomalies SET status = ?2, resolved_at_ms = ?3, note = COALESCE(?4, note) WHERE id = ?1",
+                    params![anomaly_id, to.as_str(), at_ms as i64, note],
+                )?,
+            };
+            let event = LifecycleEvent {
+                id: event_id(anomaly_id, &change, at_ms),
+                anomaly_id: anomaly_id.to_owned(),
+                change,
+                from,
+                to,
+                by: by.to_owned(),
+                source: ChangeSource::Person,
+                note,
+                at_ms,
+            };
+            tx.execute(
+                "INSERT INTO audit (id, anomaly_id, event) VALUES (?1, ?2, ?3)",
+                params![
+                    event.id,
+                    anomaly_id,
+                    serde_json::to_string(&event).unwrap_or_default()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(Ok(event))
+        })
+    }
+
+    fn audit(&self, anomaly_id: &str) -> Result<Vec<LifecycleEvent>, String> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT event FROM audit WHERE anomaly_id = ?1 ORDER BY seq")?;
+            let rows = stmt
+                .query_map(params![anomaly_id], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.iter().filter_map(|e| serde_json::from_str(e).ok()).collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentinel_dataflows::model::{AffectedEntity, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+
+    const T0: u64 = 1_717_200_000_000;
+
+    fn anomaly(i: u64, detector: &str, severity: Severity, app: &str) -> Vec<u8> {
+        let a = Anomaly::build(AnomalyDraft {
+            id_parts: &[detector.as_bytes(), app.as_bytes(), &i.to_le_bytes()],
+            detector_id: detector,
+            detector_type: DetectorType::Statistical,
+            severity,
+            score: 0.5 + (i % 5) as f64 / 10.0,
+            title: format!("{detector} on {app}"),
+            description: String::new(),
+            entity: AffectedEntity {
+                entity_type: "application".into(),
+                id: app.into(),
+                name: app.into(),
+            },
+            metrics: AnomalyMetrics {
+                baseline_value: 1.0,
+                observed_value: 5.0,
+                deviation: 4.0,
+                threshold: 3.0,
+            },
+            at_ms: T0 + i * 60_000,
+            window_ms: (T0 + i * 60_000 - 60_000, T0 + i * 60_000),
+            sample_events: vec![],
+        });
+        serde_json::to_vec(&a).unwrap()
+    }
+
+    fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(StoreOptions::at(dir.path().join("store.db"))).unwrap()
+    }
+
+    fn filter() -> AnomalyFilter {
+        AnomalyFilter {
+            end_ms: u64::MAX >> 1,
+            ..AnomalyFilter::default()
+        }
+    }
+
+    #[test]
+    fn copies_are_stored_once_and_pages_cover_every_match_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let records: Vec<Vec<u8>> = (0..50u64)
+            .map(|i| {
+                let (det, sev) = if i.is_multiple_of(3) {
+                    ("cost-spike", Severity::Critical)
+                } else {
+                    ("error-burst", Severity::Warning)
+                };
+                anomaly(i, det, sev, if i.is_multiple_of(2) { "chat" } else { "search" })
+            })
+            .collect();
+        assert_eq!(s.add_anomalies(records.clone()).unwrap(), 50);
+        assert_eq!(
+            s.add_anomalies(records[..10].to_vec()).unwrap(),
+            0,
+            "copies add nothing"
+        );
+
+        let mut f = filter();
+        f.severities = vec!["critical".into()];
+        let mut seen = Vec::new();
+        let mut at = PageAt::Offset(0);
+        loop {
+            let page = s.anomalies(&f, &at, 7).unwrap();
+            assert_eq!(page.total, 17);
+            seen.extend(page.anomalies.iter().map(|a| a["id"].as_str().unwrap().to_owned()));
+            match page.next_cursor {
+                Some(c) => at = PageAt::After(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 17);
+        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert_eq!(distinct.len(), 17, "no anomaly on two pages");
+
+        f.applications = vec!["chat".into()];
+        f.start_ms = T0 + 10 * 60_000;
+        f.end_ms = T0 + 20 * 60_000;
+        let page = s.anomalies(&f, &PageAt::Offset(0), 100).unwrap();
+        // i in 10..20, i % 3 == 0 and even: 12, 18.
+        assert_eq!(page.total, 2);
+        assert!(page.anomalies[0]["timestamp"].as_str().unwrap() > page.anomalies[1]["timestamp"].as_str().unwrap());
+    }
+
+    #[test]
+    fn lifecycle_changes_are_checked_audited_and_counted_in_mttr() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.add_anomalies(vec![anomaly(1, "cost-spike", Severity::Critical, "chat")])
+            .unwrap();
+        let id = s.anomalies(&filter(), &PageAt::Offset(0), 1).unwrap().anomalies[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let detected = T0 + 60_000;
+        let ack = s
+            .change(
+                &id,
+                Change::Acknowledge,
+                "ana",
+                Some("looking".into()),
+                detected + 30_000,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((ack.from, ack.to), (Status::Active, Status::Acknowledged));
+        assert!(matches!(
+            s.change(&id, Change::Acknowledge, "bo", None, detected + 40_000)
+                .unwrap(),
+            Err(Refused::Transition { .. })
+        ));
+        assert_eq!(
+            s.change("missing", Change::Resolve, "bo", None, 0).unwrap(),
+            Err(Refused::Unknown)
+        );
+        s.change(&id, Change::Resolve, "bo", None, detected + 120_000)
+            .unwrap()
+            .unwrap();
+        let stored = s.anomaly(&id).unwrap().unwrap();
+        assert_eq!(stored["status"], "resolved");
+        assert_eq!(stored["acknowledged_by"], "ana");
+        assert_eq!(stored["note"], "looking");
+        // A copy from the stream keeps the lifecycle.
+        s.add_anomalies(vec![anomaly(1, "cost-spike", Severity::Critical, "chat")])
+            .unwrap();
+        assert_eq!(s.anomaly(&id).unwrap().unwrap()["status"], "resolved");
+        let trail = s.audit(&id).unwrap();
+        assert_eq!(trail.len(), 2);
+        assert_eq!(trail[1].to, Status::Resolved);
+        let stats = s.statistics(0, u64::MAX >> 1, &[GroupBy::Detector]).unwrap();
+        assert_eq!(stats.mttr_seconds, Some(120.0));
+        // The audit table refuses edits.
+        let w = s.writer.lock().unwrap();
+        assert!(w.execute("DELETE FROM audit", []).is_err());
+    }
+
+    #[test]
+    fn statistics_group_and_retention_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::at(dir.path().join("store.db"));
+        options.retain_count = Some(30);
+        let s = SqliteStore::open(options).unwrap();
+        let records: Vec<Vec<u8>> = (0..40u64)
+            .map(|i| {
+                let sev = if i.is_multiple_of(4) {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                };
+                anomaly(i, "cost-spike", sev, "chat")
+            })
+            .collect();
+        s.add_anomalies(records).unwrap();
+        let stats = s
+            .statistics(0, u64::MAX >> 1, &[GroupBy::Detector, GroupBy::Severity])
+            .unwrap();
+        assert_eq!(stats.total_anomalies, 30, "the 10 oldest are gone");
+        let counts: Vec<(Vec<String>, u64)> = stats.groups.iter().map(|g| (g.key.clone(), g.count)).collect();
+        // i in 10..40: critical when i % 4 == 0 (12, 16, ..., 36: 7 of them).
+        assert_eq!(
+            counts,
+            [
+                (vec!["cost-spike".to_owned(), "warning".to_owned()], 23),
+                (vec!["cost-spike".to_owned(), "critical".to_owned()], 7)
+            ]
+        );
+        assert_eq!(stats.top_entities, [("application:chat".to_owned(), 30)]);
+    }
+}

@@ -1,0 +1,241 @@
+//! The REST API over HTTP on loopback, with a real client: auth scopes, errors that name what is
+//! wrong, paging, and lifecycle changes that are published once.
+
+use std::sync::{Arc, Mutex};
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+use sentinel_serve::api::{ApiState, Server};
+use sentinel_serve::auth::{ApiKey, Keys, Scope};
+use sentinel_serve::lifecycle::LifecycleEvent;
+use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
+use serde_json::{json, Value};
+
+const T0: u64 = 1_717_200_000_000;
+
+fn anomaly(i: u64) -> Vec<u8> {
+    let severity = if i.is_multiple_of(2) {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let a = Anomaly::build(AnomalyDraft {
+        id_parts: &[b"cost-spike", &i.to_le_bytes()],
+        detector_id: "cost-spike",
+        detector_type: DetectorType::Statistical,
+        severity,
+        score: 0.9,
+        title: "cost spike".into(),
+        description: String::new(),
+        entity: AffectedEntity {
+            entity_type: "application".into(),
+            id: "chat".into(),
+            name: "chat".into(),
+        },
+        metrics: AnomalyMetrics {
+            baseline_value: 1.0,
+            observed_value: 5.0,
+            deviation: 4.0,
+            threshold: 3.0,
+        },
+        at_ms: T0 + i * 60_000,
+        window_ms: (T0 + i * 60_000 - 60_000, T0 + i * 60_000),
+        sample_events: vec![],
+    });
+    serde_json::to_vec(&a).unwrap()
+}
+
+struct Api {
+    _dir: tempfile::TempDir,
+    server: Server,
+    published: Arc<Mutex<Vec<LifecycleEvent>>>,
+    client: Client,
+}
+
+impl Api {
+    fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();
+        store.add_anomalies((0..30).map(anomaly).collect()).unwrap();
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&published);
+        let state = ApiState {
+            store: Arc::new(store),
+            keys: Keys::new(vec![
+                ApiKey {
+                    key: "read-key-1".into(),
+                    scope: Scope::Read,
+                },
+                ApiKey {
+                    key: "admin-key-1".into(),
+                    scope: Scope::Admin,
+                },
+            ]),
+            detectors: Arc::new(vec![json!({"id": "cost-spike"})]),
+            publish: Arc::new(move |e: &LifecycleEvent| sink.lock().unwrap().push(e.clone())),
+            clock: || T0 + 3_600_000,
+        };
+        let server = Server::start("127.0.0.1:0".parse().unwrap(), state).unwrap();
+        Api {
+            _dir: dir,
+            server,
+            published,
+            client: Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().unwrap();
+        (resp.status(), resp.json().unwrap_or(Value::Null))
+    }
+
+    fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .unwrap();
+        (resp.status(), resp.json().unwrap_or(Value::Null))
+    }
+}
+
+#[test]
+fn keys_scopes_and_errors_that_name_the_fault() {
+    let api = Api::start();
+    let (status, body) = api.get("/api/v1/anomalies", None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    assert_eq!(api.get("/api/v1/anomalies", Some("wrong")).0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.get("/api/v1/anomalies", Some("read-key-1")).0, StatusCode::OK);
+
+    let (status, body) = api.get("/api/v1/anomalies?severity=critical,urgent", Some("read-key-1"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`urgent`") && message.contains("severity"),
+        "{message}"
+    );
+    let (status, body) = api.get("/api/v1/anomalies?severty=critical", Some("read-key-1"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("`severty`"));
+    let (status, body) = api.get("/api/v1/anomalies?start=yesterday", Some("read-key-1"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("`start`"));
+    let (status, body) = api.get("/api/v1/statistics?group_by=colour", Some("read-key-1"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("`colour`"));
+    assert_eq!(
+        api.get("/api/v1/anomalies/nope", Some("read-key-1")).0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Reading keys cannot change anything.
+    let (_, page) = api.get("/api/v1/anomalies?limit=1", Some("read-key-1"));
+    let id = page["anomalies"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/anomalies/{id}/acknowledge");
+    let (status, _) = api.post(&path, "read-key-1", json!({"acknowledged_by": "ana"}));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = api.post(&path, "admin-key-1", json!({"note": "no name"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("acknowledged_by"));
+    assert!(api.published.lock().unwrap().is_empty());
+}
+
+#[test]
+fn pages_filters_and_the_lifecycle_over_http() {
+    let api = Api::start();
+    let key = Some("read-key-1");
+    // The seed's client: start, end, severity, status, limit.
+    let start = "2024-06-01T00:10:00";
+    let end = "2024-06-01T00:20:00Z";
+    let (status, body) = api.get(
+        &format!("/api/v1/anomalies?start={start}&end={end}&severity=critical&status=active&limit=100"),
+        key,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Minutes 10..20 (exclusive), critical on even minutes.
+    assert_eq!(body["total"], 5);
+    assert!(body["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["severity"] == "critical" && a["status"] == "active"));
+
+    // Cursor pages cover every anomaly once.
+    let mut ids = std::collections::BTreeSet::new();
+    let mut path = "/api/v1/anomalies?limit=7".to_owned();
+    loop {
+        let (_, page) = api.get(&path, key);
+        for a in page["anomalies"].as_array().unwrap() {
+            assert!(ids.insert(a["id"].as_str().unwrap().to_owned()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/anomalies?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 30);
+
+    let id = ids.iter().next().unwrap().clone();
+    let ack = format!("/api/v1/anomalies/{id}/acknowledge");
+    let (status, body) = api.post(&ack, "admin-key-1", json!({"acknowledged_by": "ana", "note": "on it"}));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    assert_eq!(body["acknowledged_by"], "ana");
+    assert_eq!(body["acknowledged_at"], "2024-06-01T01:00:00.000Z");
+    let (status, body) = api.post(&ack, "admin-key-1", json!({"acknowledged_by": "bo"}));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let resolve = format!("/api/v1/anomalies/{id}/resolve");
+    assert_eq!(
+        api.post(&resolve, "admin-key-1", json!({"resolved_by": "ana"})).0,
+        StatusCode::OK
+    );
+    let (_, one) = api.get(&format!("/api/v1/anomalies/{id}"), key);
+    assert_eq!(one["status"], "resolved");
+    assert_eq!(one["history"].as_array().unwrap().len(), 2);
+    let published = api.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 2, "each accepted change published once");
+    assert_eq!(published[0].anomaly_id, id);
+
+    let (_, stats) = api.get("/api/v1/statistics?group_by=detector_id,severity", key);
+    assert_eq!(stats["total_anomalies"], 30);
+    assert_eq!(stats["groups"].as_array().unwrap().len(), 2);
+    assert_eq!(stats["groups"][0]["detector_id"], "cost-spike");
+    assert!(stats["mttr_seconds"].as_f64().unwrap() > 0.0);
+    let (_, detectors) = api.get("/api/v1/detectors", key);
+    assert_eq!(detectors["detectors"][0]["id"], "cost-spike");
+}
+
+#[test]
+fn without_keys_only_loopback_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();
+    let state = ApiState {
+        store: Arc::new(store),
+        keys: Keys::default(),
+        detectors: Arc::new(Vec::new()),
+        publish: Arc::new(|_| {}),
+        clock: || 0,
+    };
+    let refused = Server::start("0.0.0.0:0".parse().unwrap(), state.clone())
+        .err()
+        .unwrap();
+    assert!(refused.contains("loopback"), "{refused}");
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), state).unwrap();
+    let body: Value = reqwest::blocking::get(format!("http://{}/api/v1/anomalies", server.addr))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["total"], 0);
+}

@@ -1,0 +1,91 @@
+//! `run --serve`: the serving layer inside the job, fed in-process from the anomaly sink.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sentinel_serve::api::{wall_clock_ms, ApiState, Server};
+use sentinel_serve::auth::Keys;
+use sentinel_serve::feed::{Feed, FeedSender};
+use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
+use serde_json::{json, Value};
+
+use crate::config::SentinelConfig;
+
+/// The store, its feed and the HTTP server of one run.
+pub struct Serving {
+    feed: Feed,
+    sender: Option<FeedSender>,
+    server: Server,
+    /// The store's file.
+    pub store_path: PathBuf,
+}
+
+/// The detectors as `/api/v1/detectors` lists them.
+fn detectors_of(cfg: &SentinelConfig) -> Vec<Value> {
+    cfg.detectors
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "name": d.name.clone().unwrap_or_else(|| d.id.clone()),
+                "type": serde_json::to_value(d.detector_type).unwrap_or(Value::Null),
+                "enabled": d.enabled,
+                "actions": d.actions.len(),
+            })
+        })
+        .collect()
+}
+
+impl Serving {
+    /// Opens the store at `store_path` (a fresh file next to the system's temporary files when
+    /// `None`) and serves the API on `listen`.
+    pub fn start(listen: SocketAddr, store_path: Option<PathBuf>, cfg: &SentinelConfig) -> Result<Serving, String> {
+        let store_path = store_path.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("sentinel-serve-{}-{}.db", std::process::id(), wall_clock_ms()))
+        });
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&store_path))?);
+        let (feed, sender) = Feed::start(Arc::clone(&store));
+        let state = ApiState {
+            store,
+            keys: Keys::default(),
+            detectors: Arc::new(detectors_of(cfg)),
+            // Embedded: no anomaly-events topic to publish to yet.
+            publish: Arc::new(|_| {}),
+            clock: wall_clock_ms,
+        };
+        let server = Server::start(listen, state)?;
+        Ok(Serving {
+            feed,
+            sender: Some(sender),
+            server,
+            store_path,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// A sender for the job's anomaly sink.
+    pub fn sender(&self) -> FeedSender {
+        self.sender.clone().expect("taken only at the end")
+    }
+
+    /// The job is over: waits until everything fed is stored, then serves until `stop`
+    /// says so (SIGTERM or SIGINT).
+    pub fn serve_until(mut self, stop: impl Fn() -> bool) {
+        self.sender = None;
+        let added = self.feed.finish();
+        eprintln!(
+            "sentinel: {added} anomalies stored in {}; serving http://{} until stopped (Ctrl-C)",
+            self.store_path.display(),
+            self.server.addr
+        );
+        while !stop() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.server.stop();
+    }
+}
