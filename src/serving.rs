@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sentinel_serve::api::{wall_clock_ms, ApiState, Server};
-use sentinel_serve::auth::Keys;
 use sentinel_serve::feed::{Feed, FeedSender};
 use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
 use serde_json::{json, Value};
@@ -38,17 +37,21 @@ fn detectors_of(cfg: &SentinelConfig) -> Vec<Value> {
 }
 
 impl Serving {
-    /// Opens the store at `store_path` (a fresh file next to the system's temporary files when
-    /// `None`) and serves the API on `listen`.
+    /// Opens the store at `store_path` (else `serve.store`, else a fresh file next to the
+    /// system's temporary files) and serves the API on `listen`, with `serve.api_keys`.
     pub fn start(listen: SocketAddr, store_path: Option<PathBuf>, cfg: &SentinelConfig) -> Result<Serving, String> {
-        let store_path = store_path.unwrap_or_else(|| {
+        let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
+        let store_path = store_path.or_else(|| cfg.serve.store.clone()).unwrap_or_else(|| {
             std::env::temp_dir().join(format!("sentinel-serve-{}-{}.db", std::process::id(), wall_clock_ms()))
         });
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&store_path))?);
+        let mut options = StoreOptions::at(&store_path);
+        options.retain_ms = cfg.serve.retention.map(|r| r.0);
+        options.retain_count = cfg.serve.max_anomalies;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options)?);
         let (feed, sender) = Feed::start(Arc::clone(&store));
         let state = ApiState {
             store,
-            keys: Keys::default(),
+            keys,
             detectors: Arc::new(detectors_of(cfg)),
             // Embedded: no anomaly-events topic to publish to yet.
             publish: Arc::new(|_| {}),

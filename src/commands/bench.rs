@@ -60,6 +60,11 @@ sentinel bench actions [--deliveries N] [--events N] [--workers W] [--repeat R]
                   a loopback receiver, the outbox, its delivery) against --no-actions
       volume:     a generated 24-hour trace: alert notifications per injected anomaly
     Ends with one JSON line.
+sentinel bench serve [--anomalies N] [--queries Q] [--events N] [--repeat R] [--dir DIR]
+    The serving store: N anomalies (default 1,000,000) over 30 days written in the feed's
+    batches (anomalies/s); Q filtered one-day queries of 100 rows and Q seven-day statistics
+    (p50/p99); and the job on N events with its anomalies fed to a store against without, R
+    rounds (events/s, ratio). Ends with one JSON line.
 sentinel bench guard [--repeat N] [--model MODEL.bin] [--data FILE.jsonl...]
     Scans N generated prompts of 200 B, 1 KB and 10 KB with the input guard (injection and
     jailbreak rules, PII, secrets, and the learned classifier with --model) and prints p50/p99
@@ -101,6 +106,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         "latency-ms",
         "escalate-every",
         "deliveries",
+        "anomalies",
+        "queries",
     ] {
         opts.optopt("", name, "", "");
     }
@@ -135,6 +142,15 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 deliveries: num("deliveries", 10_000)?,
                 events: num("events", 1_000_000)?,
                 workers: workers[0],
+                repeat: num("repeat", 3)? as usize,
+            },
+        ),
+        "serve" => super::bench_serve::serve(
+            &dir,
+            &super::bench_serve::ServeBench {
+                anomalies: num("anomalies", 1_000_000)?,
+                queries: num("queries", 2_000)?,
+                events: num("events", 1_000_000)?,
                 repeat: num("repeat", 3)? as usize,
             },
         ),

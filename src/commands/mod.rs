@@ -5,6 +5,7 @@ pub mod bench_actions;
 pub mod bench_guard;
 pub mod bench_judges;
 pub mod bench_kafka;
+pub mod bench_serve;
 pub mod check_config;
 pub mod consume;
 pub mod eval;

@@ -9,6 +9,7 @@ mod env;
 mod guards;
 mod kafka;
 mod locate;
+pub mod serve;
 mod shadow_agents;
 mod values;
 
@@ -68,6 +69,9 @@ pub struct SentinelConfig {
     /// The shadow-agent LLM judges behind the escalate tier.
     #[serde(default)]
     pub shadow_agents: ShadowAgentsConfig,
+    /// `serve:`: API keys, store and retention of the serving layer.
+    #[serde(default)]
+    pub serve: serve::ServeConfig,
 }
 
 /// Job-wide settings.
@@ -643,6 +647,7 @@ impl SentinelConfig {
         self.judges().map_err(keyed)?;
         self.act_config().map_err(keyed)?;
         self.delivery().map_err(keyed)?;
+        self.serve.keys().map_err(keyed)?;
         if self.job.clock_confirm_records == 0 {
             let line = locate::line_of_path(text, "job.clock_confirm_records")
                 .map_or_else(String::new, |l| format!(" (line {l})"));

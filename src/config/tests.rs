@@ -441,3 +441,20 @@ fn the_actions_example_resolves_receivers_endpoints_and_templates() {
         "{err}"
     );
 }
+
+#[test]
+fn serve_keys_come_from_the_environment_and_weak_ones_fail_with_key_and_line() {
+    std::env::set_var("SENTINEL_TEST_SERVE_ADMIN_KEY", "adm-5f0c2a9e41d87b36");
+    let text = "serve:\n  api_keys:\n    - key: ${SENTINEL_TEST_SERVE_ADMIN_KEY}\n      scope: admin\n    - key: short\n  max_anomalies: 1000\n";
+    let e = SentinelConfig::parse(text).unwrap_err().0;
+    assert!(e.contains("serve.api_keys[1].key") && e.contains("line 5"), "{e}");
+    let cfg = SentinelConfig::parse(&text.replace("short", "read-77c1b0d94e2a5f13")).unwrap();
+    let keys = cfg.serve.keys().unwrap();
+    use sentinel_serve::auth::Scope;
+    assert_eq!(keys.check(Some("Bearer adm-5f0c2a9e41d87b36"), Scope::Admin), Ok(()));
+    assert!(keys.check(Some("Bearer read-77c1b0d94e2a5f13"), Scope::Admin).is_err());
+    let e = SentinelConfig::parse("serve:\n  api_keys:\n    - key: abcdefghijklmnopq\n      scope: owner\n")
+        .unwrap_err()
+        .0;
+    assert!(e.contains("serve.api_keys[0].scope") && e.contains("line 4"), "{e}");
+}

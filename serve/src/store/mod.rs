@@ -1,6 +1,7 @@
 //! The serving store: what the APIs ask, behind a small trait so that another database can
 //! stand in for SQLite when one node is not enough.
 
+mod facets;
 mod sqlite;
 
 pub use sqlite::{SqliteStore, StoreOptions};

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql};
 use serde_json::Value;
 
-use super::{AnomalyFilter, AnomalyPage, Cursor, GroupBy, GroupStats, PageAt, Statistics, Store};
+use super::facets::{FacetRow, Facets};
+use super::{AnomalyFilter, AnomalyPage, Cursor, GroupBy, PageAt, Statistics, Store};
 use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
@@ -62,6 +63,7 @@ CREATE INDEX IF NOT EXISTS anomalies_status ON anomalies (status, ts_ms);
 CREATE INDEX IF NOT EXISTS anomalies_application ON anomalies (application_id, ts_ms);
 CREATE INDEX IF NOT EXISTS anomalies_detector ON anomalies (detector_id, ts_ms);
 CREATE INDEX IF NOT EXISTS anomalies_score ON anomalies (score);
+CREATE INDEX IF NOT EXISTS anomalies_resolved ON anomalies (ts_ms, resolved_at_ms) WHERE resolved_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -88,6 +90,8 @@ const ROW: &str = "record, status, acknowledged_by, acknowledged_at_ms, note, re
 /// ```
 pub struct SqliteStore {
     writer: Mutex<Connection>,
+    /// What `statistics` reads, kept beside the table by the writer.
+    facets: RwLock<Facets>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     options: StoreOptions,
@@ -105,6 +109,7 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(sql)?;
         writer.execute_batch(SCHEMA).map_err(sql)?;
+        let facets = load_facets(&writer).map_err(sql)?;
         let readers = (0..options.readers.max(1))
             .map(|_| {
                 let c = Connection::open_with_flags(
@@ -118,6 +123,7 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, String>>()?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),
+            facets: RwLock::new(facets),
             readers,
             next_reader: AtomicUsize::new(0),
             options,
@@ -140,13 +146,16 @@ impl SqliteStore {
         f(&mut conn).map_err(sql)
     }
 
-    /// Drops what retention no longer keeps.
-    fn retain(&self, conn: &Connection) -> rusqlite::Result<()> {
+    /// Drops what retention no longer keeps from the table; returns the age cutoff, for the
+    /// facets once the transaction commits.
+    fn retain(&self, conn: &Connection) -> rusqlite::Result<Option<u64>> {
+        let mut cutoff = None;
         if let Some(age) = self.options.retain_ms {
-            conn.execute(
-                "DELETE FROM anomalies WHERE ts_ms < (SELECT MAX(ts_ms) FROM anomalies) - ?1",
-                params![age as i64],
-            )?;
+            let newest: Option<i64> = conn.query_row("SELECT MAX(ts_ms) FROM anomalies", [], |r| r.get(0))?;
+            if let Some(c) = newest.map(|n| n - age as i64) {
+                conn.execute("DELETE FROM anomalies WHERE ts_ms < ?1", params![c])?;
+                cutoff = Some(c.max(0) as u64);
+            }
         }
         if let Some(count) = self.options.retain_count {
             conn.execute(
@@ -154,8 +163,32 @@ impl SqliteStore {
                 params![count as i64],
             )?;
         }
-        Ok(())
+        Ok(cutoff)
     }
+}
+
+/// The facets of every stored anomaly, read at open.
+fn load_facets(conn: &Connection) -> rusqlite::Result<Facets> {
+    let mut facets = Facets::default();
+    let mut stmt = conn.prepare(
+        "SELECT ts_ms, score, detector_id, severity, COALESCE(application_id, ''), detector_type, entity
+         FROM anomalies ORDER BY ts_ms",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (detector, severity, application, detector_type, entity): (String, String, String, String, String) =
+            (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+        facets.add(FacetRow {
+            ts_ms: r.get::<_, i64>(0)? as u64,
+            score: r.get(1)?,
+            detector: &detector,
+            severity: &severity,
+            application: &application,
+            detector_type: &detector_type,
+            entity: &entity,
+        });
+    }
+    Ok(facets)
 }
 
 /// An anomaly's row, as the APIs return it: the record with its lifecycle fields.
@@ -193,7 +226,14 @@ fn where_clause(filter: &AnomalyFilter) -> (String, Vec<Box<dyn ToSql>>) {
         if values.is_empty() {
             return;
         }
-        clauses.push(format!("{column} IN ({})", vec!["?"; values.len()].join(", ")));
+        // One value: the column's (value, time) index yields rows in time order. Several:
+        // that index would need a sort of every match, so walk the time index instead (`+`
+        // keeps the planner off the column's index) and stop at the page's end.
+        let unindexed = if values.len() > 1 { "+" } else { "" };
+        clauses.push(format!(
+            "{unindexed}{column} IN ({})",
+            vec!["?"; values.len()].join(", ")
+        ));
         args.extend(values.into_iter().map(|v| Box::new(v) as Box<dyn ToSql>));
     };
     any_of("severity", filter.severities.clone(), &mut args);
@@ -233,6 +273,8 @@ impl Store for SqliteStore {
         self.write(|conn| {
             let tx = conn.transaction()?;
             let mut added = 0u64;
+            // The new anomalies' facets: ts, score, detector, severity, application, kind, entity.
+            let mut new: Vec<(u64, f64, String, &'static str, String, String, String)> = Vec::new();
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record)
@@ -251,29 +293,59 @@ impl Store for SqliteStore {
                     let application = (entity.entity_type == "application").then_some(entity.id.as_str());
                     let status = Status::parse(&anomaly.status).unwrap_or(Status::Active);
                     let record = std::str::from_utf8(bytes).unwrap_or_default();
+                    let detector_type = serde_json::to_value(anomaly.detector_type)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    let entity_key = format!("{}:{}", entity.entity_type, entity.id);
                     let inserted = insert.execute(params![
                         anomaly.id,
                         ts as i64,
                         anomaly.detector_id,
-                        serde_json::to_value(anomaly.detector_type)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
+                        detector_type,
                         anomaly.severity.as_str(),
                         anomaly.score,
                         status.as_str(),
                         application,
-                        format!("{}:{}", entity.entity_type, entity.id),
+                        entity_key,
                         record,
                     ])?;
                     if inserted == 0 {
                         refresh.execute(params![anomaly.id, record])?;
+                    } else {
+                        new.push((
+                            ts,
+                            anomaly.score,
+                            anomaly.detector_id.clone(),
+                            anomaly.severity.as_str(),
+                            application.unwrap_or_default().to_owned(),
+                            detector_type.clone(),
+                            entity_key.clone(),
+                        ));
                     }
                     added += inserted as u64;
                 }
             }
-            self.retain(&tx)?;
+            let cutoff = self.retain(&tx)?;
             tx.commit()?;
+            let mut facets = self.facets.write().unwrap_or_else(|p| p.into_inner());
+            for (ts_ms, score, detector, severity, application, detector_type, entity) in &new {
+                facets.add(FacetRow {
+                    ts_ms: *ts_ms,
+                    score: *score,
+                    detector,
+                    severity,
+                    application,
+                    detector_type,
+                    entity,
+                });
+            }
+            if let Some(c) = cutoff {
+                facets.drop_before(c);
+            }
+            if let Some(count) = self.options.retain_count {
+                facets.keep_newest(count as usize);
+            }
             Ok(added)
         })
     }
@@ -331,61 +403,25 @@ impl Store for SqliteStore {
     }
 
     fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String> {
-        let range = params![start_ms as i64, end_ms as i64];
-        self.read(|conn| {
-            let (total, average): (i64, Option<f64>) = conn
-                .prepare_cached("SELECT COUNT(*), AVG(score) FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2")?
-                .query_row(range, |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let mut groups = Vec::new();
-            if !group_by.is_empty() {
-                let columns: Vec<&str> = group_by
-                    .iter()
-                    .map(|g| match g {
-                        GroupBy::Detector => "detector_id",
-                        GroupBy::Severity => "severity",
-                        GroupBy::Application => "COALESCE(application_id, '')",
-                        GroupBy::DetectorType => "detector_type",
-                    })
-                    .collect();
-                let cols = columns.join(", ");
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {cols}, COUNT(*), AVG(score) FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2
-                     GROUP BY {cols} ORDER BY COUNT(*) DESC, {cols}"
-                ))?;
-                let n = columns.len();
-                let mut rows = stmt.query(range)?;
-                while let Some(row) = rows.next()? {
-                    let key = (0..n)
-                        .map(|i| row.get::<_, String>(i))
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    let count: i64 = row.get(n)?;
-                    groups.push(GroupStats {
-                        key,
-                        count: count as u64,
-                        average_score: row.get::<_, Option<f64>>(n + 1)?.unwrap_or(0.0),
-                    });
-                }
-            }
-            let mttr: Option<f64> = conn
-                .prepare_cached(
-                    "SELECT AVG(resolved_at_ms - ts_ms) / 1000.0 FROM anomalies
-                     WHERE ts_ms >= ?1 AND ts_ms < ?2 AND resolved_at_ms IS NOT NULL",
-                )?
-                .query_row(range, |r| r.get(0))?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT entity, COUNT(*) FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2
-                 GROUP BY entity ORDER BY COUNT(*) DESC, entity LIMIT 10",
-            )?;
-            let top_entities = stmt
-                .query_map(range, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Statistics {
-                total_anomalies: total as u64,
-                average_score: average.unwrap_or(0.0),
-                groups,
-                mttr_seconds: mttr,
-                top_entities,
-            })
+        let summary = self
+            .facets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .summary(start_ms, end_ms, group_by);
+        // Resolved anomalies are few: a partial index holds them.
+        let mttr: Option<f64> = self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT AVG(resolved_at_ms - ts_ms) / 1000.0 FROM anomalies
+                 WHERE ts_ms >= ?1 AND ts_ms < ?2 AND resolved_at_ms IS NOT NULL",
+            )?
+            .query_row(params![start_ms as i64, end_ms as i64], |r| r.get(0))
+        })?;
+        Ok(Statistics {
+            total_anomalies: summary.total,
+            average_score: summary.average_score,
+            groups: summary.groups,
+            mttr_seconds: mttr,
+            top_entities: summary.top_entities,
         })
     }
 
@@ -631,5 +667,12 @@ mod tests {
             ]
         );
         assert_eq!(stats.top_entities, [("application:chat".to_owned(), 30)]);
+        // Reopened, the store reads its facets back from the table.
+        drop(s);
+        let reopened = SqliteStore::open(StoreOptions::at(dir.path().join("store.db"))).unwrap();
+        let again = reopened
+            .statistics(0, u64::MAX >> 1, &[GroupBy::Detector, GroupBy::Severity])
+            .unwrap();
+        assert_eq!(again, stats);
     }
 }

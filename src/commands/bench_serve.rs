@@ -1,0 +1,216 @@
+//! `sentinel bench serve`: the serving store with a million anomalies.
+//!
+//! - Ingest: anomalies per second into the store, in the feed's batches.
+//! - Queries: p50/p99 of filtered time-range queries (100 rows) and of `statistics`, over
+//!   random ranges, through the `Store` trait the API calls.
+//! - Embedded cost: replay throughput of the job with the store fed (`--serve`) against
+//!   without, in the same run.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+use sentinel_dataflows::operators::JobStats;
+use sentinel_serve::feed::Feed;
+use sentinel_serve::lifecycle::Status;
+use sentinel_serve::store::{AnomalyFilter, GroupBy, PageAt, SqliteStore, Store, StoreOptions};
+use serde_json::json;
+
+use super::bench::{config_spec, median, trace_file, BenchGuards};
+use crate::config::{SentinelConfig, DEFAULT_CONFIG};
+use crate::io::OutputTarget;
+use crate::job::{self, InputSpec};
+
+/// What to measure.
+pub struct ServeBench {
+    /// Anomalies stored.
+    pub anomalies: u64,
+    /// Queries of each kind.
+    pub queries: u64,
+    /// Events of the replay trace.
+    pub events: u64,
+    /// Rounds of the replay comparison.
+    pub repeat: usize,
+}
+
+const DAY_MS: u64 = 86_400_000;
+const T0: u64 = 1_717_200_000_000;
+const SPAN_MS: u64 = 30 * DAY_MS;
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn synthetic_anomaly(i: u64, rng: &mut Rng) -> Vec<u8> {
+    let detector = format!("detector-{}", rng.below(20));
+    let app = format!("app-{}", rng.below(50));
+    let severity = match rng.below(10) {
+        0 => Severity::Critical,
+        1..=4 => Severity::Warning,
+        _ => Severity::Info,
+    };
+    let at = T0 + i * (SPAN_MS / 1_000_000).max(1) + rng.below(1_000);
+    let a = Anomaly::build(AnomalyDraft {
+        id_parts: &[detector.as_bytes(), app.as_bytes(), &i.to_le_bytes()],
+        detector_id: &detector,
+        detector_type: DetectorType::Statistical,
+        severity,
+        score: 0.5 + rng.below(500) as f64 / 1000.0,
+        title: format!("{detector} on {app}"),
+        description: "observed 12.0 against a baseline of 3.1 (4.2σ)".into(),
+        entity: AffectedEntity {
+            entity_type: "application".into(),
+            id: app.clone(),
+            name: app.clone(),
+        },
+        metrics: AnomalyMetrics {
+            baseline_value: 3.1,
+            observed_value: 12.0,
+            deviation: 4.2,
+            threshold: 4.0,
+        },
+        at_ms: at,
+        window_ms: (at - 300_000, at),
+        sample_events: vec![format!("evt-{i}")],
+    });
+    serde_json::to_vec(&a).expect("an anomaly serializes")
+}
+
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Runs the measurements and prints them, ending with one JSON line.
+pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
+    let path = dir.join("bench-serve.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store = SqliteStore::open(StoreOptions::at(&path))?;
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(2_048);
+    for i in 0..b.anomalies {
+        batch.push(synthetic_anomaly(i, &mut rng));
+        if batch.len() == 2_048 {
+            store.add_anomalies(std::mem::take(&mut batch))?;
+        }
+    }
+    store.add_anomalies(batch)?;
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let ingest_rate = b.anomalies as f64 / ingest_secs;
+    println!(
+        "ingest: {} anomalies in {ingest_secs:.1} s, {ingest_rate:.0} anomalies/s",
+        b.anomalies
+    );
+
+    let span = (b.anomalies * (SPAN_MS / 1_000_000).max(1)).max(DAY_MS);
+    let mut query_ms = Vec::new();
+    let mut rows = 0usize;
+    for q in 0..b.queries {
+        let start = T0 + rng.below(span.saturating_sub(DAY_MS).max(1));
+        let mut filter = AnomalyFilter {
+            start_ms: start,
+            end_ms: start + DAY_MS,
+            ..AnomalyFilter::default()
+        };
+        match q % 3 {
+            0 => filter.severities = vec!["critical".into(), "warning".into()],
+            1 => filter.statuses = vec![Status::Active],
+            _ => filter.applications = vec![format!("app-{}", rng.below(50))],
+        }
+        let t = Instant::now();
+        let page = store.anomalies(&filter, &PageAt::Offset(0), 100)?;
+        query_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        rows += page.anomalies.len();
+    }
+    let (q50, q99) = percentiles(query_ms);
+    println!(
+        "query: {} filtered one-day queries of 100 rows ({:.0} rows on average): p50 {q50:.2} ms, p99 {q99:.2} ms",
+        b.queries,
+        rows as f64 / b.queries.max(1) as f64
+    );
+    let mut stats_ms = Vec::new();
+    for _ in 0..b.queries {
+        let start = T0 + rng.below(span.saturating_sub(7 * DAY_MS).max(1));
+        let t = Instant::now();
+        store.statistics(start, start + 7 * DAY_MS, &[GroupBy::Detector, GroupBy::Severity])?;
+        stats_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (s50, s99) = percentiles(stats_ms);
+    println!(
+        "statistics: {} seven-day summaries by detector and severity: p50 {s50:.2} ms, p99 {s99:.2} ms",
+        b.queries
+    );
+
+    // The embedded cost: the job with its anomalies fed to a store, against without.
+    let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
+    let trace = trace_file(dir, b.events, 0)?;
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut stored = 0u64;
+    for _ in 0..b.repeat {
+        for (k, served) in [false, true].into_iter().enumerate() {
+            let mut spec = config_spec(
+                &cfg,
+                InputSpec::File(trace.clone()),
+                OutputTarget::Discard,
+                BenchGuards::Rules,
+                None,
+            )?;
+            let db = dir.join("bench-serve-replay.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            let feed = if served {
+                let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
+                let (feed, sender) = Feed::start(store);
+                spec.serve_feed = Some(sender);
+                Some(feed)
+            } else {
+                None
+            };
+            let stats = Arc::new(JobStats::new(1));
+            let t = Instant::now();
+            job::run(timely::Config::process(1), Arc::clone(&stats), spec)?;
+            if let Some(feed) = feed {
+                stored = feed.finish();
+            }
+            let secs = t.elapsed().as_secs_f64();
+            rates[k].push(stats.records_in.load(std::sync::atomic::Ordering::Relaxed) as f64 / secs);
+        }
+    }
+    let (off, on) = (median(rates[0].clone()), median(rates[1].clone()));
+    println!(
+        "embedded: {} events, {stored} anomalies stored: {off:.0} events/s without the store, {on:.0} with: {:.3}× (medians of {})",
+        b.events,
+        on / off,
+        b.repeat
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "serve",
+            "anomalies": b.anomalies,
+            "ingest_anomalies_per_sec": ingest_rate,
+            "query_p50_ms": q50, "query_p99_ms": q99,
+            "statistics_p50_ms": s50, "statistics_p99_ms": s99,
+            "replay_events": b.events,
+            "replay_without_store": off, "replay_with_store": on, "ratio": on / off,
+        })
+    );
+    Ok(())
+}
