@@ -106,6 +106,16 @@ fn run(config: &Path, trace: &Path, out: &Path) -> Value {
     read_json(&summary)
 }
 
+/// What took effect at Shield: each (action id, type) once, duplicates aside.
+fn shield_effects(shield: &ShieldServer) -> BTreeSet<(String, i32)> {
+    shield
+        .seen()
+        .iter()
+        .filter(|e| !e.duplicate)
+        .map(|e| (e.request.action_id.clone(), e.request.r#type))
+        .collect()
+}
+
 fn keys(records: &[Value], field: &str) -> BTreeSet<String> {
     records.iter().map(|r| r[field].as_str().unwrap().to_owned()).collect()
 }
@@ -529,12 +539,7 @@ fn the_seed_scenarios_run_end_to_end_on_the_broker() {
         actions.iter().any(|a| a["type"] == "rate_limit"),
         "the cost spike rate-limits"
     );
-    let effects: BTreeSet<(String, i32)> = shield
-        .seen()
-        .iter()
-        .filter(|e| !e.duplicate)
-        .map(|e| (e.request.action_id.clone(), e.request.r#type))
-        .collect();
+    let effects = shield_effects(&shield);
     assert_eq!(effects.len(), actions.len(), "one Shield effect per action record");
     let incidents = consume("incidents");
     let created = incidents.iter().filter(|i| i["op"].get("create").is_some()).count();
@@ -657,12 +662,7 @@ fn a_job_killed_mid_condition_on_the_broker_acts_on_nothing_twice() {
     assert_eq!(distinct(&incidents, "id"), distinct(&expected_incidents, "id"));
     assert_eq!(distinct(&broker.consume("webhooks"), "id"), expected_webhooks);
     // And each took effect once: one Shield effect per action, one incident per create.
-    let effects: BTreeSet<(String, i32)> = shield
-        .seen()
-        .iter()
-        .filter(|e| !e.duplicate)
-        .map(|e| (e.request.action_id.clone(), e.request.r#type))
-        .collect();
+    let effects = shield_effects(&shield);
     assert_eq!(effects.len(), expected_actions.len(), "one Shield effect per action");
     let created = expected_incidents
         .iter()

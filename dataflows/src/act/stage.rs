@@ -871,6 +871,19 @@ mod tests {
         })
     }
 
+    /// A cost spike on application `chat` in each of the first `minutes` minutes.
+    fn cost_spike_minutes(minutes: u64) -> impl Iterator<Item = Anomaly> {
+        (1..=minutes).map(|m| {
+            anomaly(
+                "cost-spike",
+                DetectorType::Statistical,
+                Severity::Warning,
+                ("application", "chat"),
+                T0 + m * MIN,
+            )
+        })
+    }
+
     fn injection_actions() -> Vec<ActionSpec> {
         vec![
             ActionSpec::Shield {
@@ -946,17 +959,7 @@ mod tests {
     #[test]
     fn a_spike_persisting_ten_windows_notifies_once_and_resolves_once() {
         let mut s = stage();
-        let spikes = (1..=10)
-            .map(|m| {
-                anomaly(
-                    "cost-spike",
-                    DetectorType::Statistical,
-                    Severity::Warning,
-                    ("application", "chat"),
-                    T0 + m * MIN,
-                )
-            })
-            .collect();
+        let spikes = cost_spike_minutes(10).collect();
         let out = run(&mut s, spikes, T0 + 60 * MIN);
         // One rate limit, lifted once under the same action id, after 3 quiet windows.
         assert_eq!(out.shield.len(), 2, "{:#?}", out.shield);
@@ -1178,15 +1181,7 @@ mod tests {
                 };
                 anomaly(kind, DetectorType::Rule, severity, ("user", "u-7"), T0 + i * 50_000)
             })
-            .chain((1..=10).map(|m| {
-                anomaly(
-                    "cost-spike",
-                    DetectorType::Statistical,
-                    Severity::Warning,
-                    ("application", "chat"),
-                    T0 + m * MIN,
-                )
-            }))
+            .chain(cost_spike_minutes(10))
             .collect();
         trace.sort_by_key(|a| parse_rfc3339_ms(&a.timestamp));
         let end = T0 + 60 * MIN;

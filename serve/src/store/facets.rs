@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{GroupBy, GroupStats};
 
-/// One anomaly's facets: 48 bytes.
+/// One anomaly's facets: 40 bytes, the names interned.
 #[derive(Clone, Copy, Debug)]
 struct Facet {
     ts_ms: u64,
