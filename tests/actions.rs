@@ -116,6 +116,17 @@ fn shield_effects(shield: &ShieldServer) -> BTreeSet<(String, i32)> {
         .collect()
 }
 
+/// Receivers that check signatures and answer 503 to one request in five.
+fn failing_receiver() -> ReceiverServer {
+    ReceiverServer::start(
+        Faults {
+            fail_every: 5,
+            ..Faults::default()
+        },
+        Some(WebhookSecret::parse(SECRET).unwrap()),
+    )
+}
+
 fn keys(records: &[Value], field: &str) -> BTreeSet<String> {
     records.iter().map(|r| r[field].as_str().unwrap().to_owned()).collect()
 }
@@ -125,13 +136,7 @@ fn the_seed_scenarios_block_rate_limit_alert_open_incidents_and_call_webhooks_on
     let dir = tempfile::tempdir().unwrap();
     let trace = gen_trace(dir.path());
     // One webhook in five fails with a 503: retried until it lands.
-    let http = ReceiverServer::start(
-        Faults {
-            fail_every: 5,
-            ..Faults::default()
-        },
-        Some(WebhookSecret::parse(SECRET).unwrap()),
-    );
+    let http = failing_receiver();
     let shield = ShieldServer::start(4);
     let cfg = config(dir.path(), &http, &shield, "");
     let out = dir.path().join("out");
@@ -517,13 +522,7 @@ impl Broker {
 fn the_seed_scenarios_run_end_to_end_on_the_broker() {
     let dir = tempfile::tempdir().unwrap();
     let trace = gen_trace(dir.path());
-    let http = ReceiverServer::start(
-        Faults {
-            fail_every: 5,
-            ..Faults::default()
-        },
-        Some(WebhookSecret::parse(SECRET).unwrap()),
-    );
+    let http = failing_receiver();
     let shield = ShieldServer::start(4);
     let broker = Broker::new("actions");
     let cfg = config(dir.path(), &http, &shield, &broker.section(""));

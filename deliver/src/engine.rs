@@ -801,7 +801,7 @@ mod tests {
     use crate::loopback::{Faults, ReceiverServer};
     use crate::outbox::{FileOutbox, FileStatusLog};
     use sentinel_connectors::http::retry::RetryPolicy;
-    use sentinel_dataflows::act::{WebhookEvent, WebhookRecord, WebhookSubject};
+    use sentinel_dataflows::act::{WebhookEvent, WebhookRecord};
     use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType};
 
     fn record(i: u64) -> WebhookRecord {
@@ -828,14 +828,8 @@ mod tests {
             window_ms: (1_717_200_000_000, 1_717_200_000_000),
             sample_events: Vec::new(),
         });
-        WebhookRecord {
-            id: WebhookRecord::id_of(WebhookEvent::AnomalyDetected, &a.id, 0),
-            event: WebhookEvent::AnomalyDetected,
-            hook: 0,
-            anomaly_id: a.id.clone(),
-            timestamp: a.timestamp.clone(),
-            subject: WebhookSubject::Anomaly(Box::new(a)),
-        }
+        let timestamp = a.timestamp.clone();
+        WebhookRecord::about(WebhookEvent::AnomalyDetected, a, 0, timestamp)
     }
 
     #[test]

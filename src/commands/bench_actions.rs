@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sentinel_dataflows::act::{ActConfig, ActionSpec, WebhookEvent, WebhookRecord, WebhookSubject};
+use sentinel_dataflows::act::{ActConfig, ActionSpec, WebhookEvent, WebhookRecord};
 use sentinel_dataflows::detect::{BehaviorKind, CONTENT_DETECTORS};
 use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
 use sentinel_dataflows::operators::JobStats;
@@ -92,14 +92,8 @@ fn deliver_once(dir: &Path, n: u64) -> Result<Value, String> {
         std::io::BufWriter::new(std::fs::File::create(dir.join("webhooks.jsonl")).map_err(|e| e.to_string())?);
     for i in 0..n {
         let a = sample_anomaly(i);
-        let r = WebhookRecord {
-            id: WebhookRecord::id_of(WebhookEvent::AnomalyDetected, &a.id, 0),
-            event: WebhookEvent::AnomalyDetected,
-            hook: 0,
-            anomaly_id: a.id.clone(),
-            timestamp: a.timestamp.clone(),
-            subject: WebhookSubject::Anomaly(Box::new(a)),
-        };
+        let timestamp = a.timestamp.clone();
+        let r = WebhookRecord::about(WebhookEvent::AnomalyDetected, a, 0, timestamp);
         serde_json::to_writer(&mut out, &r).map_err(|e| e.to_string())?;
         out.write_all(b"\n").map_err(|e| e.to_string())?;
     }

@@ -151,6 +151,18 @@ impl WebhookRecord {
             &(hook as u64).to_le_bytes(),
         ])
     }
+
+    /// `event` about `anomaly` for webhook `hook`, at `timestamp`.
+    pub fn about(event: WebhookEvent, anomaly: Anomaly, hook: usize, timestamp: String) -> WebhookRecord {
+        WebhookRecord {
+            id: WebhookRecord::id_of(event, &anomaly.id, hook),
+            event,
+            hook,
+            anomaly_id: anomaly.id.clone(),
+            subject: WebhookSubject::Anomaly(Box::new(anomaly)),
+            timestamp,
+        }
+    }
 }
 
 /// The seed's incident-manager `POST /api/v1/incidents` body.

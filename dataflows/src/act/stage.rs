@@ -496,14 +496,12 @@ impl ActionStage {
                         if !wants(events, WebhookEvent::AnomalyDetected) {
                             continue;
                         }
-                        out.webhooks.push(WebhookRecord {
-                            id: WebhookRecord::id_of(WebhookEvent::AnomalyDetected, &anomaly.id, hook),
-                            event: WebhookEvent::AnomalyDetected,
+                        out.webhooks.push(WebhookRecord::about(
+                            WebhookEvent::AnomalyDetected,
+                            anomaly.clone(),
                             hook,
-                            anomaly_id: anomaly.id.clone(),
-                            subject: WebhookSubject::Anomaly(Box::new(anomaly.clone())),
-                            timestamp: timestamp.clone(),
-                        });
+                            timestamp.clone(),
+                        ));
                         (ActionKind::Webhook, TakenStatus::Planned)
                     }
                 }
@@ -575,14 +573,12 @@ impl ActionStage {
             let mut resolved = *condition.first;
             resolved.status = "resolved".into();
             for hook in condition.resolve_hooks {
-                out.webhooks.push(WebhookRecord {
-                    id: WebhookRecord::id_of(WebhookEvent::AnomalyResolved, &resolved.id, hook),
-                    event: WebhookEvent::AnomalyResolved,
+                out.webhooks.push(WebhookRecord::about(
+                    WebhookEvent::AnomalyResolved,
+                    resolved.clone(),
                     hook,
-                    anomaly_id: resolved.id.clone(),
-                    subject: WebhookSubject::Anomaly(Box::new(resolved.clone())),
-                    timestamp: timestamp.clone(),
-                });
+                    timestamp.clone(),
+                ));
             }
             if let Some(cluster) = self.clusters.get_mut(&condition.entity) {
                 cluster.active = cluster.active.saturating_sub(1);
@@ -658,15 +654,9 @@ impl ActionStage {
 
 /// An anomaly's labels.
 pub fn labels_of(a: &Anomaly) -> Labels {
-    let detector_type = match a.detector_type {
-        DetectorType::Statistical => "statistical",
-        DetectorType::Rule => "rule",
-        DetectorType::Ml => "ml",
-        DetectorType::Behavioral => "behavioral",
-    };
     [
         ("detector_id", a.detector_id.as_str()),
-        ("detector_type", detector_type),
+        ("detector_type", a.detector_type.as_str()),
         ("severity", a.severity.as_str()),
         ("entity_type", a.affected_entity.entity_type.as_str()),
         ("entity_id", a.affected_entity.id.as_str()),

@@ -19,6 +19,18 @@ pub enum DetectorType {
     Behavioral,
 }
 
+impl DetectorType {
+    /// The name in records (`statistical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectorType::Statistical => "statistical",
+            DetectorType::Rule => "rule",
+            DetectorType::Ml => "ml",
+            DetectorType::Behavioral => "behavioral",
+        }
+    }
+}
+
 /// How urgent an anomaly is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

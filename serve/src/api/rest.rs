@@ -236,7 +236,7 @@ async fn apply(
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (field, by) = match change {
         Change::Acknowledge => ("acknowledged_by", body.acknowledged_by),
-        Change::Resolve => ("resolved_by", body.resolved_by.or(body.acknowledged_by)),
+        Change::Resolve => ("resolved_by", body.resolved_by),
     };
     let by = by
         .filter(|b| !b.trim().is_empty())

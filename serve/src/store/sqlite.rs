@@ -293,10 +293,7 @@ impl Store for SqliteStore {
                     let application = (entity.entity_type == "application").then_some(entity.id.as_str());
                     let status = Status::parse(&anomaly.status).unwrap_or(Status::Active);
                     let record = std::str::from_utf8(bytes).unwrap_or_default();
-                    let detector_type = serde_json::to_value(anomaly.detector_type)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
+                    let detector_type = anomaly.detector_type.as_str();
                     let entity_key = format!("{}:{}", entity.entity_type, entity.id);
                     let inserted = insert.execute(params![
                         anomaly.id,
@@ -319,7 +316,7 @@ impl Store for SqliteStore {
                             anomaly.detector_id.clone(),
                             anomaly.severity.as_str(),
                             application.unwrap_or_default().to_owned(),
-                            detector_type.clone(),
+                            detector_type.to_owned(),
                             entity_key.clone(),
                         ));
                     }
