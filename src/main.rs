@@ -3,6 +3,7 @@
 mod commands;
 mod config;
 mod delivery;
+mod detector_test;
 mod eval;
 mod io;
 mod job;

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sentinel_serve::api::{wall_clock_ms, ApiState, Server};
+use sentinel_serve::api::{wall_clock_ms, ApiState, Server, TestDetector};
 use sentinel_serve::feed::{Feed, FeedSender};
+use sentinel_serve::live::Live;
 use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
 use serde_json::{json, Value};
 
@@ -38,8 +39,14 @@ fn detectors_of(cfg: &SentinelConfig) -> Vec<Value> {
 
 impl Serving {
     /// Opens the store at `store_path` (else `serve.store`, else a fresh file next to the
-    /// system's temporary files) and serves the API on `listen`, with `serve.api_keys`.
-    pub fn start(listen: SocketAddr, store_path: Option<PathBuf>, cfg: &SentinelConfig) -> Result<Serving, String> {
+    /// system's temporary files) and serves the API on `listen`, with `serve.api_keys`;
+    /// `test_detector` answers GraphQL's `testDetector`.
+    pub fn start(
+        listen: SocketAddr,
+        store_path: Option<PathBuf>,
+        cfg: &SentinelConfig,
+        test_detector: Option<TestDetector>,
+    ) -> Result<Serving, String> {
         let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
         let store_path = store_path.or_else(|| cfg.serve.store.clone()).unwrap_or_else(|| {
             std::env::temp_dir().join(format!("sentinel-serve-{}-{}.db", std::process::id(), wall_clock_ms()))
@@ -48,7 +55,8 @@ impl Serving {
         options.retain_ms = cfg.serve.retention.map(|r| r.0);
         options.retain_count = cfg.serve.max_anomalies;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options)?);
-        let (feed, sender) = Feed::start(Arc::clone(&store));
+        let live = Live::new(store.last_seq());
+        let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());
         let state = ApiState {
             store,
             keys,
@@ -56,6 +64,8 @@ impl Serving {
             // Embedded: no anomaly-events topic to publish to yet.
             publish: Arc::new(|_| {}),
             clock: wall_clock_ms,
+            live,
+            test_detector,
         };
         let server = Server::start(listen, state)?;
         Ok(Serving {

@@ -66,8 +66,17 @@ impl Keys {
     /// assert_eq!(keys.check(Some("Bearer nope"), Scope::Read), Err(Denied::Unauthenticated));
     /// ```
     pub fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<(), Denied> {
+        match self.scope_of(authorization)? {
+            scope if scope >= needed => Ok(()),
+            _ => Err(Denied::Forbidden),
+        }
+    }
+
+    /// The scope an `Authorization` header value grants (every scope when no key is
+    /// configured). Every key is compared, in constant time.
+    pub fn scope_of(&self, authorization: Option<&str>) -> Result<Scope, Denied> {
         if self.is_open() {
-            return Ok(());
+            return Ok(Scope::Admin);
         }
         let presented = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
@@ -80,10 +89,6 @@ impl Keys {
                 granted = granted.max(Some(k.scope));
             }
         }
-        match granted {
-            None => Err(Denied::Unauthenticated),
-            Some(scope) if scope >= needed => Ok(()),
-            Some(_) => Err(Denied::Forbidden),
-        }
+        granted.ok_or(Denied::Unauthenticated)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::live::Live;
 use crate::store::Store;
 
 /// Records the feed queues at most before the sender is told to wait.
@@ -55,12 +56,12 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Starts the feed thread writing to `store`.
-    pub fn start(store: Arc<dyn Store>) -> (Feed, FeedSender) {
+    /// Starts the feed thread writing to `store`, telling `live` after each batch.
+    pub fn start(store: Arc<dyn Store>, live: Live) -> (Feed, FeedSender) {
         let (queue, received) = sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("serve-feed".into())
-            .spawn(move || write_all(&*store, received))
+            .spawn(move || write_all(&*store, &live, received))
             .expect("spawning the feed thread");
         (Feed { thread }, FeedSender { queue })
     }
@@ -72,7 +73,7 @@ impl Feed {
     }
 }
 
-fn write_all(store: &dyn Store, received: Receiver<(FeedStream, Vec<u8>)>) -> u64 {
+fn write_all(store: &dyn Store, live: &Live, received: Receiver<(FeedStream, Vec<u8>)>) -> u64 {
     let mut added = 0u64;
     while let Ok(first) = received.recv() {
         let mut anomalies = Vec::with_capacity(BATCH);
@@ -86,7 +87,10 @@ fn write_all(store: &dyn Store, received: Receiver<(FeedStream, Vec<u8>)>) -> u6
             }
         }
         match store.add_anomalies(anomalies) {
-            Ok(n) => added += n,
+            Ok(batch) => {
+                added += batch.new;
+                live.stored(batch.last_seq);
+            }
             Err(e) => tracing::error!(error = %e, "the store could not take a batch of anomalies"),
         }
     }

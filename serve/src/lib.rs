@@ -5,4 +5,5 @@ pub mod api;
 pub mod auth;
 pub mod feed;
 pub mod lifecycle;
+pub mod live;
 pub mod store;

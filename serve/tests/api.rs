@@ -1,114 +1,17 @@
 //! The REST API over HTTP on loopback, with a real client: auth scopes, errors that name what is
 //! wrong, paging, and lifecycle changes that are published once.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use reqwest::blocking::Client;
+use std::sync::Arc;
+
+use common::Api;
 use reqwest::StatusCode;
-use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
 use sentinel_serve::api::{ApiState, Server};
-use sentinel_serve::auth::{ApiKey, Keys, Scope};
-use sentinel_serve::lifecycle::LifecycleEvent;
-use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
+use sentinel_serve::auth::Keys;
+use sentinel_serve::live::Live;
+use sentinel_serve::store::{SqliteStore, StoreOptions};
 use serde_json::{json, Value};
-
-const T0: u64 = 1_717_200_000_000;
-
-fn anomaly(i: u64) -> Vec<u8> {
-    let severity = if i.is_multiple_of(2) {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    };
-    let a = Anomaly::build(AnomalyDraft {
-        id_parts: &[b"cost-spike", &i.to_le_bytes()],
-        detector_id: "cost-spike",
-        detector_type: DetectorType::Statistical,
-        severity,
-        score: 0.9,
-        title: "cost spike".into(),
-        description: String::new(),
-        entity: AffectedEntity {
-            entity_type: "application".into(),
-            id: "chat".into(),
-            name: "chat".into(),
-        },
-        metrics: AnomalyMetrics {
-            baseline_value: 1.0,
-            observed_value: 5.0,
-            deviation: 4.0,
-            threshold: 3.0,
-        },
-        at_ms: T0 + i * 60_000,
-        window_ms: (T0 + i * 60_000 - 60_000, T0 + i * 60_000),
-        sample_events: vec![],
-    });
-    serde_json::to_vec(&a).unwrap()
-}
-
-struct Api {
-    _dir: tempfile::TempDir,
-    server: Server,
-    published: Arc<Mutex<Vec<LifecycleEvent>>>,
-    client: Client,
-}
-
-impl Api {
-    fn start() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();
-        store.add_anomalies((0..30).map(anomaly).collect()).unwrap();
-        let published = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&published);
-        let state = ApiState {
-            store: Arc::new(store),
-            keys: Keys::new(vec![
-                ApiKey {
-                    key: "read-key-1".into(),
-                    scope: Scope::Read,
-                },
-                ApiKey {
-                    key: "admin-key-1".into(),
-                    scope: Scope::Admin,
-                },
-            ]),
-            detectors: Arc::new(vec![json!({"id": "cost-spike"})]),
-            publish: Arc::new(move |e: &LifecycleEvent| sink.lock().unwrap().push(e.clone())),
-            clock: || T0 + 3_600_000,
-        };
-        let server = Server::start("127.0.0.1:0".parse().unwrap(), state).unwrap();
-        Api {
-            _dir: dir,
-            server,
-            published,
-            client: Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.addr)
-    }
-
-    fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.client.get(self.url(path));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        let resp = req.send().unwrap();
-        (resp.status(), resp.json().unwrap_or(Value::Null))
-    }
-
-    fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .unwrap();
-        (resp.status(), resp.json().unwrap_or(Value::Null))
-    }
-}
 
 #[test]
 fn keys_scopes_and_errors_that_name_the_fault() {
@@ -227,6 +130,8 @@ fn without_keys_only_loopback_is_served() {
         detectors: Arc::new(Vec::new()),
         publish: Arc::new(|_| {}),
         clock: || 0,
+        live: Live::new(0),
+        test_detector: None,
     };
     let refused = Server::start("0.0.0.0:0".parse().unwrap(), state.clone())
         .err()

@@ -177,7 +177,7 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
             }
             let feed = if served {
                 let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
-                let (feed, sender) = Feed::start(store);
+                let (feed, sender) = Feed::start(store, sentinel_serve::live::Live::new(0));
                 spec.serve_feed = Some(sender);
                 Some(feed)
             } else {

@@ -289,7 +289,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             let listen = addr
                 .parse()
                 .map_err(|_| format!("--serve: `{addr}` is not host:port, e.g. 127.0.0.1:8080"))?;
-            let serving = crate::serving::Serving::start(listen, m.opt_str("store").map(PathBuf::from), &cfg)?;
+            let tester = crate::detector_test::tester(&spec);
+            let serving =
+                crate::serving::Serving::start(listen, m.opt_str("store").map(PathBuf::from), &cfg, Some(tester))?;
             eprintln!("sentinel: serving the API on http://{}", serving.addr());
             spec.serve_feed = Some(serving.sender());
             Some(serving)

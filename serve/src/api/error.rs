@@ -43,6 +43,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Its kind, as the JSON body's `code` and GraphQL's `extensions.code` name it.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// What was wrong, for the client.
+    pub fn message(&self) -> String {
+        self.parts().2
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();

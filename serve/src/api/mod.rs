@@ -1,6 +1,7 @@
 //! The HTTP server: routes, shared state, and a runtime of its own.
 
 mod error;
+pub mod graphql;
 pub mod rest;
 
 pub use error::ApiError;
@@ -15,10 +16,24 @@ use serde_json::Value;
 
 use crate::auth::Keys;
 use crate::lifecycle::LifecycleEvent;
+use crate::live::Live;
 use crate::store::Store;
 
 /// Called with every lifecycle change made through the API (to publish it).
 pub type Publish = Arc<dyn Fn(&LifecycleEvent) + Send + Sync>;
+
+/// What a detector raised on test data.
+#[derive(Clone, Debug, Default)]
+pub struct DetectorTest {
+    /// Events in the test data.
+    pub events: u64,
+    /// The anomalies of that detector, as the job writes them.
+    pub anomalies: Vec<Value>,
+}
+
+/// Runs one detector of the job over test events (GraphQL's `testDetector`): the detector id
+/// and the test data as given. It runs off the server's threads, and may take a while.
+pub type TestDetector = Arc<dyn Fn(&str, Value) -> Result<DetectorTest, ApiError> + Send + Sync>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -33,6 +48,10 @@ pub struct ApiState {
     pub publish: Publish,
     /// Wall clock, ms since the epoch (a parameter, so tests can fix it).
     pub clock: fn() -> u64,
+    /// Where the store has got, for subscriptions.
+    pub live: Live,
+    /// Runs a detector on test data; `None` where the job's detectors are not at hand.
+    pub test_detector: Option<TestDetector>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -44,6 +63,10 @@ pub fn wall_clock_ms() -> u64 {
 
 /// The routes.
 pub fn router(state: ApiState) -> Router {
+    let schema = graphql::schema(state.clone());
+    let graphql = Router::new()
+        .route("/graphql", get(graphql::websocket).post(graphql::http))
+        .with_state((state.clone(), schema));
     Router::new()
         .route("/api/v1/anomalies", get(rest::list_anomalies))
         .route("/api/v1/anomalies/{id}", get(rest::get_anomaly))
@@ -51,8 +74,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/anomalies/{id}/resolve", post(rest::resolve))
         .route("/api/v1/statistics", get(rest::statistics))
         .route("/api/v1/detectors", get(rest::detectors))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
+        .merge(graphql)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
 }
 
 /// A running server.

@@ -29,7 +29,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap, needed: Scope) -> Result<(),
 }
 
 /// Runs a store call off the runtime's threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&dyn Store) -> Result<T, String> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -231,7 +231,7 @@ async fn apply(
     id: String,
     change: Change,
     body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Value, ApiError> {
     authorize(&state, &headers, Scope::Admin)?;
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (field, by) = match change {
@@ -241,9 +241,20 @@ async fn apply(
     let by = by
         .filter(|b| !b.trim().is_empty())
         .ok_or_else(|| ApiError::BadRequest(format!("`{field}` is required")))?;
+    change_anomaly(&state, id, change, by, body.note).await
+}
+
+/// Applies a person's lifecycle change, publishes it, and returns the anomaly as it now is:
+/// what REST and GraphQL both do.
+pub(crate) async fn change_anomaly(
+    state: &ApiState,
+    id: String,
+    change: Change,
+    by: String,
+    note: Option<String>,
+) -> Result<Value, ApiError> {
     let now = (state.clock)();
     let wanted = id.clone();
-    let note = body.note;
     let (outcome, anomaly) = blocking(&state.store, move |s| {
         let outcome = s.change(&wanted, change, &by, note, now)?;
         Ok((outcome, s.anomaly(&wanted)?))
@@ -252,7 +263,7 @@ async fn apply(
     match outcome {
         Ok(event) => {
             (state.publish)(&event);
-            Ok(Json(anomaly.unwrap_or(Value::Null)))
+            Ok(anomaly.unwrap_or(Value::Null))
         }
         Err(Refused::Unknown) => Err(ApiError::NotFound(format!("no anomaly with id `{id}`"))),
         Err(refused) => Err(ApiError::Conflict(format!("anomaly `{id}`: {refused}"))),
@@ -266,7 +277,7 @@ pub async fn acknowledge(
     Path(id): Path<String>,
     body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    apply(state, headers, id, Change::Acknowledge, body).await
+    apply(state, headers, id, Change::Acknowledge, body).await.map(Json)
 }
 
 /// `POST /api/v1/anomalies/{id}/resolve {resolved_by, note}`.
@@ -276,7 +287,7 @@ pub async fn resolve(
     Path(id): Path<String>,
     body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    apply(state, headers, id, Change::Resolve, body).await
+    apply(state, headers, id, Change::Resolve, body).await.map(Json)
 }
 
 /// `GET /api/v1/statistics?start&end&group_by=detector_id,severity`.

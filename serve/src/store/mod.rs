@@ -139,11 +139,36 @@ pub struct Statistics {
     pub top_entities: Vec<(String, u64)>,
 }
 
+/// What one [`Store::add_anomalies`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Added {
+    /// Anomalies that were new (not copies).
+    pub new: u64,
+    /// The newest anomaly's arrival number after the batch.
+    pub last_seq: u64,
+}
+
+/// Anomalies in arrival order, from [`Store::since`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Since {
+    /// Each with its arrival number, oldest first.
+    pub anomalies: Vec<(u64, Value)>,
+    /// Every anomaly up to this arrival number was read: the next call starts after it.
+    pub read_to: u64,
+}
+
 /// What the store is asked to do from outside the stream.
 pub trait Store: Send + Sync {
     /// Records anomalies as the job wrote them (JSON). A copy of one already stored updates
-    /// its record and keeps its lifecycle. Returns how many were new.
-    fn add_anomalies(&self, records: Vec<Vec<u8>>) -> Result<u64, String>;
+    /// its record and keeps its lifecycle. Each new anomaly gets the next arrival number.
+    fn add_anomalies(&self, records: Vec<Vec<u8>>) -> Result<Added, String>;
+
+    /// The newest anomaly's arrival number (0 when empty).
+    fn last_seq(&self) -> u64;
+
+    /// At most `limit` anomalies matching `filter` (its time range included) that arrived after
+    /// `after_seq` and up to `upto_seq`, oldest first: what a subscriber has not seen yet.
+    fn since(&self, after_seq: u64, upto_seq: u64, filter: &AnomalyFilter, limit: u32) -> Result<Since, String>;
 
     /// One anomaly, with its lifecycle fields.
     fn anomaly(&self, id: &str) -> Result<Option<Value>, String>;

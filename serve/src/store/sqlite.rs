@@ -2,14 +2,14 @@
 //! WAL so reads never wait for the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql};
 use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
-use super::{AnomalyFilter, AnomalyPage, Cursor, GroupBy, PageAt, Statistics, Store};
+use super::{Added, AnomalyFilter, AnomalyPage, Cursor, GroupBy, PageAt, Since, Statistics, Store};
 use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS anomalies (
     acknowledged_at_ms INTEGER,
     note TEXT,
     resolved_at_ms INTEGER,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS anomalies_ts ON anomalies (ts_ms, id);
 CREATE INDEX IF NOT EXISTS anomalies_severity ON anomalies (severity, ts_ms);
@@ -78,6 +79,12 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 ";
 
 /// The columns an anomaly is returned from.
+/// Stores made before `seq` existed get it, numbered in insertion order.
+const ADD_SEQ: &str = "ALTER TABLE anomalies ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE anomalies SET seq = rowid;";
+
+const SEQ_INDEX: &str = "CREATE INDEX IF NOT EXISTS anomalies_seq ON anomalies (seq);";
+
 const ROW: &str = "record, status, acknowledged_by, acknowledged_at_ms, note, resolved_at_ms";
 
 /// An anomaly store in one SQLite file.
@@ -94,6 +101,8 @@ pub struct SqliteStore {
     facets: RwLock<Facets>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The newest anomaly's `seq`: arrival order, which subscribers follow.
+    last_seq: AtomicU64,
     options: StoreOptions,
 }
 
@@ -109,6 +118,13 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(sql)?;
         writer.execute_batch(SCHEMA).map_err(sql)?;
+        if writer.prepare("SELECT seq FROM anomalies LIMIT 0").is_err() {
+            writer.execute_batch(ADD_SEQ).map_err(sql)?;
+        }
+        writer.execute_batch(SEQ_INDEX).map_err(sql)?;
+        let last_seq: i64 = writer
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM anomalies", [], |r| r.get(0))
+            .map_err(sql)?;
         let facets = load_facets(&writer).map_err(sql)?;
         let readers = (0..options.readers.max(1))
             .map(|_| {
@@ -126,6 +142,7 @@ impl SqliteStore {
             facets: RwLock::new(facets),
             readers,
             next_reader: AtomicUsize::new(0),
+            last_seq: AtomicU64::new(last_seq as u64),
             options,
         })
     }
@@ -269,16 +286,18 @@ fn event_id(anomaly_id: &str, change: &Change, at_ms: u64) -> String {
 }
 
 impl Store for SqliteStore {
-    fn add_anomalies(&self, records: Vec<Vec<u8>>) -> Result<u64, String> {
+    fn add_anomalies(&self, records: Vec<Vec<u8>>) -> Result<Added, String> {
         self.write(|conn| {
             let tx = conn.transaction()?;
             let mut added = 0u64;
+            // Only the writer moves it, under the writer's lock.
+            let mut seq = self.last_seq.load(Ordering::Acquire);
             // The new anomalies' facets: ts, score, detector, severity, application, kind, entity.
             let mut new: Vec<(u64, f64, String, &'static str, String, String, String)> = Vec::new();
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                    "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT (id) DO NOTHING",
                 )?;
                 // A copy (at-least-once) refreshes the record and keeps the lifecycle.
@@ -306,10 +325,12 @@ impl Store for SqliteStore {
                         application,
                         entity_key,
                         record,
+                        (seq + 1) as i64,
                     ])?;
                     if inserted == 0 {
                         refresh.execute(params![anomaly.id, record])?;
                     } else {
+                        seq += 1;
                         new.push((
                             ts,
                             anomaly.score,
@@ -325,6 +346,7 @@ impl Store for SqliteStore {
             }
             let cutoff = self.retain(&tx)?;
             tx.commit()?;
+            self.last_seq.store(seq, Ordering::Release);
             let mut facets = self.facets.write().unwrap_or_else(|p| p.into_inner());
             for (ts_ms, score, detector, severity, application, detector_type, entity) in &new {
                 facets.add(FacetRow {
@@ -343,7 +365,10 @@ impl Store for SqliteStore {
             if let Some(count) = self.options.retain_count {
                 facets.keep_newest(count as usize);
             }
-            Ok(added)
+            Ok(Added {
+                new: added,
+                last_seq: seq,
+            })
         })
     }
 
@@ -396,6 +421,33 @@ impl Store for SqliteStore {
                 total: total as u64,
                 next_cursor: if more { last } else { None },
             })
+        })
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    fn since(&self, after_seq: u64, upto_seq: u64, filter: &AnomalyFilter, limit: u32) -> Result<Since, String> {
+        let (clause, mut args) = where_clause(filter);
+        args.push(Box::new(after_seq as i64));
+        args.push(Box::new(upto_seq as i64));
+        args.push(Box::new(i64::from(limit)));
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ROW}, seq FROM anomalies WHERE {clause} AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+            ))?;
+            let mut rows = stmt.query(params_from_iter(args.iter().map(|a| a.as_ref())))?;
+            let mut anomalies = Vec::new();
+            while let Some(row) = rows.next()? {
+                anomalies.push((row.get::<_, i64>(6)? as u64, row_to_value(row)?));
+            }
+            // A full page may stop short of `upto_seq`; a short one read every row up to it.
+            let read_to = match anomalies.last() {
+                Some((seq, _)) if anomalies.len() == limit as usize => *seq,
+                _ => upto_seq,
+            };
+            Ok(Since { anomalies, read_to })
         })
     }
 
@@ -548,11 +600,14 @@ mod tests {
                 anomaly(i, det, sev, if i.is_multiple_of(2) { "chat" } else { "search" })
             })
             .collect();
-        assert_eq!(s.add_anomalies(records.clone()).unwrap(), 50);
+        assert_eq!(
+            s.add_anomalies(records.clone()).unwrap(),
+            Added { new: 50, last_seq: 50 }
+        );
         assert_eq!(
             s.add_anomalies(records[..10].to_vec()).unwrap(),
-            0,
-            "copies add nothing"
+            Added { new: 0, last_seq: 50 },
+            "copies add nothing and take no arrival number"
         );
 
         let mut f = filter();
@@ -571,6 +626,27 @@ mod tests {
         assert_eq!(seen.len(), 17);
         let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
         assert_eq!(distinct.len(), 17, "no anomaly on two pages");
+
+        // In arrival order, page by page, as a subscriber reads: every match once, in order.
+        let mut arrived = Vec::new();
+        let mut after = 0;
+        while after < s.last_seq() {
+            let since = s.since(after, s.last_seq(), &f, 5).unwrap();
+            assert!(since.read_to > after, "each read moves on");
+            arrived.extend(
+                since
+                    .anomalies
+                    .iter()
+                    .map(|(seq, a)| (*seq, a["id"].as_str().unwrap().to_owned())),
+            );
+            after = since.read_to;
+        }
+        assert_eq!(arrived.len(), 17);
+        assert!(arrived.windows(2).all(|w| w[0].0 < w[1].0), "oldest first");
+        let arrived_ids: std::collections::BTreeSet<_> = arrived.iter().map(|(_, id)| id).collect();
+        assert_eq!(arrived_ids, distinct, "the same anomalies as the pages");
+        let one = s.since(0, 1, &filter(), 10).unwrap();
+        assert_eq!((one.anomalies.len(), one.read_to), (1, 1), "bounded above by upto_seq");
 
         f.applications = vec!["chat".into()];
         f.start_ms = T0 + 10 * 60_000;

@@ -1,0 +1,248 @@
+//! Live updates. The feed says how far the store has got; each subscriber reads from the store
+//! what it has not seen yet, at its own pace. A slow subscriber is therefore never skipped: it
+//! is told that it is behind, and then gets every anomaly it missed, in arrival order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::store::{AnomalyFilter, Store};
+
+/// A subscriber this many anomalies behind the store is told so before it catches up: more
+/// than the feed stores in a few batches, so a burst alone does not set it off.
+pub const BEHIND: u64 = 10_000;
+
+/// Anomalies read from the store per query.
+const READ: u32 = 256;
+
+/// What a subscription yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    /// A new anomaly matching the filter, with its lifecycle fields.
+    Anomaly(Value),
+    /// The subscriber has fallen `backlog` anomalies behind the store. Every one of them that
+    /// matches follows, oldest first.
+    Behind {
+        /// Anomalies stored since the last one delivered (matching or not).
+        backlog: u64,
+    },
+    /// The store could not be read. The subscription tries again at the next anomaly.
+    Failed(String),
+}
+
+/// Where the store has got: shared by the feed and the subscribers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Live {
+    stored: Arc<watch::Sender<u64>>,
+    behind: u64,
+}
+
+impl Live {
+    /// A hub whose store holds anomalies up to arrival number `last_seq`.
+    pub fn new(last_seq: u64) -> Live {
+        Live {
+            stored: Arc::new(watch::Sender::new(last_seq)),
+            behind: BEHIND,
+        }
+    }
+
+    /// Tells subscribers they are behind at `backlog` anomalies instead of [`BEHIND`].
+    pub fn behind_at(self, backlog: u64) -> Live {
+        Live {
+            behind: backlog,
+            ..self
+        }
+    }
+
+    /// The store now holds anomalies up to `last_seq`: wakes the subscribers.
+    pub fn stored(&self, last_seq: u64) {
+        self.stored.send_if_modified(|seen| {
+            let newer = last_seq > *seen;
+            if newer {
+                *seen = last_seq;
+            }
+            newer
+        });
+    }
+
+    /// The anomalies matching `filter` that arrive from now on. The stream ends when the hub
+    /// is dropped.
+    pub fn anomalies(
+        &self,
+        store: Arc<dyn Store>,
+        filter: AnomalyFilter,
+    ) -> impl Stream<Item = Delivery> + Send + 'static {
+        let stored = self.stored.subscribe();
+        let after = *stored.borrow();
+        let reader = Reader {
+            stored,
+            store,
+            filter,
+            after,
+            pending: VecDeque::new(),
+            told_behind: false,
+            failed: false,
+            behind: self.behind,
+        };
+        futures_util::stream::unfold(reader, |mut r| async move {
+            let next = r.next().await?;
+            Some((next, r))
+        })
+    }
+}
+
+/// One subscriber's position.
+struct Reader {
+    stored: watch::Receiver<u64>,
+    store: Arc<dyn Store>,
+    filter: AnomalyFilter,
+    /// Every anomaly up to this arrival number has been read.
+    after: u64,
+    pending: VecDeque<Delivery>,
+    told_behind: bool,
+    /// The last read failed: wait for the next anomaly before trying again, rather than spin.
+    failed: bool,
+    behind: u64,
+}
+
+impl Reader {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            if let Some(d) = self.pending.pop_front() {
+                return Some(d);
+            }
+            if std::mem::take(&mut self.failed) {
+                self.stored.changed().await.ok()?;
+            }
+            let latest = *self.stored.borrow_and_update();
+            if self.after >= latest {
+                self.stored.changed().await.ok()?;
+                continue;
+            }
+            let backlog = latest - self.after;
+            if backlog > self.behind && !self.told_behind {
+                self.told_behind = true;
+                return Some(Delivery::Behind { backlog });
+            }
+            self.told_behind &= backlog > u64::from(READ);
+            let (store, filter, after) = (Arc::clone(&self.store), self.filter.clone(), self.after);
+            let read = tokio::task::spawn_blocking(move || store.since(after, latest, &filter, READ)).await;
+            match read {
+                Ok(Ok(since)) => {
+                    self.after = since.read_to;
+                    self.pending
+                        .extend(since.anomalies.into_iter().map(|(_, a)| Delivery::Anomaly(a)));
+                }
+                Ok(Err(e)) => {
+                    self.failed = true;
+                    return Some(Delivery::Failed(e));
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Delivery::Failed(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SqliteStore, StoreOptions};
+    use futures_util::StreamExt;
+    use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+
+    fn anomaly(i: u64) -> Vec<u8> {
+        let a = Anomaly::build(AnomalyDraft {
+            id_parts: &[b"live", &i.to_le_bytes()],
+            detector_id: "cost-spike",
+            detector_type: DetectorType::Statistical,
+            severity: if i.is_multiple_of(3) {
+                Severity::Critical
+            } else {
+                Severity::Info
+            },
+            score: 0.9,
+            title: String::new(),
+            description: String::new(),
+            entity: AffectedEntity {
+                entity_type: "application".into(),
+                id: "chat".into(),
+                name: "chat".into(),
+            },
+            metrics: AnomalyMetrics {
+                baseline_value: 1.0,
+                observed_value: 2.0,
+                deviation: 1.0,
+                threshold: 1.0,
+            },
+            at_ms: 1_000_000 + i,
+            window_ms: (0, 1_000_000 + i),
+            sample_events: vec![],
+        });
+        serde_json::to_vec(&a).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscriber_that_falls_behind_is_told_and_then_gets_every_anomaly_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap());
+        let old = store.add_anomalies((0..10).map(anomaly).collect()).unwrap();
+        let live = Live::new(old.last_seq).behind_at(100);
+        let critical = AnomalyFilter {
+            end_ms: u64::MAX >> 1,
+            severities: vec!["critical".into()],
+            ..AnomalyFilter::default()
+        };
+        let mut stream = Box::pin(live.anomalies(Arc::clone(&store), critical));
+
+        // Live, as they come: only what arrives after subscribing, only what matches.
+        let added = store.add_anomalies((10..20).map(anomaly).collect()).unwrap();
+        live.stored(added.last_seq);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            match stream.next().await.unwrap() {
+                Delivery::Anomaly(a) => got.push(a["id"].as_str().unwrap().to_owned()),
+                other => panic!("{other:?}"),
+            }
+        }
+        let want: Vec<String> = [12u64, 15, 18]
+            .iter()
+            .map(|i| {
+                serde_json::from_slice::<Value>(&anomaly(*i)).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(got, want, "the critical ones of 10..20, in arrival order");
+
+        // It stops reading while 600 arrive in batches: it is told, then gets all 200 that match.
+        for from in (20..620).step_by(100) {
+            let added = store.add_anomalies((from..from + 100).map(anomaly).collect()).unwrap();
+            live.stored(added.last_seq);
+        }
+        assert_eq!(stream.next().await.unwrap(), Delivery::Behind { backlog: 600 });
+        let mut caught_up = Vec::new();
+        while caught_up.len() < 200 {
+            match stream.next().await.unwrap() {
+                Delivery::Anomaly(a) => caught_up.push(a["id"].as_str().unwrap().to_owned()),
+                other => panic!("told twice or failed: {other:?}"),
+            }
+        }
+        let want: Vec<String> = (20..620u64)
+            .filter(|i| i.is_multiple_of(3))
+            .map(|i| {
+                serde_json::from_slice::<Value>(&anomaly(i)).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(caught_up, want, "none skipped, none twice, oldest first");
+    }
+}
