@@ -6,4 +6,5 @@ pub mod auth;
 pub mod feed;
 pub mod lifecycle;
 pub mod live;
+pub mod metrics;
 pub mod store;

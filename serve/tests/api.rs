@@ -121,6 +121,48 @@ fn pages_filters_and_the_lifecycle_over_http() {
 }
 
 #[test]
+fn metric_series_count_the_stored_anomalies_per_bucket() {
+    let api = Api::start();
+    let body = json!({
+        "metrics": ["anomaly_rate", "anomaly_count", "detection_latency_p99"],
+        "start": "2024-06-01T00:00:00Z",
+        "end": "2024-06-01T00:40:00Z",
+        "aggregation": "avg",
+        "granularity": "10m",
+    });
+    let (status, answer) = api.post("/api/v1/metrics/query", "read-key-1", body.clone());
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let series = answer["series"].as_array().unwrap();
+    let values = |i: usize| -> Vec<f64> {
+        series[i]["datapoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["value"].as_f64().unwrap())
+            .collect()
+    };
+    // Thirty anomalies a minute apart from 00:00: ten in each of the first three buckets.
+    assert_eq!(series[0]["name"], "anomaly_rate");
+    assert_eq!(values(0), vec![1.0, 1.0, 1.0, 0.0]);
+    assert_eq!(series[0]["unit"], "anomalies/min");
+    assert_eq!(values(1), vec![10.0, 10.0, 10.0, 0.0]);
+    assert_eq!(series[1]["datapoints"][2]["timestamp"], "2024-06-01T00:20:00.000Z");
+    assert_eq!(values(2).len(), 3, "no latency where nothing was detected");
+    assert!(values(2).iter().all(|l| *l > 0.0));
+
+    let mut bad = body.clone();
+    bad["metrics"] = json!(["anomaly_rate", "cpu"]);
+    let (status, answer) = api.post("/api/v1/metrics/query", "read-key-1", bad);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("`cpu`"));
+    let mut bad = body;
+    bad["granularity"] = json!("whenever");
+    let (status, answer) = api.post("/api/v1/metrics/query", "read-key-1", bad);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("granularity"));
+}
+
+#[test]
 fn without_keys_only_loopback_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();

@@ -123,6 +123,21 @@ fn the_seeds_queries_answer_from_the_store_with_cursor_pages() {
     assert_eq!(stats["detectionRate"], 30.0 / 24.0, "per hour over the day");
     assert!(stats["mttr"].is_null(), "nothing resolved yet");
 
+    let (_, body) = gql(
+        &api,
+        Some(READ),
+        "query($t: TimeRange!) { metrics(names: [\"anomaly_rate\"], timeRange: $t, aggregation: AVG, granularity: \"15m\") {
+            name unit aggregation datapoints { timestamp value } } }",
+        json!({"t": {"start": "2024-06-01T00:00:00Z", "end": "2024-06-01T00:30:00Z"}}),
+    );
+    let series = &body["data"]["metrics"][0];
+    assert_eq!(series["name"], "anomaly_rate", "{body}");
+    assert_eq!(series["aggregation"], "AVG");
+    assert_eq!(
+        series["datapoints"],
+        json!([{"timestamp": "2024-06-01T00:00:00.000Z", "value": 1.0}, {"timestamp": "2024-06-01T00:15:00.000Z", "value": 1.0}])
+    );
+
     let (_, body) = gql(&api, Some(READ), "{ detectors { id enabled } }", json!({}));
     assert_eq!(body["data"]["detectors"][0]["id"], "cost-spike");
 }

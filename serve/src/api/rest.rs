@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::auth::{Denied, Scope};
 use crate::lifecycle::{Change, Refused, Status};
+use crate::metrics::{self, BadQuery, MetricsQuery};
 use crate::store::{AnomalyFilter, Cursor, GroupBy, PageAt, Store};
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -344,4 +345,54 @@ pub async fn statistics(
 pub async fn detectors(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
     Ok(Json(json!({ "detectors": *state.detectors })))
+}
+
+/// The body of `POST /api/v1/metrics/query`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsBody {
+    metrics: Vec<String>,
+    start: String,
+    end: String,
+    #[serde(default = "default_aggregation")]
+    aggregation: String,
+    #[serde(default = "default_granularity")]
+    granularity: String,
+}
+
+fn default_aggregation() -> String {
+    "avg".into()
+}
+
+fn default_granularity() -> String {
+    "5m".into()
+}
+
+/// Parses an RFC 3339 body field.
+fn body_time(name: &str, text: &str) -> Result<u64, ApiError> {
+    parse_rfc3339_ms(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "`{name}`: `{text}` is not an RFC 3339 time (e.g. 2024-06-01T00:00:00Z)"
+        ))
+    })
+}
+
+/// `POST /api/v1/metrics/query {metrics, start, end, aggregation, granularity}`.
+pub async fn metrics_query(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<MetricsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let query = MetricsQuery::parse(
+        &body.metrics,
+        body_time("start", &body.start)?,
+        body_time("end", &body.end)?,
+        &body.aggregation,
+        &body.granularity,
+    )
+    .map_err(|BadQuery(m)| ApiError::BadRequest(m))?;
+    let series = blocking(&state.store, move |s| metrics::query(s, &query)).await?;
+    Ok(Json(json!({ "series": series })))
 }

@@ -157,6 +157,18 @@ pub struct Since {
     pub read_to: u64,
 }
 
+/// Anomalies detected in one time bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyBucket {
+    /// The bucket's start, ms.
+    pub start_ms: u64,
+    /// Anomalies detected in it.
+    pub count: u64,
+    /// p99 of the time from an anomaly's detection time (event time) to its arrival in the
+    /// store (wall time), ms: the detection delay when event time follows the wall clock.
+    pub detection_latency_p99_ms: Option<f64>,
+}
+
 /// What the store is asked to do from outside the stream.
 pub trait Store: Send + Sync {
     /// Records anomalies as the job wrote them (JSON). A copy of one already stored updates
@@ -175,6 +187,10 @@ pub trait Store: Send + Sync {
 
     /// A page of anomalies matching `filter`, newest first.
     fn anomalies(&self, filter: &AnomalyFilter, at: &PageAt, limit: u32) -> Result<AnomalyPage, String>;
+
+    /// Anomalies per `bucket_ms` over `[start_ms, end_ms)`, buckets aligned on `start_ms`;
+    /// empty buckets are left out.
+    fn anomaly_buckets(&self, start_ms: u64, end_ms: u64, bucket_ms: u64) -> Result<Vec<AnomalyBucket>, String>;
 
     /// Figures over `[start_ms, end_ms)`, broken down by `group_by`.
     fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String>;

@@ -9,7 +9,7 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
-use super::{Added, AnomalyFilter, AnomalyPage, Cursor, GroupBy, PageAt, Since, Statistics, Store};
+use super::{Added, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, PageAt, Since, Statistics, Store};
 use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS anomalies (
     note TEXT,
     resolved_at_ms INTEGER,
     record TEXT NOT NULL,
-    seq INTEGER NOT NULL DEFAULT 0
+    seq INTEGER NOT NULL DEFAULT 0,
+    stored_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS anomalies_ts ON anomalies (ts_ms, id);
 CREATE INDEX IF NOT EXISTS anomalies_severity ON anomalies (severity, ts_ms);
@@ -79,9 +80,14 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 ";
 
 /// The columns an anomaly is returned from.
-/// Stores made before `seq` existed get it, numbered in insertion order.
-const ADD_SEQ: &str = "ALTER TABLE anomalies ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-    UPDATE anomalies SET seq = rowid;";
+/// Columns added since the first release, and how a store made before gets each.
+const ADDED_COLUMNS: [(&str, &str); 2] = [
+    (
+        "seq",
+        "ALTER TABLE anomalies ADD COLUMN seq INTEGER NOT NULL DEFAULT 0; UPDATE anomalies SET seq = rowid;",
+    ),
+    ("stored_at_ms", "ALTER TABLE anomalies ADD COLUMN stored_at_ms INTEGER;"),
+];
 
 const SEQ_INDEX: &str = "CREATE INDEX IF NOT EXISTS anomalies_seq ON anomalies (seq);";
 
@@ -106,6 +112,12 @@ pub struct SqliteStore {
     options: StoreOptions,
 }
 
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn sql(e: rusqlite::Error) -> String {
     format!("store: {e}")
 }
@@ -118,8 +130,13 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(sql)?;
         writer.execute_batch(SCHEMA).map_err(sql)?;
-        if writer.prepare("SELECT seq FROM anomalies LIMIT 0").is_err() {
-            writer.execute_batch(ADD_SEQ).map_err(sql)?;
+        for (column, add) in ADDED_COLUMNS {
+            if writer
+                .prepare(&format!("SELECT {column} FROM anomalies LIMIT 0"))
+                .is_err()
+            {
+                writer.execute_batch(add).map_err(sql)?;
+            }
         }
         writer.execute_batch(SEQ_INDEX).map_err(sql)?;
         let last_seq: i64 = writer
@@ -235,6 +252,16 @@ fn row_to_value(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     Ok(value)
 }
 
+/// The `q` quantile (nearest rank) of `values`, which it sorts.
+fn percentile(values: &mut [u64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    Some(values[rank - 1] as f64)
+}
+
 /// The WHERE clause and its parameters for `filter`.
 fn where_clause(filter: &AnomalyFilter) -> (String, Vec<Box<dyn ToSql>>) {
     let mut clauses = vec!["ts_ms >= ?".to_owned(), "ts_ms < ?".to_owned()];
@@ -292,12 +319,13 @@ impl Store for SqliteStore {
             let mut added = 0u64;
             // Only the writer moves it, under the writer's lock.
             let mut seq = self.last_seq.load(Ordering::Acquire);
+            let now_ms = wall_clock_ms();
             // The new anomalies' facets: ts, score, detector, severity, application, kind, entity.
             let mut new: Vec<(u64, f64, String, &'static str, String, String, String)> = Vec::new();
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record, seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                    "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record, seq, stored_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                      ON CONFLICT (id) DO NOTHING",
                 )?;
                 // A copy (at-least-once) refreshes the record and keeps the lifecycle.
@@ -326,6 +354,7 @@ impl Store for SqliteStore {
                         entity_key,
                         record,
                         (seq + 1) as i64,
+                        now_ms as i64,
                     ])?;
                     if inserted == 0 {
                         refresh.execute(params![anomaly.id, record])?;
@@ -449,6 +478,50 @@ impl Store for SqliteStore {
             };
             Ok(Since { anomalies, read_to })
         })
+    }
+
+    fn anomaly_buckets(&self, start_ms: u64, end_ms: u64, bucket_ms: u64) -> Result<Vec<AnomalyBucket>, String> {
+        let bucket_ms = bucket_ms.max(1);
+        let rows: Vec<(u64, Option<u64>)> = self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT ts_ms, stored_at_ms - ts_ms FROM anomalies WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY ts_ms",
+            )?;
+            let rows = stmt
+                .query_map(params![start_ms as i64, end_ms as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, Option<i64>>(1)?.map(|l| l.max(0) as u64),
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let mut buckets: Vec<AnomalyBucket> = Vec::new();
+        let mut latencies: Vec<u64> = Vec::new();
+        let close = |bucket: &mut AnomalyBucket, latencies: &mut Vec<u64>| {
+            bucket.detection_latency_p99_ms = percentile(latencies, 0.99);
+            latencies.clear();
+        };
+        for (ts, latency) in rows {
+            let start = start_ms + (ts - start_ms) / bucket_ms * bucket_ms;
+            if buckets.last().is_none_or(|b| b.start_ms != start) {
+                if let Some(b) = buckets.last_mut() {
+                    close(b, &mut latencies);
+                }
+                buckets.push(AnomalyBucket {
+                    start_ms: start,
+                    count: 0,
+                    detection_latency_p99_ms: None,
+                });
+            }
+            let b = buckets.last_mut().expect("pushed above");
+            b.count += 1;
+            latencies.extend(latency);
+        }
+        if let Some(b) = buckets.last_mut() {
+            close(b, &mut latencies);
+        }
+        Ok(buckets)
     }
 
     fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String> {

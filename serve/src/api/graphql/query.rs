@@ -3,12 +3,14 @@
 use async_graphql::{Context, Object, ID};
 
 use super::types::{
-    AnomalyConnection, AnomalyEdge, AnomalyFilterInput, AnomalyNode, ApplicationStats, Detector, DetectorFilter,
-    DetectorStats, EntityStats, PageInfo, Pagination, Severity, SeverityStats, Statistics, TimeRange,
+    AggregationInput, AnomalyConnection, AnomalyEdge, AnomalyFilterInput, AnomalyNode, ApplicationStats, Datapoint,
+    DateTime, Detector, DetectorFilter, DetectorStats, Dimension, DimensionInput, EntityStats, Granularity,
+    MetricSeries, PageInfo, Pagination, Severity, SeverityStats, Statistics, TimeRange,
 };
 use super::{gql_error, Shared};
 use crate::api::rest::blocking;
 use crate::api::ApiError;
+use crate::metrics::{self, BadQuery, MetricsQuery};
 use crate::store::{Cursor, GroupBy, PageAt};
 
 /// Rows a page holds at most.
@@ -158,6 +160,64 @@ impl QueryRoot {
             average_score: by_detector.average_score,
             mttr: by_detector.mttr_seconds,
         })
+    }
+
+    /// Metric time series at a granularity. The metrics the store holds today are about
+    /// anomalies, which have no dimensions: asking for one is refused rather than ignored.
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+        names: Vec<String>,
+        dimensions: Option<Vec<DimensionInput>>,
+        time_range: TimeRange,
+        aggregation: AggregationInput,
+        granularity: Granularity,
+    ) -> async_graphql::Result<Vec<MetricSeries>> {
+        let shared = ctx.data::<Shared>()?;
+        if let Some(d) = dimensions.as_ref().and_then(|d| d.first()) {
+            return Err(gql_error(ApiError::BadRequest(format!(
+                "`dimensions`: `{}` is not a dimension of {}",
+                d.name,
+                names.join(", ")
+            ))));
+        }
+        let query = MetricsQuery::parse(
+            &names,
+            time_range.start.0,
+            time_range.end.0,
+            aggregation.as_str(),
+            &granularity.0,
+        )
+        .map_err(|BadQuery(m)| gql_error(ApiError::BadRequest(m)))?;
+        let series = blocking(&shared.api.store, move |s| metrics::query(s, &query))
+            .await
+            .map_err(gql_error)?;
+        Ok(series
+            .into_iter()
+            .map(|s| MetricSeries {
+                name: s.name,
+                dimensions: s
+                    .dimensions
+                    .into_iter()
+                    .map(|(name, value)| Dimension {
+                        name,
+                        value: value.as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect(),
+                datapoints: s
+                    .datapoints
+                    .into_iter()
+                    .filter_map(|p| {
+                        Some(Datapoint {
+                            timestamp: DateTime(sentinel_dataflows::time::parse_rfc3339_ms(&p.timestamp)?),
+                            value: p.value,
+                        })
+                    })
+                    .collect(),
+                unit: Some(s.unit),
+                aggregation,
+            })
+            .collect())
     }
 
     /// The job's detectors as configured.

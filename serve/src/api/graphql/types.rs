@@ -535,3 +535,92 @@ pub struct DetectorTestResult {
     /// How long the test run took, ms.
     pub duration_ms: f64,
 }
+
+/// How values within a bucket combine.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "Aggregation")]
+pub enum AggregationInput {
+    /// Mean.
+    Avg,
+    /// Sum.
+    Sum,
+    /// Least.
+    Min,
+    /// Greatest.
+    Max,
+    /// How many.
+    Count,
+}
+
+impl AggregationInput {
+    /// The query model's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregationInput::Avg => "avg",
+            AggregationInput::Sum => "sum",
+            AggregationInput::Min => "min",
+            AggregationInput::Max => "max",
+            AggregationInput::Count => "count",
+        }
+    }
+}
+
+/// A bucket width written as a duration: `1m`, `5m`, `1h`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granularity(pub String);
+
+#[Scalar]
+impl ScalarType for Granularity {
+    fn parse(value: async_graphql::Value) -> InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(text) => Ok(Granularity(text.clone())),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.clone())
+    }
+}
+
+/// What a series is broken down by.
+#[derive(InputObject, Clone, Debug)]
+pub struct DimensionInput {
+    /// The dimension (`application_id`).
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// A series' dimension.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Dimension {
+    /// The dimension.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// One point of a series.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Datapoint {
+    /// The bucket's start.
+    pub timestamp: DateTime,
+    /// Its value.
+    pub value: f64,
+}
+
+/// One metric over time.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricSeries {
+    /// The metric.
+    pub name: String,
+    /// What it is broken down by.
+    pub dimensions: Vec<Dimension>,
+    /// Oldest first.
+    pub datapoints: Vec<Datapoint>,
+    /// Its unit.
+    pub unit: Option<String>,
+    /// As asked.
+    pub aggregation: AggregationInput,
+}
