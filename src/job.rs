@@ -246,7 +246,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
         };
         let writer = if every_worker { index as u64 } else { 0 };
         let mut anomaly_sink = open(OutputStream::Anomalies)?;
-        if let (Some(feed), true) = (&spec.serve_feed, index == 0 || every_worker) {
+        // `run --serve`: the writers also feed the serving store.
+        let served = spec.serve_feed.as_ref().filter(|_| index == 0 || every_worker);
+        if let Some(feed) = served {
             anomaly_sink = Box::new(crate::io::ServedSink::new(
                 anomaly_sink,
                 feed.clone(),
@@ -276,10 +278,19 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             (Some(_), Some(_)) => Some(open(OutputStream::State)?),
             _ => None,
         };
-        let aggregate_sink = if spec.write_aggregates {
-            Some(open(OutputStream::Aggregates)?)
-        } else {
-            None
+        let aggregate_sink = match (spec.write_aggregates, served) {
+            // The store charts the aggregates, whether or not they are written out too.
+            (written, Some(feed)) => Some(Box::new(crate::io::ServedSink::new(
+                if written {
+                    open(OutputStream::Aggregates)?
+                } else {
+                    Box::new(Discard)
+                },
+                feed.clone(),
+                sentinel_serve::feed::FeedStream::Aggregates,
+            )) as Box<dyn RecordSink>),
+            (true, None) => Some(open(OutputStream::Aggregates)?),
+            (false, None) => None,
         };
         let action_sinks = match &spec.actions {
             Some(_) => Some([

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{read_json, read_jsonl, sentinel};
+use common::{read_json, read_jsonl, sentinel, KilledOnDrop};
 use sentinel_connectors::http::signing::WebhookSecret;
 use sentinel_deliver::loopback::{Faults, ReceiverServer, ShieldServer};
 use serde_json::Value;
@@ -569,15 +569,6 @@ fn the_seed_scenarios_run_end_to_end_on_the_broker() {
 }
 
 /// A job that never ends by itself, killed when the test ends however it ends.
-struct KilledOnDrop(std::process::Child);
-
-impl Drop for KilledOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A job killed with SIGKILL while conditions are open carries them on after the restart, from
 /// the actions stage's checkpoint: the same blocks, rate limits, incidents and webhooks as an
 /// uninterrupted run, none planned again under other ids, and each applied once.

@@ -4,12 +4,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use common::{ids, read_jsonl, run_file_job, sentinel};
+use common::{ids, read_jsonl, run_file_job, sentinel, ServedJob};
 use serde_json::Value;
 
 #[test]
@@ -35,46 +33,44 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
         expected.len()
     );
 
-    let mut job = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["run", "--config", config.to_str().unwrap(), "--no-progress"])
-        .args(["--input", &format!("file:{}", trace.display()), "--output", "none"])
-        .args(["--serve", "127.0.0.1:0"])
-        .args(["--store", dir.path().join("serve.db").to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
+    // testDetector's data: one event the file run found an injection in, and one it found
+    // nothing in.
+    let anomalies = read_jsonl(&out.join("anomalies.jsonl"));
+    let injected = anomalies
+        .iter()
+        .find(|a| a["detector_id"] == "prompt-injection")
+        .expect("the trace holds prompt injections");
+    let sampled: BTreeSet<&str> = anomalies
+        .iter()
+        .flat_map(|a| a["context"]["sample_events"].as_array().unwrap())
+        .filter_map(|e| e.as_str())
+        .collect();
+    let events = read_jsonl(&trace);
+    let attack_event = events
+        .iter()
+        .find(|e| e["event_id"] == injected["context"]["sample_events"][0])
         .unwrap();
-    let (lines, received) = mpsc::channel();
-    let stderr = job.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut url = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = received
-            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-            .expect("the job said where it serves and when the store is full");
-        if let Some(rest) = line.split("serving the API on ").nth(1) {
-            url = Some(rest.trim().to_owned());
-        }
-        if line.contains("anomalies stored") {
-            break;
-        }
-    }
-    let url = url.expect("the job printed its URL");
+    let clean_event = events
+        .iter()
+        .find(|e| e["event_type"] == "llm.request" && !sampled.contains(e["event_id"].as_str().unwrap()))
+        .unwrap();
+    let attack = dir.path().join("attack.json");
+    let clean = dir.path().join("clean.json");
+    std::fs::write(&attack, serde_json::to_vec(&[attack_event]).unwrap()).unwrap();
+    std::fs::write(&clean, serde_json::to_vec(&[clean_event]).unwrap()).unwrap();
+
+    let mut job = ServedJob::start(&config, &trace, &dir.path().join("serve.db"), &[]);
+    job.wait_stored(Duration::from_secs(120));
+    let url = job.url.clone();
 
     let client = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sentinel_client.py"))
         .arg(&url)
+        .args(["--test-detector", "prompt-injection"])
+        .args([&attack, &clean])
         .output()
         .expect("python3 with requests (see .ci/run)");
-    let _ = Command::new("kill").arg(job.id().to_string()).status();
-    let status = job.wait().unwrap();
+    let status = job.stop();
     assert!(
         client.status.success(),
         "client failed: {}",
@@ -105,10 +101,98 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
     assert_eq!(grouped as usize, expected.len(), "groups add up to the total");
     // The trace is from 2024: nothing in the last 24 hours of the wall clock.
     assert_eq!(seen["last_24h_total"], 0);
+
+    // GraphQL, as the seed's dashboard asks: the same total, the newest first.
+    let gql = &seen["graphql"]["data"]["anomalies"];
+    assert_eq!(
+        gql["totalCount"].as_u64().unwrap() as usize,
+        expected.len(),
+        "{}",
+        seen["graphql"]
+    );
+    let first: Vec<&str> = gql["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap())
+        .collect();
+    assert!(!first.is_empty() && first.iter().all(|id| expected.contains(*id)));
+    // The seed's get_metrics: the anomaly rate over a day of the year 2000 is zero throughout.
+    assert_eq!(seen["metrics"][0]["name"], "anomaly_rate");
+    assert_eq!(seen["metrics"][0]["datapoints"].as_array().unwrap().len(), 24);
+    // testDetector runs the job's own code: the injection is found under the file run's id;
+    // the clean event raises nothing.
+    let found = &seen["tests"][0]["data"]["testDetector"];
+    assert_eq!(found["detected"], true, "{}", seen["tests"]);
+    assert_eq!(found["eventsTested"], 1);
+    assert_eq!(found["anomalies"][0]["id"], injected["id"]);
+    let quiet = &seen["tests"][1]["data"]["testDetector"];
+    assert_eq!(quiet["detected"], false, "{}", seen["tests"]);
+
     if seen["critical_active"].as_u64().unwrap() > 0 {
         let acked = &seen["acknowledged"];
         assert_eq!(acked["status"], "acknowledged");
         assert_eq!(acked["acknowledged_by"], "outside-client");
         assert_eq!(seen["acknowledged_after"], serde_json::json!([acked["id"]]));
     }
+}
+
+/// Replay pace of the dashboard's job: the trace's hour of event time in about half a minute.
+const DASHBOARD_SPEED: &str = "100";
+
+/// The dashboard in headless Chromium, against a job still emitting anomalies: rows arrive
+/// without a reload, the rendered rows are the API's first page in its order once the job is
+/// done, and a click on acknowledge changes the status that the API returns.
+#[test]
+fn the_dashboard_shows_anomalies_live_and_acknowledges_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    sentinel(&[
+        "gen-trace",
+        "--events",
+        "120000",
+        "--seed",
+        "5",
+        "--out",
+        trace.to_str().unwrap(),
+    ]);
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sentinel.yaml");
+    // Paced, so the anomalies come over tens of seconds while the page is open.
+    let job = ServedJob::start(
+        &config,
+        &trace,
+        &dir.path().join("serve.db"),
+        &["--speed", DASHBOARD_SPEED],
+    );
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let check = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/dashboard_check.py"))
+        .arg(&job.url)
+        .arg(&screenshot)
+        .output()
+        .expect("python3 with requests (see .ci/run)");
+    let status = job.stop();
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap_or_else(|_| {
+        panic!(
+            "dashboard check printed no report: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        )
+    });
+    assert!(check.status.success(), "dashboard check failed: {report}");
+    assert!(status.success(), "{status}");
+    assert_eq!(report["live_state"], "live");
+    assert!(report["live_count"].as_u64().unwrap() > 0, "{report}");
+    assert!(!report["arrived_ids"].as_array().unwrap().is_empty());
+    assert_eq!(report["reloaded"], false, "rows arrived without a reload");
+    assert_eq!(
+        report["dom_ids"], report["api_ids"],
+        "the page shows the API's first page, in order"
+    );
+    assert!(!report["dom_ids"].as_array().unwrap().is_empty());
+    assert_eq!(report["total_shown"], report["api_total"]);
+    assert_eq!(report["api_status_after"], "acknowledged");
+    assert_eq!(report["dom_status_after"], "acknowledged");
+    assert_eq!(report["acknowledged_by"], "dashboard");
+    assert_eq!(report["message"], "", "no error shown");
 }

@@ -20,6 +20,8 @@ const BATCH: usize = 2_048;
 pub enum FeedStream {
     /// `sentinel.anomalies`.
     Anomalies,
+    /// `sentinel.aggregates`.
+    Aggregates,
 }
 
 /// Hands records to the feed thread. Cheap to clone; the thread ends when every sender is
@@ -77,14 +79,24 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<(FeedStream, Vec
     let mut added = 0u64;
     while let Ok(first) = received.recv() {
         let mut anomalies = Vec::with_capacity(BATCH);
+        let mut aggregates = Vec::new();
         let mut next = Some(first);
         while let Some((stream, record)) = next.take() {
             match stream {
                 FeedStream::Anomalies => anomalies.push(record),
+                FeedStream::Aggregates => aggregates.push(record),
             }
-            if anomalies.len() < BATCH {
+            if anomalies.len() + aggregates.len() < BATCH {
                 next = received.try_recv().ok();
             }
+        }
+        if !aggregates.is_empty() {
+            if let Err(e) = store.add_aggregates(aggregates) {
+                tracing::error!(error = %e, "the store could not take a batch of aggregates");
+            }
+        }
+        if anomalies.is_empty() {
+            continue;
         }
         match store.add_anomalies(anomalies) {
             Ok(batch) => {

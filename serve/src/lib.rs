@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod feed;
 pub mod lifecycle;
 pub mod live;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::Store;
+use crate::store::{AggregateColumn, AggregateQuery, Store};
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_duration_ms};
 
 /// Buckets one query may ask for at most.
@@ -18,14 +18,26 @@ pub enum MetricName {
     AnomalyRate,
     /// p99 of detection time to arrival in the store, ms, per bucket.
     DetectionLatencyP99,
+    /// A figure of the closed-window aggregates, one series per entity.
+    Aggregate(AggregateColumn),
 }
 
 impl MetricName {
     /// Every metric, as named in queries.
-    pub const ALL: [MetricName; 3] = [
+    pub const ALL: [MetricName; 13] = [
         MetricName::AnomalyCount,
         MetricName::AnomalyRate,
         MetricName::DetectionLatencyP99,
+        MetricName::Aggregate(AggregateColumn::Cost),
+        MetricName::Aggregate(AggregateColumn::Requests),
+        MetricName::Aggregate(AggregateColumn::Errors),
+        MetricName::Aggregate(AggregateColumn::ErrorRate),
+        MetricName::Aggregate(AggregateColumn::Tokens),
+        MetricName::Aggregate(AggregateColumn::PromptTokens),
+        MetricName::Aggregate(AggregateColumn::CompletionTokens),
+        MetricName::Aggregate(AggregateColumn::LatencyMean),
+        MetricName::Aggregate(AggregateColumn::LatencyP95),
+        MetricName::Aggregate(AggregateColumn::LatencyP99),
     ];
 
     /// The name in queries and answers.
@@ -34,6 +46,18 @@ impl MetricName {
             MetricName::AnomalyCount => "anomaly_count",
             MetricName::AnomalyRate => "anomaly_rate",
             MetricName::DetectionLatencyP99 => "detection_latency_p99",
+            MetricName::Aggregate(c) => match c {
+                AggregateColumn::Cost => "cost",
+                AggregateColumn::Requests => "requests",
+                AggregateColumn::Errors => "errors",
+                AggregateColumn::ErrorRate => "error_rate",
+                AggregateColumn::Tokens => "tokens",
+                AggregateColumn::PromptTokens => "prompt_tokens",
+                AggregateColumn::CompletionTokens => "completion_tokens",
+                AggregateColumn::LatencyMean => "latency_mean_ms",
+                AggregateColumn::LatencyP95 => "latency_p95_ms",
+                AggregateColumn::LatencyP99 => "latency_p99_ms",
+            },
         }
     }
 
@@ -50,6 +74,13 @@ impl MetricName {
             MetricName::AnomalyCount => "anomalies",
             MetricName::AnomalyRate => "anomalies/min",
             MetricName::DetectionLatencyP99 => "ms",
+            MetricName::Aggregate(c) => match c {
+                AggregateColumn::Cost => "usd",
+                AggregateColumn::Requests | AggregateColumn::Errors => "calls",
+                AggregateColumn::ErrorRate => "ratio",
+                AggregateColumn::Tokens | AggregateColumn::PromptTokens | AggregateColumn::CompletionTokens => "tokens",
+                AggregateColumn::LatencyMean | AggregateColumn::LatencyP95 | AggregateColumn::LatencyP99 => "ms",
+            },
         }
     }
 }
@@ -111,7 +142,19 @@ pub struct MetricsQuery {
     pub aggregation: Aggregation,
     /// Bucket width, ms.
     pub granularity_ms: u64,
+    /// The aggregates' dimension, as answers name it: `application_id`, `model` or `tenant_id`.
+    pub dimension: &'static str,
+    /// Only these entities of it (all when empty).
+    pub keys: Vec<String>,
 }
+
+/// The dimensions aggregate metrics break down by: the name in queries and answers, and the
+/// store's.
+pub const DIMENSIONS: [(&str, &str); 3] = [
+    ("application_id", "application"),
+    ("model", "model"),
+    ("tenant_id", "tenant"),
+];
 
 /// Why a query was refused: the message names the field and value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +206,23 @@ impl MetricsQuery {
             end_ms,
             aggregation,
             granularity_ms,
+            dimension: DIMENSIONS[0].0,
+            keys: Vec::new(),
         })
+    }
+
+    /// Breaks the aggregate metrics down by `name` (`application_id`, `model`, `tenant_id`),
+    /// keeping the entities in `values` (all when empty).
+    pub fn by(mut self, name: &str, values: Vec<String>) -> Result<MetricsQuery, BadQuery> {
+        let (dimension, _) = DIMENSIONS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            BadQuery(format!(
+                "`dimensions`: unknown dimension `{name}`; known: {}",
+                DIMENSIONS.map(|d| d.0).join(", ")
+            ))
+        })?;
+        self.dimension = dimension;
+        self.keys = values;
+        Ok(self)
     }
 }
 
@@ -191,41 +250,121 @@ pub struct Series {
     pub aggregation: String,
 }
 
+/// One `dimensions` entry of a query: a dimension, and optionally one of its entities.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionFilter {
+    /// `application_id`, `model` or `tenant_id`.
+    pub name: String,
+    /// One entity; without, every entity of the dimension.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl MetricsQuery {
+    /// Applies a query's `dimensions`: all of one dimension, its values the entities kept.
+    pub fn with_dimensions(self, dimensions: &[DimensionFilter]) -> Result<MetricsQuery, BadQuery> {
+        let Some(first) = dimensions.first() else {
+            return Ok(self);
+        };
+        if let Some(other) = dimensions.iter().find(|d| d.name != first.name) {
+            return Err(BadQuery(format!(
+                "`dimensions`: one dimension at a time (`{}` and `{}`)",
+                first.name, other.name
+            )));
+        }
+        let values = dimensions.iter().filter_map(|d| d.value.clone()).collect();
+        self.by(&first.name, values)
+    }
+}
+
 /// Answers `query` from `store`.
 pub fn query(store: &dyn Store, q: &MetricsQuery) -> Result<Vec<Series>, String> {
-    let buckets = store.anomaly_buckets(q.start_ms, q.end_ms, q.granularity_ms)?;
+    let needs_anomalies = q.metrics.iter().any(|m| !matches!(m, MetricName::Aggregate(_)));
+    let buckets = if needs_anomalies {
+        store.anomaly_buckets(q.start_ms, q.end_ms, q.granularity_ms)?
+    } else {
+        Vec::new()
+    };
     let minutes = q.granularity_ms as f64 / 60_000.0;
-    Ok(q.metrics
-        .iter()
-        .map(|m| {
-            let mut datapoints = Vec::new();
-            let mut next = buckets.iter().peekable();
-            let mut at = q.start_ms;
-            while at < q.end_ms {
-                let bucket = next.next_if(|b| b.start_ms == at);
-                let count = bucket.map_or(0, |b| b.count) as f64;
-                let value = match m {
-                    MetricName::AnomalyCount => Some(count),
-                    MetricName::AnomalyRate => Some(count / minutes),
-                    MetricName::DetectionLatencyP99 => bucket.and_then(|b| b.detection_latency_p99_ms),
-                };
-                if let Some(value) = value {
-                    datapoints.push(Datapoint {
-                        timestamp: format_rfc3339_ms(at),
-                        value,
-                    });
-                }
-                at += q.granularity_ms;
+    let series = |m: MetricName, dimensions, datapoints| Series {
+        name: m.as_str().to_owned(),
+        dimensions,
+        datapoints,
+        unit: m.unit().to_owned(),
+        aggregation: q.aggregation.as_str().to_owned(),
+    };
+    let mut out = Vec::new();
+    for &m in &q.metrics {
+        let column = match m {
+            MetricName::Aggregate(column) => column,
+            _ => {
+                out.push(series(
+                    m,
+                    serde_json::Map::new(),
+                    anomaly_points(m, q, &buckets, minutes),
+                ));
+                continue;
             }
-            Series {
-                name: m.as_str().to_owned(),
-                dimensions: serde_json::Map::new(),
-                datapoints,
-                unit: m.unit().to_owned(),
-                aggregation: q.aggregation.as_str().to_owned(),
-            }
-        })
-        .collect())
+        };
+        let store_dimension = DIMENSIONS
+            .iter()
+            .find(|(n, _)| *n == q.dimension)
+            .map_or("application", |(_, d)| d);
+        let keyed = store.aggregate_series(&AggregateQuery {
+            dimension: store_dimension.to_owned(),
+            keys: q.keys.clone(),
+            start_ms: q.start_ms,
+            end_ms: q.end_ms,
+            bucket_ms: q.granularity_ms,
+            column,
+            aggregation: q.aggregation,
+        })?;
+        for k in keyed {
+            let mut dimensions = serde_json::Map::new();
+            dimensions.insert(q.dimension.to_owned(), serde_json::Value::String(k.key));
+            let points = k
+                .points
+                .into_iter()
+                .map(|(at, value)| Datapoint {
+                    timestamp: format_rfc3339_ms(at),
+                    value,
+                })
+                .collect();
+            out.push(series(m, dimensions, points));
+        }
+    }
+    Ok(out)
+}
+
+/// An anomaly metric's points: every bucket for the counts, those with anomalies for latency.
+fn anomaly_points(
+    m: MetricName,
+    q: &MetricsQuery,
+    buckets: &[crate::store::AnomalyBucket],
+    minutes: f64,
+) -> Vec<Datapoint> {
+    let mut datapoints = Vec::new();
+    let mut next = buckets.iter().peekable();
+    let mut at = q.start_ms;
+    while at < q.end_ms {
+        let bucket = next.next_if(|b| b.start_ms == at);
+        let count = bucket.map_or(0, |b| b.count) as f64;
+        let value = match m {
+            MetricName::AnomalyCount => Some(count),
+            MetricName::AnomalyRate => Some(count / minutes),
+            MetricName::DetectionLatencyP99 => bucket.and_then(|b| b.detection_latency_p99_ms),
+            MetricName::Aggregate(_) => None,
+        };
+        if let Some(value) = value {
+            datapoints.push(Datapoint {
+                timestamp: format_rfc3339_ms(at),
+                value,
+            });
+        }
+        at += q.granularity_ms;
+    }
+    datapoints
 }
 
 #[cfg(test)]

@@ -163,6 +163,64 @@ fn metric_series_count_the_stored_anomalies_per_bucket() {
 }
 
 #[test]
+fn aggregate_metrics_come_one_series_per_application() {
+    let api = Api::start();
+    let mut records = Vec::new();
+    for minute in 1..=20 {
+        records.push(common::aggregate("application", "chat", minute, 0.5));
+        records.push(common::aggregate("application", "search", minute, 0.25));
+        records.push(common::aggregate("user", "u1", minute, 9.0));
+    }
+    // A copy (at-least-once) replaces, and does not add.
+    records.push(common::aggregate("application", "chat", 1, 0.5));
+    assert_eq!(api.store.add_aggregates(records).unwrap(), 41, "users' are not kept");
+    let query = json!({
+        "metrics": ["cost", "error_rate"],
+        "start": "2024-06-01T00:00:00Z",
+        "end": "2024-06-01T00:20:00Z",
+        "aggregation": "sum",
+        "granularity": "10m",
+    });
+    let (status, answer) = api.post("/api/v1/metrics/query", "read-key-1", query.clone());
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let series = answer["series"].as_array().unwrap();
+    let of = |name: &str, app: &str| {
+        series
+            .iter()
+            .find(|s| s["name"] == name && s["dimensions"]["application_id"] == app)
+            .unwrap_or_else(|| panic!("{name} of {app}: {answer}"))["datapoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["value"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Windows ending 00:01..00:10 fall in the first bucket, 00:11..00:20 in the second.
+    assert_eq!(of("cost", "chat"), vec![5.0, 5.0]);
+    assert_eq!(of("cost", "search"), vec![2.5, 2.5]);
+    assert_eq!(
+        of("error_rate", "chat"),
+        vec![0.1, 0.1],
+        "errors over requests, whatever the aggregation"
+    );
+    assert_eq!(series.len(), 4);
+
+    let mut one = query.clone();
+    one["dimensions"] = json!([{"name": "application_id", "value": "search"}]);
+    let (_, answer) = api.post("/api/v1/metrics/query", "read-key-1", one);
+    assert!(answer["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["dimensions"]["application_id"] == "search"));
+    let mut bad = query;
+    bad["dimensions"] = json!([{"name": "region"}]);
+    let (status, answer) = api.post("/api/v1/metrics/query", "read-key-1", bad);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("`region`"));
+}
+
+#[test]
 fn without_keys_only_loopback_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();

@@ -5,6 +5,8 @@
 //!   random ranges, through the `Store` trait the API calls.
 //! - Embedded cost: replay throughput of the job with the store fed (`--serve`) against
 //!   without, in the same run.
+//! - Subscription latency: anomalies handed to the feed at a steady rate, as the job's sink
+//!   hands them, until a GraphQL subscriber on a WebSocket receives each.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,8 +14,12 @@ use std::time::Instant;
 
 use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
 use sentinel_dataflows::operators::JobStats;
+use sentinel_serve::api::{wall_clock_ms, ApiState, Server};
+use sentinel_serve::auth::Keys;
+use sentinel_serve::bench::subscription_latency;
 use sentinel_serve::feed::Feed;
 use sentinel_serve::lifecycle::Status;
+use sentinel_serve::live::Live;
 use sentinel_serve::store::{AnomalyFilter, GroupBy, PageAt, SqliteStore, Store, StoreOptions};
 use serde_json::json;
 
@@ -32,6 +38,10 @@ pub struct ServeBench {
     pub events: u64,
     /// Rounds of the replay comparison.
     pub repeat: usize,
+    /// Seconds of the subscription latency run.
+    pub latency_secs: u64,
+    /// Anomalies a second in it.
+    pub latency_rate: f64,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -177,7 +187,7 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
             }
             let feed = if served {
                 let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
-                let (feed, sender) = Feed::start(store, sentinel_serve::live::Live::new(0));
+                let (feed, sender) = Feed::start(store, Live::new(0));
                 spec.serve_feed = Some(sender);
                 Some(feed)
             } else {
@@ -194,6 +204,7 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
         }
     }
     let (off, on) = (median(rates[0].clone()), median(rates[1].clone()));
+    let latency = subscription(dir, b)?;
     println!(
         "embedded: {} events, {stored} anomalies stored: {off:.0} events/s without the store, {on:.0} with: {:.3}× (medians of {})",
         b.events,
@@ -210,7 +221,78 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
             "statistics_p50_ms": s50, "statistics_p99_ms": s99,
             "replay_events": b.events,
             "replay_without_store": off, "replay_with_store": on, "ratio": on / off,
+            "subscription_rate": b.latency_rate,
+            "subscription_sent": latency.sent, "subscription_received": latency.received,
+            "subscription_p50_ms": latency.p50_ms, "subscription_p99_ms": latency.p99_ms,
+            "subscription_max_ms": latency.max_ms, "subscription_behind": latency.behind,
         })
     );
     Ok(())
+}
+
+/// The subscription latency run's figures.
+struct SubscriptionFigures {
+    sent: u64,
+    received: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    behind: u64,
+}
+
+fn subscription(dir: &Path, b: &ServeBench) -> Result<SubscriptionFigures, String> {
+    let db = dir.join("bench-serve-live.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
+    let live = Live::new(store.last_seq());
+    let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());
+    let server = Server::start(
+        "127.0.0.1:0".parse().expect("a socket address"),
+        ApiState {
+            store,
+            keys: Keys::default(),
+            detectors: Arc::new(Vec::new()),
+            publish: Arc::new(|_| {}),
+            clock: wall_clock_ms,
+            live,
+            test_detector: None,
+        },
+    )?;
+    let count = (b.latency_rate * b.latency_secs as f64) as u64;
+    let mut rng = Rng(0x5eed_1a7e);
+    let records: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| {
+            let record = synthetic_anomaly(i, &mut rng);
+            let id = serde_json::from_slice::<serde_json::Value>(&record)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (id, record)
+        })
+        .collect();
+    let run = subscription_latency(server.addr, None, &sender, records, b.latency_rate)?;
+    drop(sender);
+    server.stop();
+    feed.finish();
+    let ms: Vec<f64> = run.latencies_us.iter().map(|us| *us as f64 / 1_000.0).collect();
+    let max_ms = ms.iter().copied().fold(0.0, f64::max);
+    let (p50_ms, p99_ms) = if ms.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        percentiles(ms)
+    };
+    println!(
+        "subscription: {} anomalies at {:.0}/s, {} received: p50 {p50_ms:.2} ms, p99 {p99_ms:.2} ms, max {max_ms:.2} ms (feed to WebSocket client; told behind {} times)",
+        run.sent, b.latency_rate, run.received, run.behind
+    );
+    Ok(SubscriptionFigures {
+        sent: run.sent,
+        received: run.received,
+        p50_ms,
+        p99_ms,
+        max_ms,
+        behind: run.behind,
+    })
 }

@@ -3,8 +3,12 @@
 client (requests, a bearer key, ISO times): it pages through every anomaly, reads statistics,
 acknowledges one anomaly and reads it back, and prints what it saw as one JSON object.
 
-Usage: sentinel_client.py BASE_URL [API_KEY]
+It also asks the GraphQL API the seed dashboard's anomalies query, fetches the anomaly rate as
+the seed's get_metrics does, and, given test events, runs testDetector on them.
+
+Usage: sentinel_client.py BASE_URL [--key KEY] [--test-detector DETECTOR EVENTS.json ...]
 """
+import argparse
 import json
 import sys
 from datetime import datetime, timedelta
@@ -39,6 +43,18 @@ class Client:
             params["group_by"] = ",".join(group_by)
         return self._get("/api/v1/statistics", params)
 
+    def metrics(self, names, start, end, aggregation="avg", granularity="5m"):
+        payload = {"metrics": names, "start": start.isoformat(), "end": end.isoformat(),
+                   "aggregation": aggregation, "granularity": granularity}
+        response = self.session.post(f"{self.base_url}/api/v1/metrics/query", json=payload, timeout=30)
+        response.raise_for_status()
+        return response.json()["series"]
+
+    def graphql(self, query, variables):
+        response = self.session.post(f"{self.base_url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
     def acknowledge(self, anomaly_id, by, note=None):
         response = self.session.post(
             f"{self.base_url}/api/v1/anomalies/{anomaly_id}/acknowledge",
@@ -49,8 +65,29 @@ class Client:
         return response.json()
 
 
+GET_ANOMALIES = """
+query GetAnomalies($filter: AnomalyFilter, $timeRange: TimeRange!, $pagination: Pagination) {
+  anomalies(filter: $filter, timeRange: $timeRange, pagination: $pagination) {
+    edges { node { id timestamp detectorId severity score status title description
+                   affectedEntity { type id name } } }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+}"""
+
+TEST_DETECTOR = """
+mutation Test($id: ID!, $data: JSON!) {
+  testDetector(id: $id, testData: $data) { detectorId eventsTested detected anomalies { id detectorId } }
+}"""
+
+
 def main():
-    client = Client(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("base_url")
+    parser.add_argument("--key")
+    parser.add_argument("--test-detector", nargs="+", metavar=("DETECTOR", "EVENTS"), default=[])
+    args = parser.parse_args()
+    client = Client(args.base_url, args.key)
     # Naive times, as datetime.isoformat() gives them: read as UTC.
     start, end = datetime(2000, 1, 1), datetime(2100, 1, 1)
     ids, offset, total = [], 0, None
@@ -69,7 +106,22 @@ def main():
     after = client.anomalies(start, end, status=["acknowledged"], limit=10)
     stats = client.statistics(start, end, group_by=["detector_id", "severity"])
     recent = client.anomalies(datetime.utcnow() - timedelta(hours=24), datetime.utcnow())
+    gql = client.graphql(GET_ANOMALIES, {
+        "timeRange": {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
+        "pagination": {"limit": 50},
+    })
+    rate = client.metrics(["anomaly_rate", "detection_latency_p99"], start, datetime(2000, 1, 2), granularity="1h")
+    tests = []
+    if args.test_detector:
+        detector, files = args.test_detector[0], args.test_detector[1:]
+        for path in files:
+            with open(path) as f:
+                events = json.load(f)
+            tests.append(client.graphql(TEST_DETECTOR, {"id": detector, "data": events}))
     print(json.dumps({
+        "graphql": gql,
+        "metrics": rate,
+        "tests": tests,
         "ids": ids,
         "total": total,
         "critical_active": critical["total"],

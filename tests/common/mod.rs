@@ -205,3 +205,81 @@ pub fn judged_trace(dir: &Path) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A child process killed, and reaped, when dropped: a failing test leaves no job behind.
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sentinel run --serve 127.0.0.1:0` over a trace file, with its stderr read line by line.
+pub struct ServedJob {
+    /// The job.
+    pub child: KilledOnDrop,
+    /// Where it serves, e.g. `http://127.0.0.1:43121`.
+    pub url: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServedJob {
+    /// Starts the job with `config` over `trace`, its store at `store`, and `extra` arguments;
+    /// returns once it says where it serves.
+    pub fn start(config: &Path, trace: &Path, store: &Path, extra: &[&str]) -> ServedJob {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["run", "--config", config.to_str().unwrap(), "--no-progress"])
+            .args(["--input", &format!("file:{}", trace.display()), "--output", "none"])
+            .args(["--serve", "127.0.0.1:0", "--store", store.to_str().unwrap()])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut job = ServedJob {
+            child: KilledOnDrop(child),
+            url: String::new(),
+            lines,
+        };
+        let line = job.wait_for_line("serving the API on ", Duration::from_secs(60));
+        job.url = line.split("serving the API on ").nth(1).unwrap().trim().to_owned();
+        job
+    }
+
+    /// Waits for a stderr line containing `text`, and returns it.
+    pub fn wait_for_line(&mut self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("the job did not say `{text}` in {limit:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits until the input is done and every anomaly is stored.
+    pub fn wait_stored(&mut self, limit: Duration) {
+        self.wait_for_line("anomalies stored", limit);
+    }
+
+    /// Stops it with SIGTERM, as a person would, and says whether it stopped cleanly.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg(self.child.0.id().to_string()).status();
+        self.child.0.wait().unwrap()
+    }
+}

@@ -1,5 +1,6 @@
 //! The HTTP server: routes, shared state, and a runtime of its own.
 
+mod dashboard;
 mod error;
 pub mod graphql;
 pub mod rest;
@@ -77,6 +78,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/detectors", get(rest::detectors))
         .with_state(state)
         .merge(graphql)
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
 }
 

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::auth::{Denied, Scope};
 use crate::lifecycle::{Change, Refused, Status};
-use crate::metrics::{self, BadQuery, MetricsQuery};
+use crate::metrics::{self, BadQuery, DimensionFilter, MetricsQuery};
 use crate::store::{AnomalyFilter, Cursor, GroupBy, PageAt, Store};
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -358,6 +358,8 @@ pub struct MetricsBody {
     aggregation: String,
     #[serde(default = "default_granularity")]
     granularity: String,
+    #[serde(default)]
+    dimensions: Vec<DimensionFilter>,
 }
 
 fn default_aggregation() -> String {
@@ -392,6 +394,7 @@ pub async fn metrics_query(
         &body.aggregation,
         &body.granularity,
     )
+    .and_then(|q| q.with_dimensions(&body.dimensions))
     .map_err(|BadQuery(m)| ApiError::BadRequest(m))?;
     let series = blocking(&state.store, move |s| metrics::query(s, &query)).await?;
     Ok(Json(json!({ "series": series })))

@@ -169,6 +169,59 @@ pub struct AnomalyBucket {
     pub detection_latency_p99_ms: Option<f64>,
 }
 
+/// A series of closed-window aggregates: one value of `column` per key and bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateQuery {
+    /// Entity kind: `application`, `model` or `tenant`.
+    pub dimension: String,
+    /// Only these keys (all when empty).
+    pub keys: Vec<String>,
+    /// Windows ending after this, ms.
+    pub start_ms: u64,
+    /// Windows ending at or before this, ms.
+    pub end_ms: u64,
+    /// Bucket width, ms, buckets aligned on `start_ms`.
+    pub bucket_ms: u64,
+    /// What is summed, averaged...
+    pub column: AggregateColumn,
+    /// How the windows of a bucket combine (ignored by `ErrorRate`, which is errors over requests).
+    pub aggregation: crate::metrics::Aggregation,
+}
+
+/// An aggregate's figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateColumn {
+    /// Cost.
+    Cost,
+    /// Completed calls.
+    Requests,
+    /// Failed calls.
+    Errors,
+    /// Errors over requests in the bucket.
+    ErrorRate,
+    /// All tokens.
+    Tokens,
+    /// Input tokens.
+    PromptTokens,
+    /// Output tokens.
+    CompletionTokens,
+    /// Mean latency, ms.
+    LatencyMean,
+    /// p95 latency, ms.
+    LatencyP95,
+    /// p99 latency, ms.
+    LatencyP99,
+}
+
+/// One key's series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeySeries {
+    /// The entity.
+    pub key: String,
+    /// Bucket start (ms) and value, oldest first; buckets without windows are left out.
+    pub points: Vec<(u64, f64)>,
+}
+
 /// What the store is asked to do from outside the stream.
 pub trait Store: Send + Sync {
     /// Records anomalies as the job wrote them (JSON). A copy of one already stored updates
@@ -191,6 +244,13 @@ pub trait Store: Send + Sync {
     /// Anomalies per `bucket_ms` over `[start_ms, end_ms)`, buckets aligned on `start_ms`;
     /// empty buckets are left out.
     fn anomaly_buckets(&self, start_ms: u64, end_ms: u64, bucket_ms: u64) -> Result<Vec<AnomalyBucket>, String>;
+
+    /// Records closed-window aggregates as the job wrote them (JSON). Users' are not kept:
+    /// there are too many to chart. A copy of one stored replaces it. Returns how many were kept.
+    fn add_aggregates(&self, records: Vec<Vec<u8>>) -> Result<u64, String>;
+
+    /// Series of the narrowest windows stored for `q.dimension`.
+    fn aggregate_series(&self, q: &AggregateQuery) -> Result<Vec<KeySeries>, String>;
 
     /// Figures over `[start_ms, end_ms)`, broken down by `group_by`.
     fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String>;

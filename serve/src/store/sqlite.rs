@@ -9,11 +9,15 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
-use super::{Added, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, PageAt, Since, Statistics, Store};
+use super::{
+    Added, AggregateColumn, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, KeySeries,
+    PageAt, Since, Statistics, Store,
+};
 use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use sentinel_dataflows::window::AggregateRecord;
 
 /// Where and how much the store keeps.
 #[derive(Clone, Debug)]
@@ -66,6 +70,23 @@ CREATE INDEX IF NOT EXISTS anomalies_application ON anomalies (application_id, t
 CREATE INDEX IF NOT EXISTS anomalies_detector ON anomalies (detector_id, ts_ms);
 CREATE INDEX IF NOT EXISTS anomalies_score ON anomalies (score);
 CREATE INDEX IF NOT EXISTS anomalies_resolved ON anomalies (ts_ms, resolved_at_ms) WHERE resolved_at_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS aggregates (
+    id TEXT PRIMARY KEY,
+    dimension TEXT NOT NULL,
+    key TEXT NOT NULL,
+    width_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    latency_mean_ms REAL,
+    latency_p95_ms REAL,
+    latency_p99_ms REAL
+);
+CREATE INDEX IF NOT EXISTS aggregates_time ON aggregates (dimension, width_ms, end_ms);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -477,6 +498,124 @@ impl Store for SqliteStore {
                 _ => upto_seq,
             };
             Ok(Since { anomalies, read_to })
+        })
+    }
+
+    fn add_aggregates(&self, records: Vec<Vec<u8>>) -> Result<u64, String> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let mut kept = 0;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO aggregates (id, dimension, key, width_ms, end_ms, requests, errors, prompt_tokens,
+                         completion_tokens, total_tokens, cost, latency_mean_ms, latency_p95_ms, latency_p99_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )?;
+                for bytes in &records {
+                    let Ok(a) = serde_json::from_slice::<AggregateRecord>(bytes) else {
+                        tracing::warn!("store: skipping a record that is not an aggregate");
+                        continue;
+                    };
+                    if a.dimension == sentinel_dataflows::window::Dimension::User {
+                        continue;
+                    }
+                    let end = parse_rfc3339_ms(&a.window_end).unwrap_or(0);
+                    insert.execute(params![
+                        a.id,
+                        a.dimension.as_str(),
+                        a.key,
+                        a.width_ms as i64,
+                        end as i64,
+                        a.requests,
+                        a.errors,
+                        a.prompt_tokens as i64,
+                        a.completion_tokens as i64,
+                        a.total_tokens as i64,
+                        a.cost,
+                        a.latency_mean_ms,
+                        a.latency_p95_ms,
+                        a.latency_p99_ms,
+                    ])?;
+                    kept += 1;
+                }
+            }
+            // Aggregates follow the anomalies' retention by age.
+            if let Some(age) = self.options.retain_ms {
+                tx.execute(
+                    "DELETE FROM aggregates WHERE end_ms < (SELECT MAX(end_ms) FROM aggregates) - ?1",
+                    params![age as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(kept)
+        })
+    }
+
+    fn aggregate_series(&self, q: &AggregateQuery) -> Result<Vec<KeySeries>, String> {
+        use crate::metrics::Aggregation;
+        let column = match q.column {
+            AggregateColumn::Cost => "cost",
+            AggregateColumn::Requests => "requests",
+            AggregateColumn::Errors => "errors",
+            AggregateColumn::ErrorRate => "errors",
+            AggregateColumn::Tokens => "total_tokens",
+            AggregateColumn::PromptTokens => "prompt_tokens",
+            AggregateColumn::CompletionTokens => "completion_tokens",
+            AggregateColumn::LatencyMean => "latency_mean_ms",
+            AggregateColumn::LatencyP95 => "latency_p95_ms",
+            AggregateColumn::LatencyP99 => "latency_p99_ms",
+        };
+        let value = match (q.column, q.aggregation) {
+            (AggregateColumn::ErrorRate, _) => "CAST(SUM(errors) AS REAL) / NULLIF(SUM(requests), 0)".to_owned(),
+            (_, Aggregation::Avg) => format!("AVG({column})"),
+            (_, Aggregation::Sum) => format!("SUM({column})"),
+            (_, Aggregation::Min) => format!("MIN({column})"),
+            (_, Aggregation::Max) => format!("MAX({column})"),
+            (_, Aggregation::Count) => format!("CAST(COUNT({column}) AS REAL)"),
+        };
+        let bucket_ms = q.bucket_ms.max(1) as i64;
+        self.read(|conn| {
+            let width: Option<i64> = conn
+                .prepare_cached("SELECT MIN(width_ms) FROM aggregates WHERE dimension = ?1")?
+                .query_row(params![q.dimension], |r| r.get(0))?;
+            let Some(width) = width else {
+                return Ok(Vec::new());
+            };
+            let mut sql = format!(
+                "SELECT key, (end_ms - 1 - ?1) / ?2 AS bucket, {value} FROM aggregates
+                 WHERE dimension = ?3 AND width_ms = ?4 AND end_ms > ?1 AND end_ms <= ?5"
+            );
+            let mut args: Vec<Box<dyn ToSql>> = vec![
+                Box::new(q.start_ms as i64),
+                Box::new(bucket_ms),
+                Box::new(q.dimension.clone()),
+                Box::new(width),
+                Box::new(q.end_ms as i64),
+            ];
+            if !q.keys.is_empty() {
+                sql.push_str(&format!(" AND key IN ({})", vec!["?"; q.keys.len()].join(", ")));
+                args.extend(q.keys.iter().map(|k| Box::new(k.clone()) as Box<dyn ToSql>));
+            }
+            sql.push_str(" GROUP BY key, bucket ORDER BY key, bucket");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args.iter().map(|a| a.as_ref())))?;
+            let mut series: Vec<KeySeries> = Vec::new();
+            while let Some(r) = rows.next()? {
+                let key: String = r.get(0)?;
+                let bucket: i64 = r.get(1)?;
+                let Some(value) = r.get::<_, Option<f64>>(2)? else {
+                    continue;
+                };
+                if series.last().is_none_or(|s| s.key != key) {
+                    series.push(KeySeries {
+                        key,
+                        points: Vec::new(),
+                    });
+                }
+                let at = q.start_ms + (bucket.max(0) as u64) * bucket_ms as u64;
+                series.last_mut().expect("pushed above").points.push((at, value));
+            }
+            Ok(series)
         })
     }
 

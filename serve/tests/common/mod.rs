@@ -133,3 +133,22 @@ impl Api {
         (resp.status(), resp.json().unwrap_or(Value::Null))
     }
 }
+
+/// A closed one-minute window's aggregate, as the job writes it: `dimension` `key`, ending
+/// `minute` minutes after `T0`, with `cost`, and users' too (which the store does not keep).
+pub fn aggregate(dimension: &str, key: &str, minute: u64, cost: f64) -> Vec<u8> {
+    let end = T0 + minute * 60_000;
+    serde_json::to_vec(&json!({
+        "id": format!("{dimension}-{key}-{minute}"),
+        "dimension": dimension,
+        "key": key,
+        "window_start": sentinel_dataflows::time::format_rfc3339_ms(end - 60_000),
+        "window_end": sentinel_dataflows::time::format_rfc3339_ms(end),
+        "width_ms": 60_000,
+        "requests": 10, "errors": 1, "request_events": 10, "tool_calls": 0, "error_rate": 0.1,
+        "prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150,
+        "cost": cost,
+        "latency_mean_ms": 200.0, "latency_p95_ms": 400.0, "latency_p99_ms": 500.0,
+    }))
+    .unwrap()
+}

@@ -10,7 +10,7 @@ use super::types::{
 use super::{gql_error, Shared};
 use crate::api::rest::blocking;
 use crate::api::ApiError;
-use crate::metrics::{self, BadQuery, MetricsQuery};
+use crate::metrics::{self, BadQuery, DimensionFilter, MetricsQuery};
 use crate::store::{Cursor, GroupBy, PageAt};
 
 /// Rows a page holds at most.
@@ -162,8 +162,8 @@ impl QueryRoot {
         })
     }
 
-    /// Metric time series at a granularity. The metrics the store holds today are about
-    /// anomalies, which have no dimensions: asking for one is refused rather than ignored.
+    /// Metric time series at a granularity: the anomaly metrics, and the aggregates' figures
+    /// (cost, requests, tokens, latency...) one series per application, model or tenant.
     async fn metrics(
         &self,
         ctx: &Context<'_>,
@@ -174,13 +174,14 @@ impl QueryRoot {
         granularity: Granularity,
     ) -> async_graphql::Result<Vec<MetricSeries>> {
         let shared = ctx.data::<Shared>()?;
-        if let Some(d) = dimensions.as_ref().and_then(|d| d.first()) {
-            return Err(gql_error(ApiError::BadRequest(format!(
-                "`dimensions`: `{}` is not a dimension of {}",
-                d.name,
-                names.join(", ")
-            ))));
-        }
+        let dimensions: Vec<DimensionFilter> = dimensions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| DimensionFilter {
+                name: d.name,
+                value: Some(d.value),
+            })
+            .collect();
         let query = MetricsQuery::parse(
             &names,
             time_range.start.0,
@@ -188,6 +189,7 @@ impl QueryRoot {
             aggregation.as_str(),
             &granularity.0,
         )
+        .and_then(|q| q.with_dimensions(&dimensions))
         .map_err(|BadQuery(m)| gql_error(ApiError::BadRequest(m)))?;
         let series = blocking(&shared.api.store, move |s| metrics::query(s, &query))
             .await
