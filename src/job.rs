@@ -440,6 +440,12 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 let to_json = |w: &_, out: &mut Vec<u8>| {
                     serde_json::to_writer(out, &sentinel_dataflows::window::WindowAggregate::record(w))
                 };
+                // Fed to the store only: users' windows, which it does not keep, stay here.
+                let windows = if spec.write_aggregates {
+                    windows
+                } else {
+                    windows.filter(|w| w.dimension != sentinel_dataflows::window::Dimension::User)
+                };
                 write_out(windows, "AggregateSink", sink, writer, to_json, |_| {}, &probes);
             }
         });

@@ -147,6 +147,16 @@ fn keys_scopes_and_bad_input_are_refused_clearly() {
     let api = Api::start();
     let (status, body) = gql(&api, None, "{ detectors { id } }", json!({}));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A form post (no preflight in a browser) is not taken for a query.
+    let form = api
+        .client
+        .post(api.url("/graphql"))
+        .bearer_auth(ADMIN)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"query": "mutation { acknowledgeAnomaly(id: \"x\", acknowledgedBy: \"y\") { id } }"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "unauthenticated");
 
     let ack = "mutation($id: ID!) { acknowledgeAnomaly(id: $id, acknowledgedBy: \"ana@example.com\", note: \"on it\") {

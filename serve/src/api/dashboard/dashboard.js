@@ -76,7 +76,7 @@ function rowFor(a, fresh) {
   const button = document.createElement("button");
   button.className = "acknowledge";
   button.textContent = "Acknowledge";
-  button.disabled = a.status !== "active";
+  button.disabled = a.status !== "active" && a.status !== "suppressed";
   button.addEventListener("click", () => acknowledge(a.id, button));
   act.append(button);
   tr.append(act);
@@ -117,8 +117,11 @@ async function charts() {
   if (state.rows.length === 0) return;
   // Event time, not the wall clock: a replayed trace is shown where its anomalies are.
   const newest = Date.parse(state.rows[0].timestamp);
+  const oldest = Date.parse(state.rows[state.rows.length - 1].timestamp);
   const end = new Date(Math.ceil((newest + 1) / 60000) * 60000);
-  const start = new Date(end.getTime() - 2 * 3600 * 1000);
+  // The span of the anomalies shown, with half an hour before, two hours at most.
+  const span = Math.min(2 * 3600 * 1000, end.getTime() - oldest + 1800 * 1000);
+  const start = new Date(Math.floor((end.getTime() - span) / 60000) * 60000);
   const range = { start: start.toISOString(), end: end.toISOString(), aggregation: "sum" };
   const rate = await api("/api/v1/metrics/query", {
     method: "POST",
@@ -154,9 +157,12 @@ async function costChart(range) {
     const byTime = new Map(s.datapoints.map((p) => [Date.parse(p.timestamp) / 1000, p.value]));
     return { label: s.dimensions.application_id || s.name, stroke: colours[i % colours.length], values: times.map((t) => byTime.get(t) ?? null) };
   });
-  // Anomalies marked: a point at each minute with an anomaly, on the chart's floor.
-  const marked = new Set(state.rows.map((a) => Math.floor(Date.parse(a.timestamp) / 60000) * 60));
-  const marks = times.map((t) => (marked.has(t) ? 0 : null));
+  // Anomalies marked: a point on the chart's floor in each bucket holding one.
+  const anomalyTimes = state.rows.map((a) => Date.parse(a.timestamp) / 1000);
+  const marks = times.map((t, i) => {
+    const next = i + 1 < times.length ? times[i + 1] : Infinity;
+    return anomalyTimes.some((at) => at >= t && at < next) ? 0 : null;
+  });
   const spec = [{}, ...lines.map((l) => ({ label: l.label, stroke: l.stroke })), { label: "anomaly", stroke: "#c0392b", width: 0, points: { show: true, size: 8, fill: "#c0392b" } }];
   state.costChart = chart("chart-cost", spec, state.costChart);
   state.costChart.setData([times, ...lines.map((l) => l.values), marks]);

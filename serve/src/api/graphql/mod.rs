@@ -75,12 +75,33 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// `POST /graphql` (and GET): a key is needed to ask anything; admin to change.
+/// Whether a request's `Origin` (sent by browsers) is this server, as its `Host` names it.
+/// Browsers apply no CORS to WebSockets, so without this any page could subscribe.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // not a browser
+    };
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// `POST /graphql`: a key is needed to ask anything; admin to change. Only JSON bodies, so
+/// a cross-site form cannot post a mutation without the browser asking first.
 pub async fn http(
     State((state, schema)): State<(ApiState, SentinelSchema)>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Result<GraphQLResponse, ApiError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::BadRequest(
+            "send the query as `Content-Type: application/json`".into(),
+        ));
+    }
     let scope = scope_of(&state, authorization(&headers))?;
     Ok(schema.execute(request.into_inner().data(Caller(scope))).await.into())
 }
@@ -94,6 +115,9 @@ pub async fn websocket(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !same_origin(&headers) {
+        return ApiError::Forbidden.into_response();
+    }
     let from_header = authorization(&headers).map(str::to_owned);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
