@@ -430,7 +430,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 anomaly_sink,
                 writer,
                 as_itself,
-                move |a| counter.add_anomalies(&a.detector_id, 1),
+                move |a| counter.add_anomalies(&a.detector_id, a.severity, 1),
                 &probes,
             );
             if let Some(sink) = dead_sink {
@@ -440,11 +440,24 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 let to_json = |w: &_, out: &mut Vec<u8>| {
                     serde_json::to_writer(out, &sentinel_dataflows::window::WindowAggregate::record(w))
                 };
-                // Fed to the store only: users' windows, which it does not keep, stay here.
+                // Fed to the store only: it charts each dimension's narrowest windows and keeps
+                // no user's, so the rest stay here.
                 let windows = if spec.write_aggregates {
                     windows
                 } else {
-                    windows.filter(|w| w.dimension != sentinel_dataflows::window::Dimension::User)
+                    let charted: Vec<(sentinel_dataflows::window::Dimension, u64)> =
+                        sentinel_dataflows::window::Dimension::ALL
+                            .into_iter()
+                            .filter(|d| *d != sentinel_dataflows::window::Dimension::User)
+                            .filter_map(|d| {
+                                spec.plan
+                                    .groups
+                                    .iter()
+                                    .find(|(_, ds)| ds.contains(&d))
+                                    .map(|(w, _)| (d, *w))
+                            })
+                            .collect();
+                    windows.filter(move |w| charted.contains(&(w.dimension, w.width_ms)))
                 };
                 write_out(windows, "AggregateSink", sink, writer, to_json, |_| {}, &probes);
             }

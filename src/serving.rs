@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sentinel_dataflows::operators::JobStats;
 use sentinel_serve::api::{wall_clock_ms, ApiState, Server, TestDetector};
+use sentinel_serve::exporter;
 use sentinel_serve::feed::{Feed, FeedSender};
 use sentinel_serve::live::Live;
 use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
@@ -46,6 +48,7 @@ impl Serving {
         store_path: Option<PathBuf>,
         cfg: &SentinelConfig,
         test_detector: Option<TestDetector>,
+        stats: Arc<JobStats>,
     ) -> Result<Serving, String> {
         let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
         let store_path = store_path.or_else(|| cfg.serve.store.clone()).unwrap_or_else(|| {
@@ -58,7 +61,6 @@ impl Serving {
         let live = Live::new(store.last_seq());
         let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());
         let state = ApiState {
-            store,
             keys,
             detectors: Arc::new(detectors_of(cfg)),
             // Embedded: no anomaly-events topic to publish to yet.
@@ -66,6 +68,8 @@ impl Serving {
             clock: wall_clock_ms,
             live,
             test_detector,
+            metrics: Arc::new(exporter::registry(Some(stats), Some(Arc::clone(&store)), wall_clock_ms)),
+            store,
         };
         let server = Server::start(listen, state)?;
         Ok(Serving {

@@ -59,13 +59,26 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
     std::fs::write(&attack, serde_json::to_vec(&[attack_event]).unwrap()).unwrap();
     std::fs::write(&clean, serde_json::to_vec(&[clean_event]).unwrap()).unwrap();
 
-    let mut job = ServedJob::start(&config, &trace, &dir.path().join("serve.db"), &[]);
+    let mut job = ServedJob::start(
+        &config,
+        &trace,
+        &dir.path().join("serve.db"),
+        &["--metrics", "127.0.0.1:0"],
+    );
+    let metrics_line = job.wait_for_line("Prometheus metrics on ", Duration::from_secs(30));
+    let metrics_url = metrics_line
+        .split("Prometheus metrics on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
     job.wait_stored(Duration::from_secs(120));
     let url = job.url.clone();
 
     let client = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sentinel_client.py"))
         .arg(&url)
+        .args(["--metrics-url", &metrics_url])
         .args(["--test-detector", "prompt-injection"])
         .args([&attack, &clean])
         .output()
@@ -101,6 +114,29 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
     assert_eq!(grouped as usize, expected.len(), "groups add up to the total");
     // The trace is from 2024: nothing in the last 24 hours of the wall clock.
     assert_eq!(seen["last_24h_total"], 0);
+
+    // Prometheus, on the API's address and on --metrics: the same registry, in OpenMetrics text.
+    for scrape in seen["prometheus"].as_array().unwrap() {
+        assert!(scrape["content_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"));
+        let text = scrape["text"].as_str().unwrap();
+        let value = |prefix: &str| -> u64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+                .sum()
+        };
+        assert_eq!(value("sentinel_events_in_total "), events.len() as u64, "{text}");
+        assert_eq!(
+            value("sentinel_anomalies_total{"),
+            expected.len() as u64,
+            "by detector and severity"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+    assert_eq!(seen["prometheus"].as_array().unwrap().len(), 2);
 
     // GraphQL, as the seed's dashboard asks: the same total, the newest first.
     let gql = &seen["graphql"]["data"]["anomalies"];

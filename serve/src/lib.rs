@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod exporter;
 pub mod feed;
 pub mod lifecycle;
 pub mod live;

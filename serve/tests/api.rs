@@ -21,6 +21,29 @@ fn keys_scopes_and_errors_that_name_the_fault() {
     assert_eq!(body["error"]["code"], "unauthenticated");
     assert_eq!(api.get("/api/v1/anomalies", Some("wrong")).0, StatusCode::UNAUTHORIZED);
     assert_eq!(api.get("/api/v1/anomalies", Some("read-key-1")).0, StatusCode::OK);
+    assert_eq!(
+        api.get("/metrics", None).0,
+        StatusCode::UNAUTHORIZED,
+        "metrics need a key too"
+    );
+    let scrape = api
+        .client
+        .get(api.url("/metrics"))
+        .bearer_auth("read-key-1")
+        .send()
+        .unwrap();
+    assert!(scrape.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(scrape.text().unwrap().ends_with("# EOF\n"));
+    // The page itself needs no key; it holds no data.
+    let page = api.client.get(api.url("/")).send().unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
 
     let (status, body) = api.get("/api/v1/anomalies?severity=critical,urgent", Some("read-key-1"));
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -232,6 +255,7 @@ fn without_keys_only_loopback_is_served() {
         clock: || 0,
         live: Live::new(0),
         test_detector: None,
+        metrics: Arc::new(sentinel_serve::exporter::registry(None, None, || 0)),
     };
     let refused = Server::start("0.0.0.0:0".parse().unwrap(), state.clone())
         .err()

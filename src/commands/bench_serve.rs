@@ -251,6 +251,11 @@ fn subscription(dir: &Path, b: &ServeBench) -> Result<SubscriptionFigures, Strin
     let server = Server::start(
         "127.0.0.1:0".parse().expect("a socket address"),
         ApiState {
+            metrics: Arc::new(sentinel_serve::exporter::registry(
+                None,
+                Some(Arc::clone(&store)),
+                wall_clock_ms,
+            )),
             store,
             keys: Keys::default(),
             detectors: Arc::new(Vec::new()),

@@ -44,10 +44,12 @@ sentinel run: detect anomalies in LLM telemetry
   --judge-replay SRC  answer the shadow-agent judges from a verdict journal instead of calling
                       a provider: FILE (a judgements.jsonl) or `kafka` (the judgements topic);
                       a request the journal lacks falls back with reason not_in_journal
-  --serve ADDR        serve the REST API (anomalies, acknowledge and resolve, statistics,
-                      detectors) on ADDR, e.g. 127.0.0.1:8080, from a store the job feeds;
-                      after a finite input it keeps serving until Ctrl-C
+  --serve ADDR        serve the dashboard (/), REST and GraphQL APIs and /metrics on ADDR,
+                      e.g. 127.0.0.1:8080, from a store the job feeds; after a finite input it
+                      keeps serving until Ctrl-C
   --store FILE        the serving store's SQLite file (default: a new file in the temp dir)
+  --metrics ADDR      serve Prometheus /metrics (OpenMetrics text) on ADDR; with --serve it is
+                      also on the API's address
   --summary FILE      write the run summary as JSON
   --no-progress       no live progress line
 timely options (work alongside the above):
@@ -75,6 +77,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ("judge-replay", "SRC"),
         ("serve", "ADDR"),
         ("store", "FILE"),
+        ("metrics", "ADDR"),
     ] {
         opts.optopt("", name, "", hint);
     }
@@ -284,22 +287,44 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     } else {
         None
     };
+    let stats = Arc::new(JobStats::new(threads));
     let serving = match m.opt_str("serve") {
         Some(addr) => {
             let listen = addr
                 .parse()
                 .map_err(|_| format!("--serve: `{addr}` is not host:port, e.g. 127.0.0.1:8080"))?;
             let tester = crate::detector_test::tester(&spec);
-            let serving =
-                crate::serving::Serving::start(listen, m.opt_str("store").map(PathBuf::from), &cfg, Some(tester))?;
-            eprintln!("sentinel: serving the API on http://{}", serving.addr());
+            let serving = crate::serving::Serving::start(
+                listen,
+                m.opt_str("store").map(PathBuf::from),
+                &cfg,
+                Some(tester),
+                Arc::clone(&stats),
+            )?;
+            eprintln!(
+                "sentinel: serving the API on http://{0} (dashboard http://{0}/)",
+                serving.addr()
+            );
             spec.serve_feed = Some(serving.sender());
             Some(serving)
         }
         None if m.opt_present("store") => return Err("--store needs --serve".into()),
         None => None,
     };
-    let stats = Arc::new(JobStats::new(threads));
+    let metrics = match m.opt_str("metrics") {
+        Some(addr) => {
+            let listen = addr
+                .parse()
+                .map_err(|_| format!("--metrics: `{addr}` is not host:port, e.g. 127.0.0.1:9464"))?;
+            let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
+            let registry =
+                sentinel_serve::exporter::registry(Some(Arc::clone(&stats)), None, sentinel_serve::api::wall_clock_ms);
+            let server = sentinel_serve::api::Server::metrics_only(listen, Arc::new(registry), keys)?;
+            eprintln!("sentinel: Prometheus metrics on http://{}/metrics", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
     install_stop_signals(&stats)?;
     let progress = Progress::start(Arc::clone(&stats), !m.opt_present("no-progress"));
     let outcome = job::run(timely_config, Arc::clone(&stats), spec);
@@ -320,6 +345,9 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     if let Some(serving) = serving {
         serving.serve_until(|| stats.stop.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    if let Some(server) = metrics {
+        server.stop();
     }
     Ok(())
 }

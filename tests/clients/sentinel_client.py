@@ -86,6 +86,7 @@ def main():
     parser.add_argument("base_url")
     parser.add_argument("--key")
     parser.add_argument("--test-detector", nargs="+", metavar=("DETECTOR", "EVENTS"), default=[])
+    parser.add_argument("--metrics-url", help="a second Prometheus endpoint to scrape (run --metrics)")
     args = parser.parse_args()
     client = Client(args.base_url, args.key)
     # Naive times, as datetime.isoformat() gives them: read as UTC.
@@ -118,7 +119,13 @@ def main():
             with open(path) as f:
                 events = json.load(f)
             tests.append(client.graphql(TEST_DETECTOR, {"id": detector, "data": events}))
+    scrapes = [client.session.get(f"{client.base_url}/metrics", timeout=30)]
+    if args.metrics_url:
+        scrapes.append(requests.get(args.metrics_url, timeout=30))
+    for scrape in scrapes:
+        scrape.raise_for_status()
     print(json.dumps({
+        "prometheus": [{"content_type": r.headers.get("Content-Type"), "text": r.text} for r in scrapes],
         "graphql": gql,
         "metrics": rate,
         "tests": tests,

@@ -254,7 +254,12 @@ impl ServedJob {
             lines,
         };
         let line = job.wait_for_line("serving the API on ", Duration::from_secs(60));
-        job.url = line.split("serving the API on ").nth(1).unwrap().trim().to_owned();
+        job.url = line
+            .split("serving the API on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
         job
     }
 

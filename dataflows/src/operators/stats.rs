@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::guard::Tier;
-use crate::model::{Decision, FallbackReason, Reason, ShadowAgentAnalysis};
+use crate::model::{Decision, FallbackReason, Reason, Severity, ShadowAgentAnalysis};
 
 /// Process-wide counters. Workers add to them; nothing on the hot path takes a lock.
 #[derive(Debug, Default)]
@@ -20,7 +20,7 @@ pub struct JobStats {
     pub delivered: AtomicU64,
     /// Failed deliveries and records the transport refused (each logged; failed ones are sent again).
     pub delivery_errors: AtomicU64,
-    per_detector: Mutex<Vec<(String, u64)>>,
+    per_detector: Mutex<Vec<((String, Severity), u64)>>,
     /// Records written per low-volume stream (actions, alerts, incidents, webhooks).
     written: Mutex<Vec<(&'static str, u64)>>,
     decisions: [AtomicU64; Tier::ALL.len()],
@@ -94,13 +94,13 @@ impl JobStats {
         self.dead_letters.iter().map(|c| c.load(Relaxed)).sum()
     }
 
-    /// Adds anomalies of one detector (called once per batch, not per record).
-    pub fn add_anomalies(&self, detector: &str, n: u64) {
+    /// Adds anomalies of one detector and severity.
+    pub fn add_anomalies(&self, detector: &str, severity: Severity, n: u64) {
         self.anomalies.fetch_add(n, Relaxed);
         let mut per = self.per_detector.lock().unwrap_or_else(|e| e.into_inner());
-        match per.iter_mut().find(|(d, _)| d == detector) {
+        match per.iter_mut().find(|((d, s), _)| d == detector && *s == severity) {
             Some(entry) => entry.1 += n,
-            None => per.push((detector.to_owned(), n)),
+            None => per.push(((detector.to_owned(), severity), n)),
         }
     }
 
@@ -175,6 +175,18 @@ impl JobStats {
 
     /// Anomalies per detector id, sorted by id.
     pub fn anomalies_per_detector(&self) -> Vec<(String, u64)> {
+        let mut per: Vec<(String, u64)> = Vec::new();
+        for ((detector, _), n) in self.anomalies_per_detector_and_severity() {
+            match per.last_mut() {
+                Some((d, total)) if *d == detector => *total += n,
+                _ => per.push((detector, n)),
+            }
+        }
+        per
+    }
+
+    /// Anomalies per detector id and severity, sorted.
+    pub fn anomalies_per_detector_and_severity(&self) -> Vec<((String, Severity), u64)> {
         let mut per = self.per_detector.lock().unwrap_or_else(|e| e.into_inner()).clone();
         per.sort();
         per

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub live: Live,
     /// Runs a detector on test data; `None` where the job's detectors are not at hand.
     pub test_detector: Option<TestDetector>,
+    /// What `/metrics` exports.
+    pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -76,6 +78,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/statistics", get(rest::statistics))
         .route("/api/v1/metrics/query", post(rest::metrics_query))
         .route("/api/v1/detectors", get(rest::detectors))
+        .route("/metrics", get(rest::prometheus))
         .with_state(state)
         .merge(graphql)
         .merge(dashboard::routes())
@@ -94,7 +97,25 @@ impl Server {
     /// Binds `listen` and serves on a runtime of its own. Without API keys only a loopback
     /// address is accepted: an open API is never exposed by accident.
     pub fn start(listen: SocketAddr, state: ApiState) -> Result<Server, String> {
-        if state.keys.is_open() && !listen.ip().is_loopback() {
+        let open = state.keys.is_open();
+        Server::serve(listen, router(state), open)
+    }
+
+    /// Serves `/metrics` alone (`run --metrics`), with `keys` as the API does.
+    pub fn metrics_only(
+        listen: SocketAddr,
+        registry: Arc<prometheus_client::registry::Registry>,
+        keys: Keys,
+    ) -> Result<Server, String> {
+        let open = keys.is_open();
+        let app = Router::new()
+            .route("/metrics", get(rest::prometheus_only))
+            .with_state((registry, keys));
+        Server::serve(listen, app, open)
+    }
+
+    fn serve(listen: SocketAddr, app: Router, open: bool) -> Result<Server, String> {
+        if open && !listen.ip().is_loopback() {
             return Err(format!(
                 "serve: {listen} is not a loopback address and no API key is configured (serve.api_keys): \
                  listen on 127.0.0.1, or configure keys"
@@ -109,11 +130,10 @@ impl Server {
         let std_listener = std::net::TcpListener::bind(listen).map_err(|e| format!("serve: binding {listen}: {e}"))?;
         std_listener.set_nonblocking(true).map_err(|e| format!("serve: {e}"))?;
         let addr = std_listener.local_addr().map_err(|e| format!("serve: {e}"))?;
-        if state.keys.is_open() {
+        if open {
             tracing::warn!(%addr, "serve: no API keys configured, listening on loopback only");
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(state);
         let thread = std::thread::Builder::new()
             .name("serve-http".into())
             .spawn(move || {

@@ -20,10 +20,14 @@ use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
 const MAX_LIMIT: u32 = 1_000;
 
 fn authorize(state: &ApiState, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
+    authorize_with(&state.keys, headers, needed)
+}
+
+fn authorize_with(keys: &crate::auth::Keys, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state.keys.check(header, needed).map_err(|d| match d {
+    keys.check(header, needed).map_err(|d| match d {
         Denied::Unauthenticated => ApiError::Unauthenticated,
         Denied::Forbidden => ApiError::Forbidden,
     })
@@ -398,4 +402,31 @@ pub async fn metrics_query(
     .map_err(|BadQuery(m)| ApiError::BadRequest(m))?;
     let series = blocking(&state.store, move |s| metrics::query(s, &query)).await?;
     Ok(Json(json!({ "series": series })))
+}
+
+fn openmetrics(registry: &prometheus_client::registry::Registry) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, crate::exporter::CONTENT_TYPE)],
+        crate::exporter::render(registry),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: Prometheus, in OpenMetrics text (a read key when keys are configured).
+pub async fn prometheus(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    Ok(openmetrics(&state.metrics))
+}
+
+/// `GET /metrics` of `run --metrics`, which serves nothing else.
+pub async fn prometheus_only(
+    State((registry, keys)): State<(Arc<prometheus_client::registry::Registry>, crate::auth::Keys)>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    authorize_with(&keys, &headers, Scope::Read)?;
+    Ok(openmetrics(&registry))
 }

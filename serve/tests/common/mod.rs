@@ -91,6 +91,7 @@ impl Api {
             clock: || T0 + 3_600_000,
             live: live.clone(),
             test_detector,
+            metrics: Arc::new(sentinel_serve::exporter::registry(None, None, || T0)),
         };
         let server = Server::start("127.0.0.1:0".parse().unwrap(), state).unwrap();
         Api {
