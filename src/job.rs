@@ -16,9 +16,10 @@ use sentinel_dataflows::judge::JudgeService;
 use sentinel_dataflows::model::Decision;
 use sentinel_dataflows::operators::{
     as_itself, ingest, Act, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats,
-    JsonSink, Judge, PreAggregate, RecordReader, RecordSink, SinkKey, StateCheckpoints, WindowMerge,
+    JsonSink, Judge, PreAggregate, RecordReader, RecordSink, SinkKey, StateCheckpoints, Tap, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
+use sentinel_dataflows::window::Dimension;
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
@@ -329,6 +330,29 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             // After a restart, windows ending before the acknowledged point were emitted in full
             // already, and are re-read only in part: drop them before they reach detectors.
             let windows = windows.filter(move |w| w.window_end >= resume_after);
+            // The aggregates the sink takes: all of them when written out; when only the store
+            // wants them, each dimension's narrowest windows, users' left out (what it charts).
+            // Tapped, so the detectors' stream is not copied for the sink.
+            let (windows, written_windows) = if aggregate_sink.is_some() {
+                let all = spec.write_aggregates;
+                let charted: Vec<(Dimension, u64)> = Dimension::ALL
+                    .into_iter()
+                    .filter(|d| *d != Dimension::User)
+                    .filter_map(|d| {
+                        spec.plan
+                            .groups
+                            .iter()
+                            .find(|(_, ds)| ds.contains(&d))
+                            .map(|(w, _)| (d, *w))
+                    })
+                    .collect();
+                let (windows, kept) = windows.tap("AggregatesTap", move |w| {
+                    all || charted.contains(&(w.dimension, w.width_ms))
+                });
+                (windows, Some(kept))
+            } else {
+                (windows, None)
+            };
             let checkpoints = spec.state.as_ref().map(|s| StateCheckpoints {
                 namespace: s.namespace.clone(),
                 restored: Arc::clone(&s.restored),
@@ -436,28 +460,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             if let Some(sink) = dead_sink {
                 write_out(dead, "DeadLetterSink", sink, writer, as_itself, |_| {}, &probes);
             }
-            if let Some(sink) = aggregate_sink {
+            if let (Some(sink), Some(windows)) = (aggregate_sink, written_windows) {
                 let to_json = |w: &_, out: &mut Vec<u8>| {
                     serde_json::to_writer(out, &sentinel_dataflows::window::WindowAggregate::record(w))
-                };
-                // Fed to the store only: it charts each dimension's narrowest windows and keeps
-                // no user's, so the rest stay here.
-                let windows = if spec.write_aggregates {
-                    windows
-                } else {
-                    let charted: Vec<(sentinel_dataflows::window::Dimension, u64)> =
-                        sentinel_dataflows::window::Dimension::ALL
-                            .into_iter()
-                            .filter(|d| *d != sentinel_dataflows::window::Dimension::User)
-                            .filter_map(|d| {
-                                spec.plan
-                                    .groups
-                                    .iter()
-                                    .find(|(_, ds)| ds.contains(&d))
-                                    .map(|(w, _)| (d, *w))
-                            })
-                            .collect();
-                    windows.filter(move |w| charted.contains(&(w.dimension, w.width_ms)))
                 };
                 write_out(windows, "AggregateSink", sink, writer, to_json, |_| {}, &probes);
             }

@@ -10,10 +10,9 @@ use std::time::Duration;
 use common::{ids, read_jsonl, run_file_job, sentinel, ServedJob};
 use serde_json::Value;
 
-#[test]
-fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("trace.jsonl");
+/// The trace both tests serve: 120,000 events, an hour of event time.
+fn served_trace(dir: &std::path::Path) -> std::path::PathBuf {
+    let trace = dir.join("trace.jsonl");
     sentinel(&[
         "gen-trace",
         "--events",
@@ -23,6 +22,13 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
         "--out",
         trace.to_str().unwrap(),
     ]);
+    trace
+}
+
+#[test]
+fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = served_trace(dir.path());
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sentinel.yaml");
     let out = dir.path().join("file");
     run_file_job(&config, &trace, &out, &[]);
@@ -182,16 +188,7 @@ const DASHBOARD_SPEED: &str = "100";
 #[test]
 fn the_dashboard_shows_anomalies_live_and_acknowledges_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("trace.jsonl");
-    sentinel(&[
-        "gen-trace",
-        "--events",
-        "120000",
-        "--seed",
-        "5",
-        "--out",
-        trace.to_str().unwrap(),
-    ]);
+    let trace = served_trace(dir.path());
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sentinel.yaml");
     // Paced, so the anomalies come over tens of seconds while the page is open.
     let job = ServedJob::start(

@@ -154,36 +154,22 @@ mod tests {
     use super::*;
     use crate::store::{SqliteStore, StoreOptions};
     use futures_util::StreamExt;
-    use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+    use sentinel_dataflows::model::{Anomaly, Severity};
 
     fn anomaly(i: u64) -> Vec<u8> {
-        let a = Anomaly::build(AnomalyDraft {
-            id_parts: &[b"live", &i.to_le_bytes()],
-            detector_id: "cost-spike",
-            detector_type: DetectorType::Statistical,
-            severity: if i.is_multiple_of(3) {
-                Severity::Critical
-            } else {
-                Severity::Info
-            },
-            score: 0.9,
-            title: String::new(),
-            description: String::new(),
-            entity: AffectedEntity {
-                entity_type: "application".into(),
-                id: "chat".into(),
-                name: "chat".into(),
-            },
-            metrics: AnomalyMetrics {
-                baseline_value: 1.0,
-                observed_value: 2.0,
-                deviation: 1.0,
-                threshold: 1.0,
-            },
-            at_ms: 1_000_000 + i,
-            window_ms: (0, 1_000_000 + i),
-            sample_events: vec![],
-        });
+        let severity = if i.is_multiple_of(3) {
+            Severity::Critical
+        } else {
+            Severity::Info
+        };
+        let a = Anomaly::sample(
+            &[b"live", &i.to_le_bytes()],
+            "cost-spike",
+            severity,
+            0.9,
+            "chat",
+            1_000_000 + i,
+        );
         serde_json::to_vec(&a).unwrap()
     }
 

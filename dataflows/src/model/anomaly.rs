@@ -250,6 +250,49 @@ pub struct AnomalyDraft<'a> {
 }
 
 impl Anomaly {
+    /// A made-up statistical anomaly, for tests and benchmarks: `detector` on application
+    /// `app`, detected at `at_ms` over the minute before, observed 5.0 against a baseline of
+    /// 1.0. `id_parts` make its id.
+    ///
+    /// ```
+    /// use sentinel_dataflows::model::{Anomaly, Severity};
+    /// let a = Anomaly::sample(&[b"7"], "cost-spike", Severity::Critical, 0.9, "chat", 1_700_000_000_000);
+    /// assert_eq!(a.affected_entity.id, "chat");
+    /// assert_eq!(a.context.window_start, "2023-11-14T22:12:20.000Z");
+    /// ```
+    pub fn sample(
+        id_parts: &[&[u8]],
+        detector: &str,
+        severity: Severity,
+        score: f64,
+        app: &str,
+        at_ms: u64,
+    ) -> Anomaly {
+        Anomaly::build(AnomalyDraft {
+            id_parts,
+            detector_id: detector,
+            detector_type: DetectorType::Statistical,
+            severity,
+            score,
+            title: format!("{detector} on {app}"),
+            description: String::new(),
+            entity: AffectedEntity {
+                entity_type: "application".into(),
+                id: app.into(),
+                name: app.into(),
+            },
+            metrics: AnomalyMetrics {
+                baseline_value: 1.0,
+                observed_value: 5.0,
+                deviation: 4.0,
+                threshold: 3.0,
+            },
+            at_ms,
+            window_ms: (at_ms.saturating_sub(60_000), at_ms),
+            sample_events: vec![],
+        })
+    }
+
     /// The one way every detector builds its anomaly record.
     ///
     /// ```

@@ -11,6 +11,7 @@ pub mod route;
 pub mod sink;
 pub mod statistical;
 pub mod stats;
+pub mod tap;
 pub mod window_merge;
 
 pub use act::{Act, ActedStreams};
@@ -23,4 +24,5 @@ pub use pre_aggregate::{AggregationPlan, PartialAggregate, PreAggregate};
 pub use sink::{as_itself, JsonSink, RecordSink, SinkKey};
 pub use statistical::DetectStatistical;
 pub use stats::{JobStats, JudgeTotals};
+pub use tap::Tap;
 pub use window_merge::WindowMerge;

@@ -756,35 +756,14 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sentinel_dataflows::model::{AffectedEntity, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+    use sentinel_dataflows::model::Severity;
 
     const T0: u64 = 1_717_200_000_000;
 
     fn anomaly(i: u64, detector: &str, severity: Severity, app: &str) -> Vec<u8> {
-        let a = Anomaly::build(AnomalyDraft {
-            id_parts: &[detector.as_bytes(), app.as_bytes(), &i.to_le_bytes()],
-            detector_id: detector,
-            detector_type: DetectorType::Statistical,
-            severity,
-            score: 0.5 + (i % 5) as f64 / 10.0,
-            title: format!("{detector} on {app}"),
-            description: String::new(),
-            entity: AffectedEntity {
-                entity_type: "application".into(),
-                id: app.into(),
-                name: app.into(),
-            },
-            metrics: AnomalyMetrics {
-                baseline_value: 1.0,
-                observed_value: 5.0,
-                deviation: 4.0,
-                threshold: 3.0,
-            },
-            at_ms: T0 + i * 60_000,
-            window_ms: (T0 + i * 60_000 - 60_000, T0 + i * 60_000),
-            sample_events: vec![],
-        });
-        serde_json::to_vec(&a).unwrap()
+        let score = 0.5 + (i % 5) as f64 / 10.0;
+        let id: &[&[u8]] = &[detector.as_bytes(), app.as_bytes(), &i.to_le_bytes()];
+        serde_json::to_vec(&Anomaly::sample(id, detector, severity, score, app, T0 + i * 60_000)).unwrap()
     }
 
     fn store(dir: &tempfile::TempDir) -> SqliteStore {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
-use sentinel_dataflows::model::{AffectedEntity, Anomaly, AnomalyDraft, AnomalyMetrics, DetectorType, Severity};
+use sentinel_dataflows::model::{Anomaly, Severity};
 use sentinel_serve::api::{ApiState, Server, TestDetector};
 use sentinel_serve::auth::{ApiKey, Keys, Scope};
 use sentinel_serve::lifecycle::LifecycleEvent;
@@ -24,29 +24,14 @@ pub fn anomaly(i: u64) -> Vec<u8> {
     } else {
         Severity::Warning
     };
-    let a = Anomaly::build(AnomalyDraft {
-        id_parts: &[b"cost-spike", &i.to_le_bytes()],
-        detector_id: "cost-spike",
-        detector_type: DetectorType::Statistical,
+    let a = Anomaly::sample(
+        &[b"cost-spike", &i.to_le_bytes()],
+        "cost-spike",
         severity,
-        score: 0.9,
-        title: "cost spike".into(),
-        description: String::new(),
-        entity: AffectedEntity {
-            entity_type: "application".into(),
-            id: "chat".into(),
-            name: "chat".into(),
-        },
-        metrics: AnomalyMetrics {
-            baseline_value: 1.0,
-            observed_value: 5.0,
-            deviation: 4.0,
-            threshold: 3.0,
-        },
-        at_ms: T0 + i * 60_000,
-        window_ms: (T0 + i * 60_000 - 60_000, T0 + i * 60_000),
-        sample_events: vec![],
-    });
+        0.9,
+        "chat",
+        T0 + i * 60_000,
+    );
     serde_json::to_vec(&a).unwrap()
 }
 
