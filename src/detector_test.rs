@@ -41,6 +41,8 @@ pub fn tester(spec: &JobSpec) -> TestDetector {
     }
     template.ingest.speed = None;
     let known = detector_ids(&template);
+    // One test at a time: each runs a whole dataflow, and a read key may ask.
+    let running = std::sync::Mutex::new(());
     Arc::new(move |detector: &str, data: Value| {
         if !known.iter().any(|k| k == detector) {
             return Err(ApiError::NotFound(format!(
@@ -49,6 +51,9 @@ pub fn tester(spec: &JobSpec) -> TestDetector {
             )));
         }
         let events = events_of(data)?;
+        let _one = running
+            .try_lock()
+            .map_err(|_| ApiError::Conflict("another testDetector is running: try again when it is done".into()))?;
         run_over(&template, detector, &events)
     })
 }
