@@ -19,7 +19,6 @@ use sentinel_dataflows::operators::{
     JsonSink, Judge, PreAggregate, RecordReader, RecordSink, SinkKey, StateCheckpoints, Tap, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
-use sentinel_dataflows::window::Dimension;
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
@@ -335,17 +334,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             // Tapped, so the detectors' stream is not copied for the sink.
             let (windows, written_windows) = if aggregate_sink.is_some() {
                 let all = spec.write_aggregates;
-                let charted: Vec<(Dimension, u64)> = Dimension::ALL
-                    .into_iter()
-                    .filter(|d| *d != Dimension::User)
-                    .filter_map(|d| {
-                        spec.plan
-                            .groups
-                            .iter()
-                            .find(|(_, ds)| ds.contains(&d))
-                            .map(|(w, _)| (d, *w))
-                    })
-                    .collect();
+                let charted = spec.plan.charted();
                 let (windows, kept) = windows.tap("AggregatesTap", move |w| {
                     all || charted.contains(&(w.dimension, w.width_ms))
                 });

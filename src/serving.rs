@@ -21,6 +21,8 @@ pub struct Serving {
     server: Server,
     /// The store's file.
     pub store_path: PathBuf,
+    /// Whether the file is this run's scratch (no `--store`, no `serve.store`): removed at the end.
+    scratch: bool,
 }
 
 /// The detectors as `/api/v1/detectors` lists them.
@@ -51,7 +53,9 @@ impl Serving {
         stats: Arc<JobStats>,
     ) -> Result<Serving, String> {
         let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
-        let store_path = store_path.or_else(|| cfg.serve.store.clone()).unwrap_or_else(|| {
+        let chosen = store_path.or_else(|| cfg.serve.store.clone());
+        let scratch = chosen.is_none();
+        let store_path = chosen.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("sentinel-serve-{}-{}.db", std::process::id(), wall_clock_ms()))
         });
         let mut options = StoreOptions::at(&store_path);
@@ -77,6 +81,7 @@ impl Serving {
             sender: Some(sender),
             server,
             store_path,
+            scratch,
         })
     }
 
@@ -104,5 +109,10 @@ impl Serving {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         self.server.stop();
+        if self.scratch {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.store_path.display()));
+            }
+        }
     }
 }

@@ -47,7 +47,8 @@ sentinel run: detect anomalies in LLM telemetry
   --serve ADDR        serve the dashboard (/), REST and GraphQL APIs and /metrics on ADDR,
                       e.g. 127.0.0.1:8080, from a store the job feeds; after a finite input it
                       keeps serving until Ctrl-C
-  --store FILE        the serving store's SQLite file (default: a new file in the temp dir)
+  --store FILE        the serving store's SQLite file (default: a new file in the temp dir,
+                      removed when the server stops)
   --metrics ADDR      serve Prometheus /metrics (OpenMetrics text) on ADDR; with --serve it is
                       also on the API's address
   --summary FILE      write the run summary as JSON

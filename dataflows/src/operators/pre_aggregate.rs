@@ -58,6 +58,26 @@ impl AggregationPlan {
         }
     }
 
+    /// Each dimension's narrowest window width, users' left out: what a chart of the
+    /// aggregates needs, and all the serving store keeps.
+    ///
+    /// ```
+    /// use sentinel_dataflows::operators::AggregationPlan;
+    /// use sentinel_dataflows::window::Dimension;
+    /// let mut plan = AggregationPlan::default();
+    /// plan.require(300_000, Dimension::Application);
+    /// plan.require(60_000, Dimension::Application);
+    /// plan.require(60_000, Dimension::User);
+    /// assert_eq!(plan.charted(), vec![(Dimension::Application, 60_000)]);
+    /// ```
+    pub fn charted(&self) -> Vec<(Dimension, u64)> {
+        Dimension::ALL
+            .into_iter()
+            .filter(|d| *d != Dimension::User)
+            .filter_map(|d| self.groups.iter().find(|(_, ds)| ds.contains(&d)).map(|(w, _)| (d, *w)))
+            .collect()
+    }
+
     fn add(&mut self, width_ms: u64, dimension: Dimension) {
         match self.groups.iter_mut().find(|g| g.0 == width_ms) {
             Some(g) if !g.1.contains(&dimension) => g.1.push(dimension),
