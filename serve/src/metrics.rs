@@ -229,10 +229,15 @@ impl MetricsQuery {
 /// One point.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Datapoint {
-    /// The bucket's start, RFC 3339.
-    pub timestamp: String,
+    /// The bucket's start, ms (written as RFC 3339 `timestamp`).
+    #[serde(rename = "timestamp", serialize_with = "as_rfc3339")]
+    pub at_ms: u64,
     /// Its value.
     pub value: f64,
+}
+
+fn as_rfc3339<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_rfc3339_ms(*ms))
 }
 
 /// One metric's series.
@@ -326,10 +331,7 @@ pub fn query(store: &dyn Store, q: &MetricsQuery) -> Result<Vec<Series>, String>
             let points = k
                 .points
                 .into_iter()
-                .map(|(at, value)| Datapoint {
-                    timestamp: format_rfc3339_ms(at),
-                    value,
-                })
+                .map(|(at, value)| Datapoint { at_ms: at, value })
                 .collect();
             out.push(series(m, dimensions, points));
         }
@@ -357,10 +359,7 @@ fn anomaly_points(
             MetricName::Aggregate(_) => None,
         };
         if let Some(value) = value {
-            datapoints.push(Datapoint {
-                timestamp: format_rfc3339_ms(at),
-                value,
-            });
+            datapoints.push(Datapoint { at_ms: at, value });
         }
         at += q.granularity_ms;
     }

@@ -43,6 +43,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::auth::Denied> for ApiError {
+    fn from(d: crate::auth::Denied) -> Self {
+        match d {
+            crate::auth::Denied::Unauthenticated => ApiError::Unauthenticated,
+            crate::auth::Denied::Forbidden => ApiError::Forbidden,
+        }
+    }
+}
+
 impl ApiError {
     /// Its kind, as the JSON body's `code` and GraphQL's `extensions.code` name it.
     pub fn code(&self) -> &'static str {

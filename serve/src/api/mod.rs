@@ -57,6 +57,13 @@ pub struct ApiState {
     pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
+/// The request's `Authorization` header, if it is text.
+pub(crate) fn authorization(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Milliseconds since the epoch, now.
 pub fn wall_clock_ms() -> u64 {
     std::time::SystemTime::now()

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::auth::{Denied, Scope};
+use crate::auth::Scope;
 use crate::lifecycle::{Change, Refused, Status};
 use crate::metrics::{self, BadQuery, DimensionFilter, MetricsQuery};
 use crate::store::{AnomalyFilter, Cursor, GroupBy, PageAt, Store};
@@ -24,13 +24,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap, needed: Scope) -> Result<(),
 }
 
 fn authorize_with(keys: &crate::auth::Keys, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    keys.check(header, needed).map_err(|d| match d {
-        Denied::Unauthenticated => ApiError::Unauthenticated,
-        Denied::Forbidden => ApiError::Forbidden,
-    })
+    Ok(keys.check(super::authorization(headers), needed)?)
 }
 
 /// Runs a store call off the runtime's threads.

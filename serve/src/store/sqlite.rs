@@ -13,6 +13,7 @@ use super::{
     Added, AggregateColumn, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, KeySeries,
     PageAt, Since, Statistics, Store,
 };
+use crate::api::wall_clock_ms;
 use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
@@ -131,12 +132,6 @@ pub struct SqliteStore {
     /// The newest anomaly's `seq`: arrival order, which subscribers follow.
     last_seq: AtomicU64,
     options: StoreOptions,
-}
-
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn sql(e: rusqlite::Error) -> String {

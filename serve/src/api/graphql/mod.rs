@@ -13,8 +13,8 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, ApiState};
-use crate::auth::{Denied, Scope};
+use super::{authorization, ApiError, ApiState};
+use crate::auth::Scope;
 
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
@@ -63,16 +63,7 @@ pub fn require(ctx: &async_graphql::Context<'_>, needed: Scope) -> async_graphql
 }
 
 fn scope_of(state: &ApiState, authorization: Option<&str>) -> Result<Scope, ApiError> {
-    state.keys.scope_of(authorization).map_err(|d| match d {
-        Denied::Unauthenticated => ApiError::Unauthenticated,
-        Denied::Forbidden => ApiError::Forbidden,
-    })
-}
-
-fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    Ok(state.keys.scope_of(authorization)?)
 }
 
 /// Whether a request's `Origin` (sent by browsers) is this server, as its `Host` names it.

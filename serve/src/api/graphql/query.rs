@@ -209,11 +209,9 @@ impl QueryRoot {
                 datapoints: s
                     .datapoints
                     .into_iter()
-                    .filter_map(|p| {
-                        Some(Datapoint {
-                            timestamp: DateTime(sentinel_dataflows::time::parse_rfc3339_ms(&p.timestamp)?),
-                            value: p.value,
-                        })
+                    .map(|p| Datapoint {
+                        timestamp: DateTime(p.at_ms),
+                        value: p.value,
                     })
                     .collect(),
                 unit: Some(s.unit),
