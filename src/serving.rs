@@ -17,7 +17,7 @@ use crate::config::SentinelConfig;
 /// The store, its feed and the HTTP server of one run.
 pub struct Serving {
     feed: Feed,
-    sender: Option<FeedSender>,
+    sender: FeedSender,
     server: Server,
     /// The store's file.
     pub store_path: PathBuf,
@@ -67,8 +67,8 @@ impl Serving {
         let state = ApiState {
             keys,
             detectors: Arc::new(detectors_of(cfg)),
-            // Embedded: no anomaly-events topic to publish to yet.
-            publish: Arc::new(|_| {}),
+            // Embedded, the anomaly-events stream is the feed itself.
+            publish: sender.publisher(),
             clock: wall_clock_ms,
             live,
             test_detector,
@@ -78,7 +78,7 @@ impl Serving {
         let server = Server::start(listen, state)?;
         Ok(Serving {
             feed,
-            sender: Some(sender),
+            sender,
             server,
             store_path,
             scratch,
@@ -90,16 +90,15 @@ impl Serving {
         self.server.addr
     }
 
-    /// A sender for the job's anomaly sink.
+    /// A sender for the job's sinks.
     pub fn sender(&self) -> FeedSender {
-        self.sender.clone().expect("taken only at the end")
+        self.sender.clone()
     }
 
     /// The job is over: waits until everything fed is stored, then serves until `stop`
     /// says so (SIGTERM or SIGINT).
-    pub fn serve_until(mut self, stop: impl Fn() -> bool) {
-        self.sender = None;
-        let added = self.feed.finish();
+    pub fn serve_until(self, stop: impl Fn() -> bool) {
+        let added = self.sender.flush();
         eprintln!(
             "sentinel: {added} anomalies stored in {}; serving http://{} until stopped (Ctrl-C)",
             self.store_path.display(),
@@ -108,7 +107,10 @@ impl Serving {
         while !stop() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        // The server holds a sender (its publisher): it goes first, then the feed ends.
         self.server.stop();
+        drop(self.sender);
+        self.feed.finish();
         if self.scratch {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", self.store_path.display()));

@@ -1,11 +1,14 @@
 //! The store's feed: records from the job's output streams, handed over through a bounded
 //! queue and written by one thread in batches, so a slow disk slows the sink that feeds it and
-//! never a worker.
+//! never a worker. Fed from Kafka, it also records how far each partition was read, once what
+//! was read is stored, so a restarted replica resumes there.
 
+use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::lifecycle::LifecycleEvent;
 use crate::live::Live;
 use crate::store::Store;
 
@@ -22,24 +25,76 @@ pub enum FeedStream {
     Anomalies,
     /// `sentinel.aggregates`.
     Aggregates,
+    /// `sentinel.anomaly-events`: lifecycle changes, applied in the order they come.
+    AnomalyEvents,
+}
+
+/// What the queue carries.
+#[derive(Debug)]
+enum Fed {
+    Record(FeedStream, Vec<u8>),
+    /// Everything of this partition before this offset has been queued.
+    Position(String, i32, i64),
+    /// Answer with the anomalies added so far, once everything queued before is stored.
+    Barrier(SyncSender<u64>),
 }
 
 /// Hands records to the feed thread. Cheap to clone; the thread ends when every sender is
 /// dropped and the queue is drained.
 #[derive(Clone, Debug)]
 pub struct FeedSender {
-    queue: SyncSender<(FeedStream, Vec<u8>)>,
+    queue: SyncSender<Fed>,
 }
 
 impl FeedSender {
     /// Queues one record, or gives it back when the queue is full (the caller keeps it and
     /// tries again later, without blocking).
     pub fn try_send(&self, stream: FeedStream, record: Vec<u8>) -> Result<(), Unsent> {
-        match self.queue.try_send((stream, record)) {
+        match self.queue.try_send(Fed::Record(stream, record)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full((_, r))) => Err(Unsent::Full(r)),
+            Err(TrySendError::Full(Fed::Record(_, r))) => Err(Unsent::Full(r)),
+            Err(TrySendError::Full(_)) => unreachable!("a record was sent"),
             Err(TrySendError::Disconnected(_)) => Err(Unsent::Closed),
         }
+    }
+
+    /// Queues one record, waiting while the queue is full: for a thread of its own (a topic
+    /// reader), never a worker. `false` when the feed is gone.
+    pub fn send(&self, stream: FeedStream, record: Vec<u8>) -> bool {
+        self.queue.send(Fed::Record(stream, record)).is_ok()
+    }
+
+    /// Everything read from `topic`/`partition` before `next_offset` has been sent: the feed
+    /// records the position once it is stored. Waits while the queue is full.
+    pub fn send_position(&self, topic: &str, partition: i32, next_offset: i64) -> bool {
+        self.queue
+            .send(Fed::Position(topic.to_owned(), partition, next_offset))
+            .is_ok()
+    }
+
+    /// Publishes lifecycle changes into this feed: the anomaly-events stream of a server fed
+    /// in-process, with no topic between.
+    pub fn publisher(&self) -> crate::api::Publish {
+        let events = self.clone();
+        std::sync::Arc::new(move |event| {
+            let record = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+            events
+                .try_send(FeedStream::AnomalyEvents, record)
+                .map_err(|unsent| match unsent {
+                    Unsent::Full(_) => "the store's feed is full; try again".to_owned(),
+                    Unsent::Closed => "the store's feed has stopped".to_owned(),
+                })
+        })
+    }
+
+    /// Waits until everything queued so far is stored; returns how many anomalies were new
+    /// since the feed started (0 when it is gone).
+    pub fn flush(&self) -> u64 {
+        let (tell, told) = sync_channel(1);
+        if self.queue.send(Fed::Barrier(tell)).is_err() {
+            return 0;
+        }
+        told.recv().unwrap_or(0)
     }
 }
 
@@ -75,35 +130,76 @@ impl Feed {
     }
 }
 
-fn write_all(store: &dyn Store, live: &Live, received: Receiver<(FeedStream, Vec<u8>)>) -> u64 {
+fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
     let mut added = 0u64;
+    // Once a batch fails, no later position is saved: a restart reads the failed batch again.
+    let mut failed = false;
     while let Ok(first) = received.recv() {
         let mut anomalies = Vec::with_capacity(BATCH);
         let mut aggregates = Vec::new();
+        let mut events = Vec::new();
+        let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut barriers = Vec::new();
+        let mut taken = 0;
         let mut next = Some(first);
-        while let Some((stream, record)) = next.take() {
-            match stream {
-                FeedStream::Anomalies => anomalies.push(record),
-                FeedStream::Aggregates => aggregates.push(record),
+        while let Some(fed) = next.take() {
+            match fed {
+                Fed::Record(FeedStream::Anomalies, record) => anomalies.push(record),
+                Fed::Record(FeedStream::Aggregates, record) => aggregates.push(record),
+                Fed::Record(FeedStream::AnomalyEvents, record) => match serde_json::from_slice::<LifecycleEvent>(&record) {
+                    Ok(event) => events.push(event),
+                    Err(e) => tracing::warn!(error = %e, "feed: skipping a record that is not a lifecycle event"),
+                },
+                Fed::Position(topic, partition, offset) => {
+                    let at = positions.entry((topic, partition)).or_insert(offset);
+                    *at = (*at).max(offset);
+                }
+                Fed::Barrier(tell) => barriers.push(tell),
             }
-            if anomalies.len() + aggregates.len() < BATCH {
+            taken += 1;
+            if taken < BATCH && barriers.is_empty() {
                 next = received.try_recv().ok();
             }
         }
         if !aggregates.is_empty() {
             if let Err(e) = store.add_aggregates(aggregates) {
+                failed = true;
                 tracing::error!(error = %e, "the store could not take a batch of aggregates");
             }
         }
-        if anomalies.is_empty() {
-            continue;
-        }
-        match store.add_anomalies(anomalies) {
-            Ok(batch) => {
-                added += batch.new;
-                live.stored(batch.last_seq);
+        if !anomalies.is_empty() {
+            match store.add_anomalies(anomalies) {
+                Ok(batch) => {
+                    added += batch.new;
+                    live.stored(batch.last_seq);
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::error!(error = %e, "the store could not take a batch of anomalies");
+                }
             }
-            Err(e) => tracing::error!(error = %e, "the store could not take a batch of anomalies"),
+        }
+        if !events.is_empty() {
+            match store.apply(&events) {
+                Ok(outcomes) => {
+                    for (event, outcome) in events.iter().zip(&outcomes) {
+                        live.applied(&event.id, outcome);
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::error!(error = %e, "the store could not apply a batch of lifecycle events");
+                }
+            }
+        }
+        if !failed && !positions.is_empty() {
+            let positions: Vec<_> = positions.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+            if let Err(e) = store.save_positions(&positions) {
+                tracing::error!(error = %e, "the store could not record its read positions");
+            }
+        }
+        for tell in barriers {
+            let _ = tell.send(added);
         }
     }
     added

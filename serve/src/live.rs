@@ -2,14 +2,14 @@
 //! what it has not seen yet, at its own pace. A slow subscriber is therefore never skipped: it
 //! is told that it is behind, and then gets every anomaly it missed, in arrival order.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use futures_util::Stream;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
-use crate::store::{AnomalyFilter, Store};
+use crate::store::{AnomalyFilter, Applied, Store};
 
 /// A subscriber this many anomalies behind the store is told so before it catches up: more
 /// than the feed stores in a few batches, so a burst alone does not set it off.
@@ -33,11 +33,16 @@ pub enum Delivery {
     Failed(String),
 }
 
-/// Where the store has got: shared by the feed and the subscribers. Cheap to clone.
+/// Callers waiting for their lifecycle events to be applied, by event id.
+type Expected = Arc<Mutex<HashMap<String, Vec<oneshot::Sender<Applied>>>>>;
+
+/// Where the store has got: shared by the feed, the subscribers, and the API calls waiting for
+/// their changes to come back from the anomaly-events stream. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Live {
     stored: Arc<watch::Sender<u64>>,
     behind: u64,
+    expected: Expected,
 }
 
 impl Live {
@@ -46,6 +51,40 @@ impl Live {
         Live {
             stored: Arc::new(watch::Sender::new(last_seq)),
             behind: BEHIND,
+            expected: Expected::default(),
+        }
+    }
+
+    /// Says what became of lifecycle event `event_id` once the feed applies it. Ask before
+    /// publishing the event, so the answer cannot come first.
+    pub fn expect(&self, event_id: &str) -> oneshot::Receiver<Applied> {
+        let (tell, told) = oneshot::channel();
+        self.expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(event_id.to_owned())
+            .or_default()
+            .push(tell);
+        told
+    }
+
+    /// Nobody waits for `event_id` any more (it was not published, or the wait timed out).
+    pub fn forget(&self, event_id: &str) {
+        self.expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(event_id);
+    }
+
+    /// The feed applied `event_id` with `outcome`: tells whoever waits for it.
+    pub fn applied(&self, event_id: &str, outcome: &Applied) {
+        let waiting = self
+            .expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(event_id);
+        for tell in waiting.into_iter().flatten() {
+            let _ = tell.send(outcome.clone());
         }
     }
 

@@ -251,7 +251,7 @@ fn without_keys_only_loopback_is_served() {
         store: Arc::new(store),
         keys: Keys::default(),
         detectors: Arc::new(Vec::new()),
-        publish: Arc::new(|_| {}),
+        publish: Arc::new(|_| Ok(())),
         clock: || 0,
         live: Live::new(0),
         test_detector: None,

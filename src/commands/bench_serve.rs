@@ -250,7 +250,7 @@ fn subscription(dir: &Path, b: &ServeBench) -> Result<SubscriptionFigures, Strin
             store,
             keys: Keys::default(),
             detectors: Arc::new(Vec::new()),
-            publish: Arc::new(|_| {}),
+            publish: sender.publisher(),
             clock: wall_clock_ms,
             live,
             test_detector: None,

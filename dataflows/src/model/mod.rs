@@ -9,6 +9,7 @@ mod fast_decode;
 pub mod finding;
 mod json;
 pub mod judgement;
+pub mod lifecycle;
 pub mod metric_event;
 pub mod risk;
 

@@ -20,6 +20,8 @@ pub enum ApiError {
     Conflict(String),
     /// The store failed: 500.
     Internal(String),
+    /// A change could not be published, or did not come back in time: 503, try again.
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -39,6 +41,7 @@ impl ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone()),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
         }
     }
 }

@@ -20,8 +20,10 @@ use crate::lifecycle::LifecycleEvent;
 use crate::live::Live;
 use crate::store::Store;
 
-/// Called with every lifecycle change made through the API (to publish it).
-pub type Publish = Arc<dyn Fn(&LifecycleEvent) + Send + Sync>;
+/// Publishes a lifecycle change made through the API to the anomaly-events stream, which the
+/// feed reads back and applies. It may block (a broker's acknowledgement): it runs off the
+/// server's threads.
+pub type Publish = Arc<dyn Fn(&LifecycleEvent) -> Result<(), String> + Send + Sync>;
 
 /// What a detector raised on test data.
 #[derive(Clone, Debug, Default)]

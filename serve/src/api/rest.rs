@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::ApiState;
 use crate::auth::Scope;
-use crate::lifecycle::{Change, Refused, Status};
+use crate::lifecycle::{check, Change, LifecycleEvent, Status};
 use crate::metrics::{self, BadQuery, DimensionFilter, MetricsQuery};
-use crate::store::{AnomalyFilter, Cursor, GroupBy, PageAt, Store};
+use crate::store::{AnomalyFilter, Applied, Cursor, GroupBy, PageAt, Store};
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
 /// Rows a page holds at most.
@@ -243,8 +243,12 @@ async fn apply(
     change_anomaly(&state, id, change, by, body.note).await
 }
 
-/// Applies a person's lifecycle change, publishes it, and returns the anomaly as it now is:
-/// what REST and GraphQL both do.
+/// How long a change may take to come back from the anomaly-events stream.
+const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A person's lifecycle change, as REST and GraphQL both make it: checked against the anomaly
+/// as stored here, published, and applied when the feed reads it back, in the stream's order,
+/// as every replica applies it. Returns the anomaly as it then is.
 pub(crate) async fn change_anomaly(
     state: &ApiState,
     id: String,
@@ -254,18 +258,38 @@ pub(crate) async fn change_anomaly(
 ) -> Result<Value, ApiError> {
     let now = (state.clock)();
     let wanted = id.clone();
-    let (outcome, anomaly) = blocking(&state.store, move |s| {
-        let outcome = s.change(&wanted, change, &by, note, now)?;
-        Ok((outcome, s.anomaly(&wanted)?))
-    })
-    .await?;
-    match outcome {
-        Ok(event) => {
-            (state.publish)(&event);
-            Ok(anomaly.unwrap_or(Value::Null))
+    let from = blocking(&state.store, move |s| s.status(&wanted))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no anomaly with id `{id}`")))?;
+    check(from, &change).map_err(|refused| ApiError::Conflict(format!("anomaly `{id}`: {refused}")))?;
+    let event = LifecycleEvent::by_person(&id, change, from, &by, note, now);
+    let outcome = state.live.expect(&event.id);
+    let publish = Arc::clone(&state.publish);
+    let published = event.clone();
+    let sent = tokio::task::spawn_blocking(move || publish(&published))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Err(e) = sent {
+        state.live.forget(&event.id);
+        return Err(ApiError::Unavailable(format!("the change could not be published: {e}")));
+    }
+    let applied = match tokio::time::timeout(APPLY_TIMEOUT, outcome).await {
+        Ok(Ok(applied)) => applied,
+        _ => {
+            state.live.forget(&event.id);
+            return Err(ApiError::Unavailable(format!(
+                "the change was published but not applied here within {} s; it applies when the stream is read",
+                APPLY_TIMEOUT.as_secs()
+            )));
         }
-        Err(Refused::Unknown) => Err(ApiError::NotFound(format!("no anomaly with id `{id}`"))),
-        Err(refused) => Err(ApiError::Conflict(format!("anomaly `{id}`: {refused}"))),
+    };
+    match applied {
+        Applied::Changed(_) | Applied::Duplicate => {
+            let wanted = id.clone();
+            Ok(blocking(&state.store, move |s| s.anomaly(&wanted)).await?.unwrap_or(Value::Null))
+        }
+        Applied::Refused(refused) => Err(ApiError::Conflict(format!("anomaly `{id}`: {refused}"))),
+        Applied::Waiting => Err(ApiError::NotFound(format!("anomaly `{id}` is no longer stored"))),
     }
 }
 

@@ -9,7 +9,7 @@ pub use sqlite::{SqliteStore, StoreOptions};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::lifecycle::{Change, LifecycleEvent, Refused, Status};
+use crate::lifecycle::{LifecycleEvent, Refused, Status};
 
 /// Filters of an anomaly query. Empty lists match everything.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -139,6 +139,19 @@ pub struct Statistics {
     pub top_entities: Vec<(String, u64)>,
 }
 
+/// What became of one lifecycle event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// Applied: the anomaly moved (the audit's copy, with the status it moved from).
+    Changed(LifecycleEvent),
+    /// Applied before: nothing to do.
+    Duplicate,
+    /// Not allowed from where the anomaly was: nothing changed.
+    Refused(Refused),
+    /// The anomaly is not stored yet: the event is kept and applied when it arrives.
+    Waiting,
+}
+
 /// What one [`Store::add_anomalies`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Added {
@@ -255,16 +268,19 @@ pub trait Store: Send + Sync {
     /// Figures over `[start_ms, end_ms)`, broken down by `group_by`.
     fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String>;
 
-    /// Applies a change made here: checks it, stores it and its audit row, and returns the
-    /// event to publish.
-    fn change(
-        &self,
-        anomaly_id: &str,
-        change: Change,
-        by: &str,
-        note: Option<String>,
-        at_ms: u64,
-    ) -> Result<Result<LifecycleEvent, Refused>, String>;
+    /// An anomaly's lifecycle status, if it is stored.
+    fn status(&self, anomaly_id: &str) -> Result<Option<Status>, String>;
+
+    /// Applies lifecycle events in the order given (the anomaly-events topic's), each checked
+    /// against the status it finds and audited once: an event seen before is a no-op, and one
+    /// for an anomaly not stored yet waits until the anomaly arrives.
+    fn apply(&self, events: &[LifecycleEvent]) -> Result<Vec<Applied>, String>;
+
+    /// Where each consumed partition was read up to: `(topic, partition, next offset)`.
+    fn positions(&self) -> Result<Vec<(String, i32, i64)>, String>;
+
+    /// Records how far partitions were read, after what was read from them is stored.
+    fn save_positions(&self, positions: &[(String, i32, i64)]) -> Result<(), String>;
 
     /// The audit trail of one anomaly, oldest first.
     fn audit(&self, anomaly_id: &str) -> Result<Vec<LifecycleEvent>, String>;

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
 use super::{
-    Added, AggregateColumn, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, KeySeries,
+    Added, AggregateColumn, Applied, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, KeySeries,
     PageAt, Since, Statistics, Store,
 };
 use crate::api::wall_clock_ms;
-use crate::lifecycle::{check, Change, ChangeSource, LifecycleEvent, Refused, Status};
+use crate::lifecycle::{check, Change, LifecycleEvent, Status};
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -95,6 +95,21 @@ CREATE TABLE IF NOT EXISTS audit (
     event TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_anomaly ON audit (anomaly_id, seq);
+CREATE TABLE IF NOT EXISTS applied_events (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS waiting_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    anomaly_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS waiting_anomaly ON waiting_events (anomaly_id);
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -131,8 +146,14 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// The newest anomaly's `seq`: arrival order, which subscribers follow.
     last_seq: AtomicU64,
+    /// Lifecycle events waiting for their anomaly: while there are none, a new anomaly costs
+    /// no lookup.
+    waiting: AtomicU64,
     options: StoreOptions,
 }
+
+/// Lifecycle events kept at most for anomalies that have not arrived; the oldest go first.
+const MAX_WAITING: i64 = 100_000;
 
 fn sql(e: rusqlite::Error) -> String {
     format!("store: {e}")
@@ -159,6 +180,9 @@ impl SqliteStore {
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM anomalies", [], |r| r.get(0))
             .map_err(sql)?;
         let facets = load_facets(&writer).map_err(sql)?;
+        let waiting: i64 = writer
+            .query_row("SELECT COUNT(*) FROM waiting_events", [], |r| r.get(0))
+            .map_err(sql)?;
         let readers = (0..options.readers.max(1))
             .map(|_| {
                 let c = Connection::open_with_flags(
@@ -176,6 +200,7 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             last_seq: AtomicU64::new(last_seq as u64),
+            waiting: AtomicU64::new(waiting as u64),
             options,
         })
     }
@@ -315,17 +340,128 @@ fn where_clause(filter: &AnomalyFilter) -> (String, Vec<Box<dyn ToSql>>) {
     (clauses.join(" AND "), args)
 }
 
-fn event_id(anomaly_id: &str, change: &Change, at_ms: u64) -> String {
-    let action = match change {
-        Change::Acknowledge => "acknowledge",
-        Change::Resolve => "resolve",
+/// Sets an anomaly's status as `change` asks.
+fn set_status(tx: &Connection, anomaly_id: &str, event: &LifecycleEvent) -> rusqlite::Result<()> {
+    let (to, by, note, at) = (event.to.as_str(), &event.by, &event.note, event.at_ms as i64);
+    match event.change {
+        Change::Acknowledge => tx.execute(
+            "UPDATE anomalies SET status = ?2, acknowledged_by = ?3, acknowledged_at_ms = ?4, note = COALESCE(?5, note) WHERE id = ?1",
+            params![anomaly_id, to, by, at, note],
+        )?,
+        Change::Resolve => tx.execute(
+            "UPDATE anomalies SET status = ?2, resolved_at_ms = ?3, note = COALESCE(?4, note) WHERE id = ?1",
+            params![anomaly_id, to, at, note],
+        )?,
     };
-    stable_id(&[
-        b"lifecycle",
-        anomaly_id.as_bytes(),
-        action.as_bytes(),
-        &at_ms.to_le_bytes(),
-    ])
+    Ok(())
+}
+
+fn audit_row(tx: &Connection, id: &str, event: &LifecycleEvent) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO audit (id, anomaly_id, event) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING")?
+        .execute(params![
+            id,
+            event.anomaly_id,
+            serde_json::to_string(event).unwrap_or_default()
+        ])?;
+    Ok(())
+}
+
+fn status_of(tx: &Connection, anomaly_id: &str) -> rusqlite::Result<Option<Status>> {
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM anomalies WHERE id = ?1")?
+        .query_row(params![anomaly_id], |r| r.get(0))
+        .optional()?;
+    Ok(status.map(|s| Status::parse(&s).unwrap_or(Status::Active)))
+}
+
+/// Applies one event inside the writer's transaction; `waiting` counts events parked.
+fn apply_one(tx: &Connection, event: &LifecycleEvent, waiting: &mut i64) -> rusqlite::Result<Applied> {
+    let seen: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM applied_events WHERE id = ?1)")?
+        .query_row(params![event.id], |r| r.get(0))?;
+    if seen {
+        return Ok(Applied::Duplicate);
+    }
+    let Some(from) = status_of(tx, &event.anomaly_id)? else {
+        let parked = tx
+            .prepare_cached(
+                "INSERT INTO waiting_events (id, anomaly_id, at_ms, event) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                event.id,
+                event.anomaly_id,
+                event.at_ms as i64,
+                serde_json::to_string(event).unwrap_or_default()
+            ])?;
+        *waiting += parked as i64;
+        return Ok(Applied::Waiting);
+    };
+    tx.prepare_cached("INSERT INTO applied_events (id) VALUES (?1)")?
+        .execute(params![event.id])?;
+    let outcome = match check(from, &event.change) {
+        Ok(_) => {
+            let applied = event.applied_from(from);
+            set_status(tx, &event.anomaly_id, &applied)?;
+            audit_row(tx, &event.id, &applied)?;
+            Applied::Changed(applied)
+        }
+        Err(refused) => Applied::Refused(refused),
+    };
+    if let Some(scope) = &event.condition {
+        // The condition's other anomalies end with it.
+        let others: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT id, status FROM anomalies WHERE detector_id = ?1 AND entity = ?2 AND ts_ms >= ?3 AND ts_ms <= ?4
+                 AND status != 'resolved' AND id != ?5",
+            )?
+            .query_map(
+                params![
+                    scope.detector_id,
+                    scope.entity,
+                    scope.from_ms as i64,
+                    scope.through_ms as i64,
+                    event.anomaly_id
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, status) in others {
+            let copy = LifecycleEvent {
+                anomaly_id: id.clone(),
+                ..event.applied_from(Status::parse(&status).unwrap_or(Status::Active))
+            };
+            set_status(tx, &id, &copy)?;
+            audit_row(tx, &stable_id(&[event.id.as_bytes(), id.as_bytes()]), &copy)?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Applies the events that waited for `ids`, which have just arrived, in the order they came.
+fn apply_waiting(tx: &Connection, ids: &[String], waiting: &mut i64) -> rusqlite::Result<()> {
+    let mut events = Vec::new();
+    {
+        let mut find = tx.prepare_cached("SELECT seq, event FROM waiting_events WHERE anomaly_id = ?1")?;
+        for id in ids {
+            let rows = find
+                .query_map(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            events.extend(rows);
+        }
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    events.sort_by_key(|(seq, _)| *seq);
+    for (seq, text) in events {
+        tx.prepare_cached("DELETE FROM waiting_events WHERE seq = ?1")?
+            .execute(params![seq])?;
+        *waiting -= 1;
+        if let Ok(event) = serde_json::from_str::<LifecycleEvent>(&text) {
+            apply_one(tx, &event, waiting)?;
+        }
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -338,6 +474,8 @@ impl Store for SqliteStore {
             let now_ms = wall_clock_ms();
             // The new anomalies' facets: ts, score, detector, severity, application, kind, entity.
             let mut new: Vec<(u64, f64, String, &'static str, String, String, String)> = Vec::new();
+            let mut waiting = self.waiting.load(Ordering::Acquire) as i64;
+            let mut arrived = Vec::new();
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO anomalies (id, ts_ms, detector_id, detector_type, severity, score, status, application_id, entity, record, seq, stored_at_ms)
@@ -376,6 +514,9 @@ impl Store for SqliteStore {
                         refresh.execute(params![anomaly.id, record])?;
                     } else {
                         seq += 1;
+                        if waiting > 0 {
+                            arrived.push(anomaly.id.clone());
+                        }
                         new.push((
                             ts,
                             anomaly.score,
@@ -389,9 +530,15 @@ impl Store for SqliteStore {
                     added += inserted as u64;
                 }
             }
+            apply_waiting(&tx, &arrived, &mut waiting)?;
             let cutoff = self.retain(&tx)?;
+            waiting -= tx.execute(
+                "DELETE FROM waiting_events WHERE seq IN (SELECT seq FROM waiting_events ORDER BY seq DESC LIMIT -1 OFFSET ?1)",
+                params![MAX_WAITING],
+            )? as i64;
             tx.commit()?;
             self.last_seq.store(seq, Ordering::Release);
+            self.waiting.store(waiting.max(0) as u64, Ordering::Release);
             let mut facets = self.facets.write().unwrap_or_else(|p| p.into_inner());
             for (ts_ms, score, detector, severity, application, detector_type, entity) in &new {
                 facets.add(FacetRow {
@@ -681,59 +828,45 @@ impl Store for SqliteStore {
         })
     }
 
-    fn change(
-        &self,
-        anomaly_id: &str,
-        change: Change,
-        by: &str,
-        note: Option<String>,
-        at_ms: u64,
-    ) -> Result<Result<LifecycleEvent, Refused>, String> {
+    fn status(&self, anomaly_id: &str) -> Result<Option<Status>, String> {
+        self.read(|conn| status_of(conn, anomaly_id))
+    }
+
+    fn apply(&self, events: &[LifecycleEvent]) -> Result<Vec<Applied>, String> {
         self.write(|conn| {
             let tx = conn.transaction()?;
-            let status: Option<String> = tx
-                .query_row("SELECT status FROM anomalies WHERE id = ?1", params![anomaly_id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let Some(from) = status.map(|s| Status::parse(&s).unwrap_or(Status::Active)) else {
-                return Ok(Err(Refused::Unknown));
-            };
-            let to = match check(from, &change) {
-                Ok(to) => to,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            match change {
-                Change::Acknowledge => tx.execute(
-                    "UPDATE anomalies SET status = ?2, acknowledged_by = ?3, acknowledged_at_ms = ?4, note = COALESCE(?5, note) WHERE id = ?1",
-                    params![anomaly_id, to.as_str(), by, at_ms as i64, note],
-                )?,
-                Change::Resolve => tx.execute(
-                    "UPDATE anomalies SET status = ?2, resolved_at_ms = ?3, note = COALESCE(?4, note) WHERE id = ?1",
-                    params![anomaly_id, to.as_str(), at_ms as i64, note],
-                )?,
-            };
-            let event = LifecycleEvent {
-                id: event_id(anomaly_id, &change, at_ms),
-                anomaly_id: anomaly_id.to_owned(),
-                change,
-                from,
-                to,
-                by: by.to_owned(),
-                source: ChangeSource::Person,
-                note,
-                at_ms,
-            };
-            tx.execute(
-                "INSERT INTO audit (id, anomaly_id, event) VALUES (?1, ?2, ?3)",
-                params![
-                    event.id,
-                    anomaly_id,
-                    serde_json::to_string(&event).unwrap_or_default()
-                ],
-            )?;
+            let mut waiting = self.waiting.load(Ordering::Acquire) as i64;
+            let outcomes = events
+                .iter()
+                .map(|e| apply_one(&tx, e, &mut waiting))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             tx.commit()?;
-            Ok(Ok(event))
+            self.waiting.store(waiting.max(0) as u64, Ordering::Release);
+            Ok(outcomes)
+        })
+    }
+
+    fn positions(&self) -> Result<Vec<(String, i32, i64)>, String> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT topic, partition, next_offset FROM positions ORDER BY topic, partition")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+    }
+
+    fn save_positions(&self, positions: &[(String, i32, i64)]) -> Result<(), String> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO positions (topic, partition, next_offset) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
+                )?;
+                for (topic, partition, next) in positions {
+                    upsert.execute(params![topic, partition, next])?;
+                }
+            }
+            tx.commit()
         })
     }
 
@@ -843,40 +976,40 @@ mod tests {
         assert!(page.anomalies[0]["timestamp"].as_str().unwrap() > page.anomalies[1]["timestamp"].as_str().unwrap());
     }
 
+    fn first_id(s: &SqliteStore) -> String {
+        s.anomalies(&filter(), &PageAt::Offset(0), 1).unwrap().anomalies[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn person(id: &str, change: Change, by: &str, note: Option<&str>, at_ms: u64) -> LifecycleEvent {
+        LifecycleEvent::by_person(id, change, Status::Active, by, note.map(str::to_owned), at_ms)
+    }
+
     #[test]
-    fn lifecycle_changes_are_checked_audited_and_counted_in_mttr() {
+    fn lifecycle_events_are_checked_audited_once_and_counted_in_mttr() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
         s.add_anomalies(vec![anomaly(1, "cost-spike", Severity::Critical, "chat")])
             .unwrap();
-        let id = s.anomalies(&filter(), &PageAt::Offset(0), 1).unwrap().anomalies[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = first_id(&s);
         let detected = T0 + 60_000;
-        let ack = s
-            .change(
-                &id,
-                Change::Acknowledge,
-                "ana",
-                Some("looking".into()),
-                detected + 30_000,
-            )
-            .unwrap()
-            .unwrap();
-        assert_eq!((ack.from, ack.to), (Status::Active, Status::Acknowledged));
-        assert!(matches!(
-            s.change(&id, Change::Acknowledge, "bo", None, detected + 40_000)
-                .unwrap(),
-            Err(Refused::Transition { .. })
-        ));
+        let ack = person(&id, Change::Acknowledge, "ana", Some("looking"), detected + 30_000);
+        let late_ack = person(&id, Change::Acknowledge, "bo", None, detected + 40_000);
+        let resolve = person(&id, Change::Resolve, "bo", None, detected + 120_000);
+        let outcomes = s.apply(&[ack.clone(), late_ack, resolve.clone(), ack.clone()]).unwrap();
+        assert_eq!(outcomes[0], Applied::Changed(ack.clone()));
         assert_eq!(
-            s.change("missing", Change::Resolve, "bo", None, 0).unwrap(),
-            Err(Refused::Unknown)
+            outcomes[1],
+            Applied::Refused(crate::lifecycle::Refused::Transition {
+                from: Status::Acknowledged,
+                to: Status::Acknowledged
+            })
         );
-        s.change(&id, Change::Resolve, "bo", None, detected + 120_000)
-            .unwrap()
-            .unwrap();
+        // Resolved from acknowledged, whatever the writer saw.
+        assert_eq!(outcomes[2], Applied::Changed(resolve.applied_from(Status::Acknowledged)));
+        assert_eq!(outcomes[3], Applied::Duplicate, "an event read twice applies once");
         let stored = s.anomaly(&id).unwrap().unwrap();
         assert_eq!(stored["status"], "resolved");
         assert_eq!(stored["acknowledged_by"], "ana");
@@ -887,12 +1020,72 @@ mod tests {
         assert_eq!(s.anomaly(&id).unwrap().unwrap()["status"], "resolved");
         let trail = s.audit(&id).unwrap();
         assert_eq!(trail.len(), 2);
-        assert_eq!(trail[1].to, Status::Resolved);
+        assert_eq!((trail[1].from, trail[1].to), (Status::Acknowledged, Status::Resolved));
         let stats = s.statistics(0, u64::MAX >> 1, &[GroupBy::Detector]).unwrap();
         assert_eq!(stats.mttr_seconds, Some(120.0));
         // The audit table refuses edits.
         let w = s.writer.lock().unwrap();
         assert!(w.execute("DELETE FROM audit", []).is_err());
+    }
+
+    #[test]
+    fn an_event_read_before_its_anomaly_waits_for_it_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = anomaly(1, "cost-spike", Severity::Critical, "chat");
+        let id = serde_json::from_slice::<Anomaly>(&record).unwrap().id;
+        let ack = person(&id, Change::Acknowledge, "ana", None, T0 + 90_000);
+        {
+            let s = store(&dir);
+            assert_eq!(s.apply(std::slice::from_ref(&ack)).unwrap(), [Applied::Waiting]);
+            assert_eq!(s.status(&id).unwrap(), None);
+        }
+        let s = store(&dir);
+        s.add_anomalies(vec![record]).unwrap();
+        assert_eq!(s.status(&id).unwrap(), Some(Status::Acknowledged));
+        assert_eq!(s.apply(&[ack]).unwrap(), [Applied::Duplicate]);
+        assert_eq!(s.audit(&id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_job_resolution_ends_every_anomaly_of_its_condition() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        // 0, 2, 4 are cost-spike on chat; 1 is on search; 6 is after the condition.
+        let records: Vec<Vec<u8>> = [0u64, 1, 2, 4, 6]
+            .iter()
+            .map(|&i| anomaly(i, "cost-spike", Severity::Critical, if i == 1 { "search" } else { "chat" }))
+            .collect();
+        let ids: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::from_slice::<Anomaly>(r).unwrap().id)
+            .collect();
+        s.add_anomalies(records).unwrap();
+        s.apply(&[person(&ids[2], Change::Acknowledge, "ana", None, T0)]).unwrap();
+        let scope = crate::lifecycle::ConditionScope {
+            detector_id: "cost-spike".into(),
+            entity: "application:chat".into(),
+            from_ms: T0,
+            through_ms: T0 + 4 * 60_000,
+        };
+        let resolution = LifecycleEvent::resolved_by_job(&ids[0], scope, T0 + 10 * 60_000);
+        assert!(matches!(s.apply(&[resolution]).unwrap()[..], [Applied::Changed(_)]));
+        let status = |i: usize| s.status(&ids[i]).unwrap().unwrap();
+        assert_eq!(
+            [status(0), status(1), status(2), status(3), status(4)],
+            [Status::Resolved, Status::Active, Status::Resolved, Status::Resolved, Status::Active]
+        );
+        let trail = s.audit(&ids[2]).unwrap();
+        assert_eq!(trail.len(), 2);
+        assert_eq!((trail[1].from, trail[1].by.as_str()), (Status::Acknowledged, "sentinel"));
+    }
+
+    #[test]
+    fn positions_only_move_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.save_positions(&[("t".into(), 0, 10), ("t".into(), 1, 4)]).unwrap();
+        s.save_positions(&[("t".into(), 0, 7)]).unwrap();
+        assert_eq!(s.positions().unwrap(), [("t".into(), 0, 10), ("t".into(), 1, 4)]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use sentinel_dataflows::model::{Anomaly, Severity};
 use sentinel_serve::api::{ApiState, Server, TestDetector};
 use sentinel_serve::auth::{ApiKey, Keys, Scope};
+use sentinel_serve::feed::Feed;
 use sentinel_serve::lifecycle::LifecycleEvent;
 use sentinel_serve::live::Live;
 use sentinel_serve::store::{SqliteStore, Store, StoreOptions};
@@ -37,8 +38,9 @@ pub fn anomaly(i: u64) -> Vec<u8> {
 
 /// A running server over a fresh store.
 pub struct Api {
-    _dir: tempfile::TempDir,
     pub server: Server,
+    _feed: Feed,
+    _dir: tempfile::TempDir,
     pub published: Arc<Mutex<Vec<LifecycleEvent>>>,
     pub client: Client,
     pub store: Arc<dyn Store>,
@@ -59,6 +61,8 @@ impl Api {
         let live = Live::new(store.last_seq()).behind_at(behind);
         let published = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&published);
+        let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());
+        let into_feed = sender.publisher();
         let state = ApiState {
             store: Arc::clone(&store),
             keys: Keys::new(vec![
@@ -72,7 +76,10 @@ impl Api {
                 },
             ]),
             detectors: Arc::new(vec![json!({"id": "cost-spike"})]),
-            publish: Arc::new(move |e: &LifecycleEvent| sink.lock().unwrap().push(e.clone())),
+            publish: Arc::new(move |e: &LifecycleEvent| {
+                sink.lock().unwrap().push(e.clone());
+                into_feed(e)
+            }),
             clock: || T0 + 3_600_000,
             live: live.clone(),
             test_detector,
@@ -80,8 +87,9 @@ impl Api {
         };
         let server = Server::start("127.0.0.1:0".parse().unwrap(), state).unwrap();
         Api {
-            _dir: dir,
             server,
+            _feed: feed,
+            _dir: dir,
             published,
             client: Client::new(),
             store,
