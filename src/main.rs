@@ -11,6 +11,7 @@ mod kafka_input;
 mod serving;
 mod streams;
 mod summary;
+mod topic_feed;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         "gen-trace" => commands::gen_trace::main(rest),
         "produce" => commands::produce::main(rest),
         "consume" => commands::consume::main(rest),
+        "serve" => commands::serve::main(rest),
         "check-config" => commands::check_config::main(rest),
         "bench" => commands::bench::main(rest),
         "eval" => commands::eval::main(rest),

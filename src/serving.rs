@@ -1,11 +1,12 @@
-//! `run --serve`: the serving layer inside the job, fed in-process from the anomaly sink.
+//! The serving layer's store, feed and server, as `run --serve` runs them inside the job (fed
+//! in-process from its sinks) and `sentinel serve` runs them on their own (fed from the topics).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use sentinel_dataflows::operators::JobStats;
-use sentinel_serve::api::{wall_clock_ms, ApiState, Server, TestDetector};
+use sentinel_serve::api::{wall_clock_ms, ApiState, Publish, Server, TestDetector};
 use sentinel_serve::exporter;
 use sentinel_serve::feed::{Feed, FeedSender};
 use sentinel_serve::live::Live;
@@ -19,6 +20,7 @@ pub struct Serving {
     feed: Feed,
     sender: FeedSender,
     server: Server,
+    store: Arc<dyn Store>,
     /// The store's file.
     pub store_path: PathBuf,
     /// Whether the file is this run's scratch (no `--store`, no `serve.store`): removed at the end.
@@ -44,13 +46,16 @@ fn detectors_of(cfg: &SentinelConfig) -> Vec<Value> {
 impl Serving {
     /// Opens the store at `store_path` (else `serve.store`, else a fresh file next to the
     /// system's temporary files) and serves the API on `listen`, with `serve.api_keys`;
-    /// `test_detector` answers GraphQL's `testDetector`.
+    /// `test_detector` answers GraphQL's `testDetector`, `stats` are the job's counters for
+    /// `/metrics`, and `publish` sends lifecycle changes to the anomaly-events topic (without
+    /// one they go straight into the feed).
     pub fn start(
         listen: SocketAddr,
         store_path: Option<PathBuf>,
         cfg: &SentinelConfig,
         test_detector: Option<TestDetector>,
-        stats: Arc<JobStats>,
+        stats: Option<Arc<JobStats>>,
+        publish: Option<Publish>,
     ) -> Result<Serving, String> {
         let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
         let chosen = store_path.or_else(|| cfg.serve.store.clone());
@@ -68,18 +73,19 @@ impl Serving {
             keys,
             detectors: Arc::new(detectors_of(cfg)),
             // Embedded, the anomaly-events stream is the feed itself.
-            publish: sender.publisher(),
+            publish: publish.unwrap_or_else(|| sender.publisher()),
             clock: wall_clock_ms,
             live,
             test_detector,
-            metrics: Arc::new(exporter::registry(Some(stats), Some(Arc::clone(&store)), wall_clock_ms)),
-            store,
+            metrics: Arc::new(exporter::registry(stats, Some(Arc::clone(&store)), wall_clock_ms)),
+            store: Arc::clone(&store),
         };
         let server = Server::start(listen, state)?;
         Ok(Serving {
             feed,
             sender,
             server,
+            store,
             store_path,
             scratch,
         })
@@ -88,6 +94,11 @@ impl Serving {
     /// Where the API listens.
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// A sender for the job's sinks.
@@ -104,6 +115,11 @@ impl Serving {
             self.store_path.display(),
             self.server.addr
         );
+        self.run_until(stop);
+    }
+
+    /// Serves until `stop` says so, then shuts the server and the feed down.
+    pub fn run_until(self, stop: impl Fn() -> bool) {
         while !stop() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

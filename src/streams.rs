@@ -28,6 +28,8 @@ pub enum OutputStream {
     Webhooks,
     /// What became of each delivery, and Shield's callbacks.
     ActionStatuses,
+    /// Anomaly lifecycle changes: the job's resolutions, and people's through `serve`.
+    AnomalyEvents,
     /// Detector baselines, checkpointed to the compacted state topic (Kafka runs only).
     #[serde(skip)]
     State,
@@ -56,6 +58,8 @@ pub enum RecordKind {
     Webhook,
     /// `act::ActionStatus`.
     ActionStatus,
+    /// `model::lifecycle::LifecycleEvent`.
+    LifecycleEvent,
     /// `detect::StateRecord`.
     State,
 }
@@ -76,7 +80,7 @@ pub struct StreamSpec {
 }
 
 /// Every output stream.
-pub const OUTPUTS: [StreamSpec; 11] = [
+pub const OUTPUTS: [StreamSpec; 12] = [
     StreamSpec {
         stream: OutputStream::Anomalies,
         name: "anomalies",
@@ -146,6 +150,13 @@ pub const OUTPUTS: [StreamSpec; 11] = [
         default_topic: "sentinel.action-statuses",
         key: "action id",
         record: RecordKind::ActionStatus,
+    },
+    StreamSpec {
+        stream: OutputStream::AnomalyEvents,
+        name: "anomaly_events",
+        default_topic: "sentinel.anomaly-events",
+        key: "anomaly id",
+        record: RecordKind::LifecycleEvent,
     },
     StreamSpec {
         stream: OutputStream::State,

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod gen_trace;
 pub mod produce;
 pub mod run;
+pub mod serve;
 pub mod train;
 
 /// Top-level help.
@@ -21,6 +22,7 @@ sentinel: real-time anomaly detection and guarding for LLM traffic
 USAGE:
   sentinel run [--config FILE] [--input synthetic|file:PATH|kafka:TOPICS] [--output stdout|file:DIR|kafka]
                [--brokers HOST:PORT] [--exit-when-caught-up] [-w N] [-n N -p I -h HOSTS] [...]
+  sentinel serve [--config FILE] [--listen ADDR] [--brokers HOST:PORT] [--store FILE]
   sentinel produce FILE [--brokers HOST:PORT] [--topic T]
   sentinel consume TOPIC [--brokers HOST:PORT]
   sentinel gen-trace --events N --seed S --out FILE [--labels FILE] [...]

@@ -300,7 +300,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 m.opt_str("store").map(PathBuf::from),
                 &cfg,
                 Some(tester),
-                Arc::clone(&stats),
+                Some(Arc::clone(&stats)),
+                None,
             )?;
             eprintln!(
                 "sentinel: serving the API on http://{0} (dashboard http://{0}/)",
@@ -326,7 +327,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         }
         None => None,
     };
-    install_stop_signals(&stats)?;
+    let stop_stats = Arc::clone(&stats);
+    install_stop_signals(move || stop_stats.stop.store(true, std::sync::atomic::Ordering::Relaxed))?;
     let progress = Progress::start(Arc::clone(&stats), !m.opt_present("no-progress"));
     let outcome = job::run(timely_config, Arc::clone(&stats), spec);
     progress.finish();
@@ -356,11 +358,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 /// SIGTERM and SIGINT ask for a graceful stop: sources stop reading, outputs in flight are
 /// acknowledged, offsets are committed behind them, and the run ends with status 0. A second
 /// signal ends the process at once (status 1).
-fn install_stop_signals(stats: &Arc<JobStats>) -> Result<(), String> {
+pub(crate) fn install_stop_signals(stop: impl Fn() + Send + 'static) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .map_err(|e| format!("installing the signal handler: {e}"))?;
-    let stats = Arc::clone(stats);
     std::thread::Builder::new()
         .name("stop-signal".into())
         .spawn(move || {
@@ -369,8 +370,8 @@ fn install_stop_signals(stats: &Arc<JobStats>) -> Result<(), String> {
                     eprintln!("sentinel: signal {signal} again: exiting now");
                     std::process::exit(1);
                 }
-                eprintln!("sentinel: stopping on signal {signal}: finishing deliveries and committing");
-                stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("sentinel: stopping on signal {signal}: finishing what is in flight");
+                stop();
             }
         })
         .map_err(|e| e.to_string())?;
@@ -501,7 +502,7 @@ pub(crate) fn guard_spec(cfg: &SentinelConfig, replay: Option<JudgeReplay>) -> R
 }
 
 /// librdkafka settings from the `kafka` section.
-fn kafka_settings(k: &KafkaConfig) -> KafkaSettings {
+pub(crate) fn kafka_settings(k: &KafkaConfig) -> KafkaSettings {
     let text = |m: &std::collections::BTreeMap<String, crate::config::PropertyValue>| {
         m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
     };

@@ -14,7 +14,7 @@ pub use admin::{
 pub use bare::{bare_read, BareRead};
 pub use consumer::{Assignment, KafkaRecord, OffsetCommitter, PartitionReader, ReaderStatus};
 pub use producer::{DeliveryLedger, KafkaOutput, TopicWriter};
-pub use publish::{publish_all, publish_keyed};
+pub use publish::{publish_all, publish_keyed, AckedPublisher};
 
 use rdkafka::ClientConfig;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use super::admin::KeyValue;
@@ -98,5 +98,56 @@ impl ProducerContext for CountFailures {
             tracing::error!(error = %e, "delivery failed");
             self.failed.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// A long-lived producer whose every send waits for the broker's acknowledgement: for a
+/// service publishing one record at a time on a request's behalf (off any worker thread).
+pub struct AckedPublisher {
+    producer: ThreadedProducer<AckEach>,
+    timeout: Duration,
+}
+
+impl AckedPublisher {
+    /// Connects lazily; each publish waits at most `timeout` for its acknowledgement.
+    pub fn create(settings: &KafkaSettings, timeout: Duration) -> Result<AckedPublisher, String> {
+        let mut config = settings.producer();
+        config.set("message.timeout.ms", timeout.as_millis().max(1).to_string());
+        let producer = config
+            .create_with_context(AckEach)
+            .map_err(|e| err("creating a Kafka producer", e))?;
+        Ok(AckedPublisher { producer, timeout })
+    }
+
+    /// Publishes one keyed record and waits until the broker has it.
+    pub fn publish(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), String> {
+        let (tell, told) = std::sync::mpsc::sync_channel(1);
+        let record = BaseRecord::with_opaque_to(topic, Box::new(tell))
+            .key(key)
+            .payload(payload);
+        self.producer
+            .send(record)
+            .map_err(|(e, _)| err(&format!("publishing to {topic}"), e))?;
+        // librdkafka answers within message.timeout.ms; the margin covers its poll interval.
+        match told.recv_timeout(self.timeout + Duration::from_secs(1)) {
+            Ok(result) => result.map_err(|e| format!("publishing to {topic}: {e}")),
+            Err(_) => Err(format!(
+                "publishing to {topic}: no acknowledgement within {} s",
+                self.timeout.as_secs()
+            )),
+        }
+    }
+}
+
+/// Hands each delivery result to the sender waiting for it.
+struct AckEach;
+
+impl ClientContext for AckEach {}
+
+impl ProducerContext for AckEach {
+    type DeliveryOpaque = Box<std::sync::mpsc::SyncSender<Result<(), String>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tell: Self::DeliveryOpaque) {
+        let _ = tell.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
     }
 }
