@@ -19,7 +19,7 @@ PID_FILE="$DIR/tansu.pid"
 LOG_FILE="$DIR/tansu.log"
 INPUT_PARTITIONS="${INPUT_PARTITIONS:-4}"
 BROKER="tcp://127.0.0.1:$PORT"
-OUTPUT_TOPICS="sentinel.anomalies sentinel.decisions sentinel.alerts sentinel.actions sentinel.incidents sentinel.judgements sentinel.deadletter sentinel.aggregates"
+OUTPUT_TOPICS="sentinel.anomalies sentinel.decisions sentinel.alerts sentinel.actions sentinel.incidents sentinel.judgements sentinel.deadletter sentinel.aggregates sentinel.anomaly-events"
 
 tansu_bin() {
     command -v tansu 2>/dev/null || echo "$HOME/.cargo/bin/tansu"

@@ -93,17 +93,14 @@ impl TopicFeed {
     }
 }
 
-fn read_until_stopped(
-    mut reader: PartitionReader,
-    streams: &[FeedStream],
-    feed: &FeedSender,
-    stop: &AtomicBool,
-) {
+fn read_until_stopped(mut reader: PartitionReader, streams: &[FeedStream], feed: &FeedSender, stop: &AtomicBool) {
     let mut caught_up = false;
+    let mut read = 0u64;
     let mut sent_to: Vec<i64> = reader.positions().map(|(_, _, next)| next).collect();
     while !stop.load(Ordering::Relaxed) {
         let mut open = true;
         let status = reader.read(READ_BUDGET, &mut |record| {
+            read += 1;
             // A tombstone carries nothing to store.
             if !record.payload.is_empty() {
                 open = feed.send(streams[record.slot], record.payload.to_vec());
@@ -124,7 +121,7 @@ fn read_until_stopped(
         if !caught_up && reader.caught_up() {
             caught_up = true;
             eprintln!(
-                "sentinel serve: caught up with {} partitions; {} anomalies stored",
+                "sentinel serve: caught up with {} partitions after reading {read} records; {} anomalies stored",
                 reader.partitions(),
                 feed.flush()
             );

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ids, sentinel};
+use common::{ids, sentinel, ServedJob};
 use serde_json::Value;
 
 fn brokers() -> String {
@@ -55,6 +55,7 @@ struct Topics {
     aggregates: String,
     decisions: String,
     judgements: String,
+    anomaly_events: String,
     checkpoints: String,
     state: String,
     group: String,
@@ -82,6 +83,7 @@ impl Topics {
             aggregates: format!("{base}-aggregates"),
             decisions: format!("{base}-decisions"),
             judgements: format!("{base}-judgements"),
+            anomaly_events: format!("{base}-anomaly-events"),
             checkpoints: format!("{base}-checkpoints"),
             state: format!("{base}-state"),
             group: format!("{base}-group"),
@@ -93,7 +95,7 @@ impl Topics {
         let detectors = &builtin[builtin.find("\ndetectors:").unwrap()..];
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/prompt-attack-v1.bin");
         let config = format!(
-            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}, judgements: {}}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
+            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}, judgements: {}, anomaly_events: {}}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
             brokers(),
             t.group,
             t.input,
@@ -104,6 +106,7 @@ impl Topics {
             t.aggregates,
             t.decisions,
             t.judgements,
+            t.anomaly_events,
             model.display()
         );
         std::fs::write(&t.config, config).unwrap();
@@ -854,4 +857,139 @@ fn judges_work_from_kafka_and_a_replay_reads_their_journal_topic() {
     };
     let replayed = by_id(common::read_jsonl(&out.join("decisions.jsonl")));
     assert_eq!(replayed, by_id(decisions));
+}
+
+/// Every anomaly id a server lists, paging by offset.
+fn listed_ids(http: &reqwest::blocking::Client, url: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let page: Value = http
+            .get(format!("{url}/api/v1/anomalies?limit=100&offset={offset}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let rows = page["anomalies"].as_array().unwrap();
+        seen.extend(rows.iter().map(|a| a["id"].as_str().unwrap().to_owned()));
+        offset += rows.len();
+        if rows.is_empty() || offset as u64 >= page["total"].as_u64().unwrap() {
+            return seen;
+        }
+    }
+}
+
+fn change(http: &reqwest::blocking::Client, url: &str, id: &str, action: &str, body: Value) -> (u16, Value) {
+    let resp = http
+        .post(format!("{url}/api/v1/anomalies/{id}/{action}"))
+        .json(&body)
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), resp.json().unwrap())
+}
+
+/// Polls `url` until anomaly `id` has `status`; returns it.
+fn wait_for_status(http: &reqwest::blocking::Client, url: &str, id: &str, status: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let anomaly: Value = http
+            .get(format!("{url}/api/v1/anomalies/{id}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if anomaly["status"] == status {
+            return anomaly;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never showed {id} {status}: {anomaly}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_replicas_rebuild_from_the_topics_and_converge_on_lifecycle_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = gen_trace(dir.path(), "120000", "11");
+    let topics = Topics::create(dir.path(), "serve", 4, "  allowed_lateness: 5s");
+    let expected = file_mode_ids(dir.path(), &trace, &topics.config);
+    assert!(expected.len() >= 5, "the trace should raise anomalies: {expected:?}");
+    topics.produce(&trace);
+    topics.run(dir.path(), &[]);
+
+    let kept = dir.path().join("replica-a.db");
+    let mut a = ServedJob::replica(&topics.config, Some(&kept));
+    let mut b = ServedJob::replica(&topics.config, None);
+    let limit = std::time::Duration::from_secs(60);
+    let first = a.wait_for_line("caught up", limit);
+    assert!(!first.contains("after reading 0 records"), "{first}");
+    b.wait_for_line("caught up", limit);
+    let http = reqwest::blocking::Client::new();
+    assert_eq!(
+        listed_ids(&http, &a.url),
+        expected,
+        "replica a holds every anomaly of the run"
+    );
+    assert_eq!(listed_ids(&http, &b.url), expected, "and so does replica b");
+
+    // Acknowledged through a, seen by b; a second acknowledge through b is refused there.
+    let id = expected.iter().next().unwrap().clone();
+    let (code, acked) = change(
+        &http,
+        &a.url,
+        &id,
+        "acknowledge",
+        serde_json::json!({"acknowledged_by": "ana", "note": "looking"}),
+    );
+    assert_eq!((code, acked["status"].as_str()), (200, Some("acknowledged")), "{acked}");
+    let on_b = wait_for_status(&http, &b.url, &id, "acknowledged");
+    assert_eq!(
+        (on_b["acknowledged_by"].as_str(), on_b["note"].as_str()),
+        (Some("ana"), Some("looking"))
+    );
+    let (code, refused) = change(
+        &http,
+        &b.url,
+        &id,
+        "acknowledge",
+        serde_json::json!({"acknowledged_by": "bo"}),
+    );
+    assert_eq!(code, 409, "{refused}");
+    // Resolved through b, seen by a.
+    let (code, resolved) = change(&http, &b.url, &id, "resolve", serde_json::json!({"resolved_by": "bo"}));
+    assert_eq!(
+        (code, resolved["status"].as_str()),
+        (200, Some("resolved")),
+        "{resolved}"
+    );
+    wait_for_status(&http, &a.url, &id, "resolved");
+    let mttr = |url: &str| -> Value {
+        http.get(format!("{url}/api/v1/statistics"))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["mttr_seconds"]
+            .clone()
+    };
+    assert!(mttr(&a.url).is_number());
+    assert_eq!(mttr(&a.url), mttr(&b.url), "both replicas count the same resolution");
+
+    // The topic holds the two changes, in order.
+    let events = consume(&topics.anomaly_events);
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("acknowledge", "ana"), ("resolve", "bo")]);
+
+    // Restarted on its store, a resumes where it read to: nothing stored twice, the state kept.
+    assert!(a.stop().success(), "SIGTERM stops serve cleanly");
+    let mut again = ServedJob::replica(&topics.config, Some(&kept));
+    let line = again.wait_for_line("caught up", limit);
+    assert!(line.contains("after reading 0 records; 0 anomalies stored"), "{line}");
+    assert_eq!(listed_ids(&http, &again.url), expected);
+    wait_for_status(&http, &again.url, &id, "resolved");
+    drop(b);
 }

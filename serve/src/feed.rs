@@ -146,10 +146,12 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
             match fed {
                 Fed::Record(FeedStream::Anomalies, record) => anomalies.push(record),
                 Fed::Record(FeedStream::Aggregates, record) => aggregates.push(record),
-                Fed::Record(FeedStream::AnomalyEvents, record) => match serde_json::from_slice::<LifecycleEvent>(&record) {
-                    Ok(event) => events.push(event),
-                    Err(e) => tracing::warn!(error = %e, "feed: skipping a record that is not a lifecycle event"),
-                },
+                Fed::Record(FeedStream::AnomalyEvents, record) => {
+                    match serde_json::from_slice::<LifecycleEvent>(&record) {
+                        Ok(event) => events.push(event),
+                        Err(e) => tracing::warn!(error = %e, "feed: skipping a record that is not a lifecycle event"),
+                    }
+                }
                 Fed::Position(topic, partition, offset) => {
                     let at = positions.entry((topic, partition)).or_insert(offset);
                     *at = (*at).max(offset);

@@ -70,19 +70,12 @@ impl Live {
 
     /// Nobody waits for `event_id` any more (it was not published, or the wait timed out).
     pub fn forget(&self, event_id: &str) {
-        self.expected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(event_id);
+        self.expected.lock().unwrap_or_else(|p| p.into_inner()).remove(event_id);
     }
 
     /// The feed applied `event_id` with `outcome`: tells whoever waits for it.
     pub fn applied(&self, event_id: &str, outcome: &Applied) {
-        let waiting = self
-            .expected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(event_id);
+        let waiting = self.expected.lock().unwrap_or_else(|p| p.into_inner()).remove(event_id);
         for tell in waiting.into_iter().flatten() {
             let _ = tell.send(outcome.clone());
         }

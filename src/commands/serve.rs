@@ -37,7 +37,12 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entry point.
 pub fn main(args: Vec<String>) -> Result<(), String> {
     let mut opts = getopts::Options::new();
-    for (name, hint) in [("config", "FILE"), ("listen", "ADDR"), ("brokers", "LIST"), ("store", "FILE")] {
+    for (name, hint) in [
+        ("config", "FILE"),
+        ("listen", "ADDR"),
+        ("brokers", "LIST"),
+        ("store", "FILE"),
+    ] {
         opts.optopt("", name, "", hint);
     }
     opts.optflag("", "help", "");

@@ -229,11 +229,43 @@ impl ServedJob {
     /// Starts the job with `config` over `trace`, its store at `store`, and `extra` arguments;
     /// returns once it says where it serves.
     pub fn start(config: &Path, trace: &Path, store: &Path, extra: &[&str]) -> ServedJob {
+        let mut args = vec![
+            "run".to_owned(),
+            "--config".into(),
+            config.display().to_string(),
+            "--no-progress".into(),
+            "--input".into(),
+            format!("file:{}", trace.display()),
+            "--output".into(),
+            "none".into(),
+            "--serve".into(),
+            "127.0.0.1:0".into(),
+            "--store".into(),
+            store.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        ServedJob::launch(&args)
+    }
+
+    /// `sentinel serve` with `config` on a free loopback port, its store at `store` (else a
+    /// scratch one); returns once it says where it serves.
+    pub fn replica(config: &Path, store: Option<&Path>) -> ServedJob {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--config".into(),
+            config.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        if let Some(s) = store {
+            args.extend(["--store".to_owned(), s.display().to_string()]);
+        }
+        ServedJob::launch(&args)
+    }
+
+    fn launch(args: &[String]) -> ServedJob {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .args(["run", "--config", config.to_str().unwrap(), "--no-progress"])
-            .args(["--input", &format!("file:{}", trace.display()), "--output", "none"])
-            .args(["--serve", "127.0.0.1:0", "--store", store.to_str().unwrap()])
-            .args(extra)
+            .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

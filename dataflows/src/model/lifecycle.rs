@@ -170,10 +170,7 @@ impl LifecycleEvent {
 
     /// The same change as applied to an anomaly that was at `from` (the audit's copy).
     pub fn applied_from(&self, from: Status) -> LifecycleEvent {
-        LifecycleEvent {
-            from,
-            ..self.clone()
-        }
+        LifecycleEvent { from, ..self.clone() }
     }
 }
 

@@ -286,7 +286,9 @@ pub(crate) async fn change_anomaly(
     match applied {
         Applied::Changed(_) | Applied::Duplicate => {
             let wanted = id.clone();
-            Ok(blocking(&state.store, move |s| s.anomaly(&wanted)).await?.unwrap_or(Value::Null))
+            Ok(blocking(&state.store, move |s| s.anomaly(&wanted))
+                .await?
+                .unwrap_or(Value::Null))
         }
         Applied::Refused(refused) => Err(ApiError::Conflict(format!("anomaly `{id}`: {refused}"))),
         Applied::Waiting => Err(ApiError::NotFound(format!("anomaly `{id}` is no longer stored"))),

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
 use super::{
-    Added, AggregateColumn, Applied, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Cursor, GroupBy, KeySeries,
-    PageAt, Since, Statistics, Store,
+    Added, AggregateColumn, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Applied, Cursor, GroupBy,
+    KeySeries, PageAt, Since, Statistics, Store,
 };
 use crate::api::wall_clock_ms;
 use crate::lifecycle::{check, Change, LifecycleEvent, Status};
@@ -1008,7 +1008,10 @@ mod tests {
             })
         );
         // Resolved from acknowledged, whatever the writer saw.
-        assert_eq!(outcomes[2], Applied::Changed(resolve.applied_from(Status::Acknowledged)));
+        assert_eq!(
+            outcomes[2],
+            Applied::Changed(resolve.applied_from(Status::Acknowledged))
+        );
         assert_eq!(outcomes[3], Applied::Duplicate, "an event read twice applies once");
         let stored = s.anomaly(&id).unwrap().unwrap();
         assert_eq!(stored["status"], "resolved");
@@ -1053,14 +1056,22 @@ mod tests {
         // 0, 2, 4 are cost-spike on chat; 1 is on search; 6 is after the condition.
         let records: Vec<Vec<u8>> = [0u64, 1, 2, 4, 6]
             .iter()
-            .map(|&i| anomaly(i, "cost-spike", Severity::Critical, if i == 1 { "search" } else { "chat" }))
+            .map(|&i| {
+                anomaly(
+                    i,
+                    "cost-spike",
+                    Severity::Critical,
+                    if i == 1 { "search" } else { "chat" },
+                )
+            })
             .collect();
         let ids: Vec<String> = records
             .iter()
             .map(|r| serde_json::from_slice::<Anomaly>(r).unwrap().id)
             .collect();
         s.add_anomalies(records).unwrap();
-        s.apply(&[person(&ids[2], Change::Acknowledge, "ana", None, T0)]).unwrap();
+        s.apply(&[person(&ids[2], Change::Acknowledge, "ana", None, T0)])
+            .unwrap();
         let scope = crate::lifecycle::ConditionScope {
             detector_id: "cost-spike".into(),
             entity: "application:chat".into(),
@@ -1072,11 +1083,20 @@ mod tests {
         let status = |i: usize| s.status(&ids[i]).unwrap().unwrap();
         assert_eq!(
             [status(0), status(1), status(2), status(3), status(4)],
-            [Status::Resolved, Status::Active, Status::Resolved, Status::Resolved, Status::Active]
+            [
+                Status::Resolved,
+                Status::Active,
+                Status::Resolved,
+                Status::Resolved,
+                Status::Active
+            ]
         );
         let trail = s.audit(&ids[2]).unwrap();
         assert_eq!(trail.len(), 2);
-        assert_eq!((trail[1].from, trail[1].by.as_str()), (Status::Acknowledged, "sentinel"));
+        assert_eq!(
+            (trail[1].from, trail[1].by.as_str()),
+            (Status::Acknowledged, "sentinel")
+        );
     }
 
     #[test]
