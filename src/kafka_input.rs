@@ -77,6 +77,28 @@ pub fn ensure_job_topics(
     Ok(())
 }
 
+/// Reading `topic`/`partition` from `start` (from the earliest retained record when `None`),
+/// with its end offset at start `end`.
+pub fn assignment(
+    settings: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    start: Option<i64>,
+    end: i64,
+) -> Result<Assignment, String> {
+    let fetch_from = match start {
+        Some(offset) => Some(fetch_start(settings, topic, partition, offset)?),
+        None => None,
+    };
+    Ok(Assignment {
+        topic: topic.to_owned(),
+        partition,
+        start,
+        fetch_from,
+        end_at_start: end,
+    })
+}
+
 /// Everything the workers need to read Kafka.
 #[derive(Clone, Debug)]
 pub struct KafkaInput {
@@ -142,17 +164,7 @@ impl KafkaInput {
             };
             resume_after = resume_after.max(meta.durable);
             restored_max_ts.push(meta.max_ts);
-            let fetch_from = match start {
-                Some(offset) => Some(fetch_start(&settings, topic, *partition, offset)?),
-                None => None,
-            };
-            partitions.push(Assignment {
-                topic: topic.clone(),
-                partition: *partition,
-                start,
-                fetch_from,
-                end_at_start: end,
-            });
+            partitions.push(assignment(&settings, topic, *partition, start, end)?);
         }
         Ok(KafkaInput {
             settings,

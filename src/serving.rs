@@ -115,14 +115,15 @@ impl Serving {
             self.store_path.display(),
             self.server.addr
         );
-        self.run_until(stop);
-    }
-
-    /// Serves until `stop` says so, then shuts the server and the feed down.
-    pub fn run_until(self, stop: impl Fn() -> bool) {
         while !stop() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        self.stop();
+    }
+
+    /// Shuts the server down, then the feed once everything queued is stored; removes a
+    /// scratch store.
+    pub fn stop(self) {
         // The server holds a sender (its publisher): it goes first, then the feed ends.
         self.server.stop();
         drop(self.sender);

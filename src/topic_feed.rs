@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sentinel_connectors::kafka::{end_offsets, fetch_start, partitions_of, Assignment, KafkaSettings, PartitionReader};
+use sentinel_connectors::kafka::{end_offsets, partitions_of, KafkaSettings, PartitionReader};
+
+use crate::kafka_input::assignment;
 use sentinel_serve::feed::{FeedSender, FeedStream};
 
 /// Records read per pass at most before positions are handed to the feed.
@@ -37,17 +39,7 @@ impl TopicFeed {
                 .iter()
                 .find(|(t, p, _)| t == topic && p == partition)
                 .map(|(_, _, next)| *next);
-            let fetch_from = match start {
-                Some(offset) => Some(fetch_start(settings, topic, *partition, offset)?),
-                None => None,
-            };
-            assignments.push(Assignment {
-                topic: topic.clone(),
-                partition: *partition,
-                start,
-                fetch_from,
-                end_at_start: end,
-            });
+            assignments.push(assignment(settings, topic, *partition, start, end)?);
         }
         let streams: Vec<FeedStream> = assignments
             .iter()

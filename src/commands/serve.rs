@@ -105,6 +105,6 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     // The reader holds a feed sender: it stops first, so the feed can drain and end.
     reader.stop();
-    serving.run_until(|| true);
+    serving.stop();
     Ok(())
 }

@@ -194,8 +194,6 @@ fn event_id(anomaly_id: &str, change: &Change, by: &str, at_ms: u64) -> String {
 /// Why a change is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// No anomaly with that id.
-    Unknown,
     /// The transition is not allowed from where the anomaly is.
     Transition {
         /// Where it is.
@@ -208,7 +206,6 @@ pub enum Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refused::Unknown => f.write_str("no anomaly with this id"),
             Refused::Transition { from, to } => {
                 write!(f, "an anomaly that is {} cannot become {}", from.as_str(), to.as_str())
             }

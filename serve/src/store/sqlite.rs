@@ -100,7 +100,6 @@ CREATE TABLE IF NOT EXISTS waiting_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     anomaly_id TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
     event TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS waiting_anomaly ON waiting_events (anomaly_id);
@@ -385,12 +384,11 @@ fn apply_one(tx: &Connection, event: &LifecycleEvent, waiting: &mut i64) -> rusq
     let Some(from) = status_of(tx, &event.anomaly_id)? else {
         let parked = tx
             .prepare_cached(
-                "INSERT INTO waiting_events (id, anomaly_id, at_ms, event) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO waiting_events (id, anomaly_id, event) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
             )?
             .execute(params![
                 event.id,
                 event.anomaly_id,
-                event.at_ms as i64,
                 serde_json::to_string(event).unwrap_or_default()
             ])?;
         *waiting += parked as i64;
@@ -532,10 +530,6 @@ impl Store for SqliteStore {
             }
             apply_waiting(&tx, &arrived, &mut waiting)?;
             let cutoff = self.retain(&tx)?;
-            waiting -= tx.execute(
-                "DELETE FROM waiting_events WHERE seq IN (SELECT seq FROM waiting_events ORDER BY seq DESC LIMIT -1 OFFSET ?1)",
-                params![MAX_WAITING],
-            )? as i64;
             tx.commit()?;
             self.last_seq.store(seq, Ordering::Release);
             self.waiting.store(waiting.max(0) as u64, Ordering::Release);
@@ -840,6 +834,12 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|e| apply_one(&tx, e, &mut waiting))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            if waiting > MAX_WAITING {
+                waiting -= tx.execute(
+                    "DELETE FROM waiting_events WHERE seq IN (SELECT seq FROM waiting_events ORDER BY seq DESC LIMIT -1 OFFSET ?1)",
+                    params![MAX_WAITING],
+                )? as i64;
+            }
             tx.commit()?;
             self.waiting.store(waiting.max(0) as u64, Ordering::Release);
             Ok(outcomes)
