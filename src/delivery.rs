@@ -20,6 +20,10 @@ const OUTBOX: [(OutboxStream, OutputStream); 4] = [
     (OutboxStream::Webhooks, OutputStream::Webhooks),
 ];
 
+/// In the outbox directory, the people's lifecycle changes an embedded `run --serve` takes:
+/// what the anomaly-events topic carries in a Kafka run.
+pub const PERSON_CHANGES: &str = "person_changes";
+
 /// Whether `stream` is one the delivery reads.
 pub fn is_outbox(stream: OutputStream) -> bool {
     OUTBOX.iter().any(|(_, s)| *s == stream)
@@ -40,11 +44,28 @@ pub fn outbox_dir(output: &OutputTarget, configured: &Path) -> Option<PathBuf> {
 /// that run's records.
 pub fn empty_outbox(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for (_, s) in OUTBOX {
-        let path = dir.join(format!("{}.jsonl", s.name()));
+    for name in OUTBOX.iter().map(|(_, s)| s.name()).chain([PERSON_CHANGES]) {
+        let path = dir.join(format!("{name}.jsonl"));
         std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Appends a person's lifecycle change to the outbox in `dir`, durably, for the delivery to
+/// resolve its incident (the embedded run's anomaly-events stream).
+pub fn append_person_change(dir: &Path, event: &sentinel_serve::lifecycle::LifecycleEvent) -> Result<(), String> {
+    use std::io::Write;
+    let path = dir.join(format!("{PERSON_CHANGES}.jsonl"));
+    let mut line = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(&line)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Starts delivering this run's outbox, emptied by [`empty_outbox`]. Files: the delivery reads
@@ -76,6 +97,7 @@ pub fn start(
                 create_topic(settings, callbacks_topic, 1)?;
             }
             outbox_topics.push((OutboxStream::Callbacks, callbacks_topic.to_owned()));
+            outbox_topics.push((OutboxStream::AnomalyEvents, topic(OutputStream::AnomalyEvents)?));
             let outbox = KafkaOutbox::open(settings, &format!("{group}-delivery"), &outbox_topics)?;
             let log = KafkaStatusLog::open(
                 settings,
@@ -88,6 +110,7 @@ pub fn start(
             let mut names: Vec<(OutboxStream, &str)> = OUTBOX.iter().map(|(o, s)| (*o, s.name())).collect();
             // Written by Shield (or whatever relays its callbacks), never emptied here.
             names.push((OutboxStream::Callbacks, "callbacks"));
+            names.push((OutboxStream::AnomalyEvents, PERSON_CHANGES));
             (
                 Box::new(FileOutbox::new(dir, &names)),
                 Box::new(FileStatusLog::new(dir)),

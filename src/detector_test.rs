@@ -10,6 +10,7 @@ use sentinel_dataflows::operators::JobStats;
 use sentinel_serve::api::{ApiError, DetectorTest, TestDetector};
 use serde_json::Value;
 
+use crate::config::SentinelConfig;
 use crate::io::OutputTarget;
 use crate::job::{self, InputSpec, JobSpec};
 
@@ -24,6 +25,28 @@ pub fn detector_ids(spec: &JobSpec) -> Vec<String> {
         ids.extend(BehaviorKind::ALL.iter().map(|k| k.id().to_owned()));
     }
     ids
+}
+
+/// The job `sentinel serve` tests detectors with: the config's detectors and guards, as
+/// `run` would build them from the same file, without judges.
+pub fn spec_of(cfg: &SentinelConfig) -> Result<JobSpec, String> {
+    let plan = cfg.aggregation_plan();
+    let guards = crate::commands::run::guards_without_judges(cfg)?;
+    Ok(JobSpec {
+        // Each test replaces the input and the output with its own.
+        input: InputSpec::File(PathBuf::new()),
+        output: OutputTarget::Discard,
+        ingest: crate::commands::run::ingest_config(cfg, cfg.job.allowed_lateness.0, &plan, guards.as_ref()),
+        guards,
+        plan,
+        detectors: cfg.statistical_detectors(),
+        write_aggregates: false,
+        write_dead_letters: false,
+        state: None,
+        actions: None,
+        outbox_dir: None,
+        serve_feed: None,
+    })
 }
 
 /// A tester over the run's `spec`.

@@ -279,6 +279,10 @@ impl RecordReader for KafkaSource {
         self.wake.install(wake);
     }
 
+    fn lags(&self) -> Vec<(String, i32, i64)> {
+        self.reader.lags()
+    }
+
     fn resume_state(&self) -> Option<Vec<(Option<i64>, u64)>> {
         Some(self.resume.clone())
     }
@@ -322,6 +326,9 @@ impl RecordSink for KafkaSink {
     }
     fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.wake.install(wake);
+    }
+    fn waiting(&self) -> usize {
+        self.writer.waiting()
     }
 }
 
@@ -462,6 +469,9 @@ impl RecordSink for ServedSink {
     }
     fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.inner.set_waker(wake);
+    }
+    fn waiting(&self) -> usize {
+        self.inner.waiting() + self.waiting.len()
     }
 }
 

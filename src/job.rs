@@ -15,10 +15,11 @@ use sentinel_dataflows::guard::{PolicyBook, Screening};
 use sentinel_dataflows::judge::JudgeService;
 use sentinel_dataflows::model::Decision;
 use sentinel_dataflows::operators::{
-    as_itself, ingest, Act, AggregationPlan, Assess, DetectStatistical, DistinctCounts, IngestConfig, JobStats,
-    JsonSink, Judge, PreAggregate, RecordReader, RecordSink, SinkKey, StateCheckpoints, Tap, WindowMerge,
+    as_itself, ingest, Act, AggregationPlan, Assess, DetectStatistical, DistinctCounts, GaugedSink, IngestConfig,
+    JobStats, JsonSink, Judge, PreAggregate, RecordReader, RecordSink, SinkKey, StateCheckpoints, Tap, WindowMerge,
 };
 use sentinel_dataflows::synth::TraceConfig;
+use sentinel_serve::feed::FeedStream;
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
@@ -232,29 +233,25 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             OutputTarget::Kafka { settings, .. } => Some(KafkaOutput::create(settings)?),
             _ => None,
         };
-        let open = |stream: OutputStream| -> Result<Box<dyn RecordSink>, String> {
-            if index == 0 || every_worker {
-                match &spec.outbox_dir {
-                    Some(dir) if crate::delivery::is_outbox(stream) => {
-                        OutputTarget::Dir(dir.clone()).open(stream, None)
-                    }
-                    _ => spec.output.open(stream, producer.as_ref()),
-                }
-            } else {
-                Ok(Box::new(Discard))
-            }
-        };
-        let writer = if every_worker { index as u64 } else { 0 };
-        let mut anomaly_sink = open(OutputStream::Anomalies)?;
         // `run --serve`: the writers also feed the serving store.
         let served = spec.serve_feed.as_ref().filter(|_| index == 0 || every_worker);
-        if let Some(feed) = served {
-            anomaly_sink = Box::new(crate::io::ServedSink::new(
-                anomaly_sink,
-                feed.clone(),
-                sentinel_serve::feed::FeedStream::Anomalies,
-            ));
-        }
+        // Each sink of `stream`, fed to the store as `fed` when serving, its queue depth gauged.
+        let open_fed = |stream: OutputStream, fed: Option<FeedStream>| -> Result<Box<dyn RecordSink>, String> {
+            if index > 0 && !every_worker {
+                return Ok(Box::new(Discard));
+            }
+            let mut sink = match &spec.outbox_dir {
+                Some(dir) if crate::delivery::is_outbox(stream) => OutputTarget::Dir(dir.clone()).open(stream, None)?,
+                _ => spec.output.open(stream, producer.as_ref())?,
+            };
+            if let (Some(feed), Some(fed)) = (served, fed) {
+                sink = Box::new(crate::io::ServedSink::new(sink, feed.clone(), fed));
+            }
+            Ok(Box::new(GaugedSink::new(sink, worker_stats.sink_gauge(stream.name()))))
+        };
+        let open = |stream: OutputStream| open_fed(stream, None);
+        let writer = if every_worker { index as u64 } else { 0 };
+        let anomaly_sink = open_fed(OutputStream::Anomalies, Some(FeedStream::Anomalies))?;
         let dead_sink = if spec.write_dead_letters {
             Some(open(OutputStream::DeadLetters)?)
         } else {
@@ -279,25 +276,25 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             _ => None,
         };
         let aggregate_sink = match (spec.write_aggregates, served) {
+            (true, _) => Some(open_fed(OutputStream::Aggregates, Some(FeedStream::Aggregates))?),
             // The store charts the aggregates, whether or not they are written out too.
-            (written, Some(feed)) => Some(Box::new(crate::io::ServedSink::new(
-                if written {
-                    open(OutputStream::Aggregates)?
-                } else {
-                    Box::new(Discard)
-                },
-                feed.clone(),
-                sentinel_serve::feed::FeedStream::Aggregates,
+            (false, Some(feed)) => Some(Box::new(GaugedSink::new(
+                Box::new(crate::io::ServedSink::new(
+                    Box::new(Discard),
+                    feed.clone(),
+                    FeedStream::Aggregates,
+                )),
+                worker_stats.sink_gauge(OutputStream::Aggregates.name()),
             )) as Box<dyn RecordSink>),
-            (true, None) => Some(open(OutputStream::Aggregates)?),
             (false, None) => None,
         };
         let action_sinks = match &spec.actions {
             Some(_) => Some([
                 open(OutputStream::Actions)?,
-                open(OutputStream::Alerts)?,
+                open_fed(OutputStream::Alerts, Some(FeedStream::Alerts))?,
                 open(OutputStream::Incidents)?,
                 open(OutputStream::Webhooks)?,
+                open_fed(OutputStream::AnomalyEvents, Some(FeedStream::AnomalyEvents))?,
             ]),
             None => None,
         };
@@ -403,7 +400,9 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     .sink_json("StateSink", sink, as_itself, |_| {})
                     .probe_with(&acknowledged);
             }
-            if let (Some(config), Some([shield, alerts, incidents, webhooks])) = (&spec.actions, action_sinks) {
+            if let (Some(config), Some([shield, alerts, incidents, webhooks, lifecycle])) =
+                (&spec.actions, action_sinks)
+            {
                 // The stage's checkpoints wait for the outputs only; the detectors' wait for them.
                 let action_checkpoints = checkpoints.clone().map(|c| StateCheckpoints {
                     outputs_acknowledged: probes.outputs.clone(),
@@ -435,6 +434,16 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 );
                 let c = counting(&stats, OutputStream::Webhooks);
                 write_out(acted.webhooks, "WebhookSink", webhooks, writer, as_itself, c, &probes);
+                let c = counting(&stats, OutputStream::AnomalyEvents);
+                write_out(
+                    acted.lifecycle,
+                    "AnomalyEventSink",
+                    lifecycle,
+                    writer,
+                    as_itself,
+                    c,
+                    &probes,
+                );
             }
             let counter = Arc::clone(&stats);
             write_out(

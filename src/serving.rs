@@ -27,6 +27,16 @@ pub struct Serving {
     scratch: bool,
 }
 
+/// Where people's lifecycle changes go.
+pub enum Publisher {
+    /// Straight into the feed: the embedded run's anomaly-events stream.
+    Feed,
+    /// Into a durable log first (the delivery's outbox, so it resolves incidents), then the feed.
+    LoggedThenFeed(Publish),
+    /// To the anomaly-events topic, which the feed reads back.
+    Topic(Publish),
+}
+
 /// The detectors as `/api/v1/detectors` lists them.
 fn detectors_of(cfg: &SentinelConfig) -> Vec<Value> {
     cfg.detectors
@@ -47,15 +57,14 @@ impl Serving {
     /// Opens the store at `store_path` (else `serve.store`, else a fresh file next to the
     /// system's temporary files) and serves the API on `listen`, with `serve.api_keys`;
     /// `test_detector` answers GraphQL's `testDetector`, `stats` are the job's counters for
-    /// `/metrics`, and `publish` sends lifecycle changes to the anomaly-events topic (without
-    /// one they go straight into the feed).
+    /// `/metrics`, and `publisher` says where people's lifecycle changes go.
     pub fn start(
         listen: SocketAddr,
         store_path: Option<PathBuf>,
         cfg: &SentinelConfig,
         test_detector: Option<TestDetector>,
         stats: Option<Arc<JobStats>>,
-        publish: Option<Publish>,
+        publisher: Publisher,
     ) -> Result<Serving, String> {
         let keys = cfg.serve.keys().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
         let chosen = store_path.or_else(|| cfg.serve.store.clone());
@@ -67,13 +76,23 @@ impl Serving {
         options.retain_ms = cfg.serve.retention.map(|r| r.0);
         options.retain_count = cfg.serve.max_anomalies;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options)?);
-        let live = Live::new(store.last_seq());
+        let live = Live::of(&*store);
         let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());
+        let publish = match publisher {
+            Publisher::Feed => sender.publisher(),
+            Publisher::LoggedThenFeed(log) => {
+                let into_feed = sender.publisher();
+                Arc::new(move |event: &sentinel_serve::lifecycle::LifecycleEvent| {
+                    log(event)?;
+                    into_feed(event)
+                })
+            }
+            Publisher::Topic(publish) => publish,
+        };
         let state = ApiState {
             keys,
             detectors: Arc::new(detectors_of(cfg)),
-            // Embedded, the anomaly-events stream is the feed itself.
-            publish: publish.unwrap_or_else(|| sender.publisher()),
+            publish,
             clock: wall_clock_ms,
             live,
             test_detector,

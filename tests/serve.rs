@@ -81,6 +81,54 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
     job.wait_stored(Duration::from_secs(120));
     let url = job.url.clone();
 
+    // The job's resolutions, through the anomaly-events stream: each condition that ended
+    // resolved every anomaly its detector raised on its entity while it lasted.
+    let resolutions = read_jsonl(&out.join("anomaly_events.jsonl"));
+    assert!(!resolutions.is_empty(), "conditions of the trace end before it does");
+    let ms = |a: &Value| sentinel_dataflows::time::parse_rfc3339_ms(a["timestamp"].as_str().unwrap()).unwrap();
+    let mut want_resolved = BTreeSet::new();
+    for r in &resolutions {
+        assert_eq!(
+            (r["action"].as_str(), r["source"].as_str()),
+            (Some("resolve"), Some("job"))
+        );
+        let scope = &r["condition"];
+        for a in &anomalies {
+            let entity = format!(
+                "{}:{}",
+                a["affected_entity"]["type"].as_str().unwrap(),
+                a["affected_entity"]["id"].as_str().unwrap()
+            );
+            let at = ms(a);
+            if a["detector_id"] == scope["detector_id"]
+                && entity == scope["entity"].as_str().unwrap()
+                && at >= scope["from_ms"].as_u64().unwrap()
+                && at <= scope["through_ms"].as_u64().unwrap()
+            {
+                want_resolved.insert(a["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let resolved: Value = reqwest::blocking::get(format!("{url}/api/v1/anomalies?status=resolved&limit=1000"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let resolved_ids: BTreeSet<String> = resolved["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(resolved_ids, want_resolved, "resolved by the job's conditions");
+    let history: Value = reqwest::blocking::get(format!(
+        "{url}/api/v1/anomalies/{}",
+        resolutions[0]["anomaly_id"].as_str().unwrap()
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(history["history"][0]["by"], "sentinel", "{history}");
+
     let client = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sentinel_client.py"))
         .arg(&url)

@@ -14,16 +14,19 @@ use sentinel_connectors::grpc::shield::{enforce, Enforced};
 use sentinel_connectors::http::client::{HttpClient, HttpRequest, Method};
 use sentinel_connectors::http::retry::{Attempt, Next, Retries};
 use sentinel_dataflows::act::{
-    ActionStatus, AlertRecord, AlertStatus, CallbackStatus, DeliveryState, NotifyReason, ShieldCallback,
+    ActionStatus, AlertRecord, AlertStatus, CallbackStatus, DeliveryState, IncidentOp, IncidentRecord, NotifyReason,
+    ShieldCallback,
 };
 use sentinel_dataflows::hash::{hash64, StableId};
+use sentinel_dataflows::model::lifecycle::{Change, ChangeSource, LifecycleEvent};
 use sentinel_dataflows::model::{ActionKind, DeadLetter, Position, Reason, Severity};
+use sentinel_dataflows::operators::{Reading, ReadingKind};
 use sentinel_dataflows::time::format_rfc3339_ms;
 use serde_json::json;
 
 use crate::config::DeliveryConfig;
 use crate::outbox::{Outbox, OutboxRecord, StatusLog};
-use crate::render::{alert_jobs, jobs_of, Call, IncidentCall, Job, OutboxStream};
+use crate::render::{alert_jobs, incident_job, jobs_of, Call, IncidentCall, Job, OutboxStream};
 
 /// Records read from the outbox per poll.
 const POLL_BATCH: usize = 256;
@@ -51,6 +54,8 @@ pub struct DeliveryStats {
     pub retries: AtomicU64,
     /// Outbox records that did not parse.
     pub malformed: AtomicU64,
+    /// Deliveries read from the outbox and not finished yet: the delivery queue's depth.
+    pub in_flight: AtomicU64,
     latency_us: Mutex<Option<Histogram<u64>>>,
 }
 
@@ -59,6 +64,55 @@ impl DeliveryStats {
         let mut h = self.latency_us.lock().unwrap_or_else(|e| e.into_inner());
         let h = h.get_or_insert_with(|| Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"));
         let _ = h.record(waited.as_micros().clamp(1, 3_600_000_000) as u64);
+    }
+
+    /// The figures `/metrics` shows: deliveries by outcome, retries, malformed outbox
+    /// records, and the deliveries in flight.
+    pub fn readings(&self) -> Vec<Reading> {
+        let mut out: Vec<Reading> = [
+            ("delivered", &self.delivered),
+            ("dead_lettered", &self.dead_lettered),
+            ("skipped", &self.skipped),
+            ("already_done", &self.already_done),
+        ]
+        .iter()
+        .map(|(outcome, n)| Reading {
+            name: "sentinel_action_deliveries",
+            help: "Action deliveries (Shield, alerts, incidents, webhooks) finished, by outcome.",
+            kind: ReadingKind::Counter,
+            labels: vec![("outcome", (*outcome).to_owned())],
+            value: n.load(Relaxed) as f64,
+        })
+        .collect();
+        for (name, help, kind, n) in [
+            (
+                "sentinel_action_delivery_retries",
+                "Delivery attempts after the first.",
+                ReadingKind::Counter,
+                &self.retries,
+            ),
+            (
+                "sentinel_action_outbox_malformed",
+                "Outbox records that did not parse (dead-lettered).",
+                ReadingKind::Counter,
+                &self.malformed,
+            ),
+            (
+                "sentinel_action_deliveries_in_flight",
+                "Deliveries read from the outbox and not finished yet.",
+                ReadingKind::Gauge,
+                &self.in_flight,
+            ),
+        ] {
+            out.push(Reading {
+                name,
+                help,
+                kind,
+                labels: Vec::new(),
+                value: n.load(Relaxed) as f64,
+            });
+        }
+        out
     }
 
     /// Latency from the outbox read to the final answer, µs, at quantile `q`.
@@ -163,7 +217,14 @@ impl Delivery {
         let earlier = log.load()?;
         let mut done = HashSet::new();
         let mut incident_ids = HashMap::new();
+        let mut incident_of = HashMap::new();
         for s in earlier {
+            if let (ActionKind::IncidentCreate | ActionKind::IncidentComment, Some(key)) = (s.action, &s.incident_key) {
+                if let Ok(key) = key.parse::<StableId>() {
+                    // Delivered already: nothing of it waits, so any order key will do.
+                    incident_of.insert(s.anomaly_id.clone(), (key, key.to_string()));
+                }
+            }
             if matches!(s.status, DeliveryState::Delivered | DeliveryState::DeadLettered) {
                 done.insert(s.delivery_id.clone());
             }
@@ -193,6 +254,7 @@ impl Delivery {
             control: Arc::clone(&control),
             shield_kinds: HashMap::new(),
             receivers_of: HashMap::new(),
+            incident_of,
             deferred: Vec::new(),
         };
         let thread = std::thread::Builder::new()
@@ -231,6 +293,9 @@ struct Pump {
     shield_kinds: HashMap<String, ActionKind>,
     /// Each anomaly's alert receivers, for escalations.
     receivers_of: HashMap<String, Vec<String>>,
+    /// The incident each anomaly opened or joined, so a person's resolution resolves it.
+    /// With the order key its requests go out under.
+    incident_of: HashMap<String, (StableId, String)>,
     /// Failed callbacks waiting for their anomaly's receivers: since when, and which anomaly.
     deferred: Vec<(Instant, String, OutboxRecord)>,
 }
@@ -268,6 +333,7 @@ impl Pump {
             while let Ok(c) = completed.try_recv() {
                 self.complete(c, &mut in_flight);
             }
+            self.stats.in_flight.store(in_flight.jobs() as u64, Relaxed);
             if last_commit.elapsed() >= COMMIT_EVERY {
                 self.commit(&in_flight);
                 last_commit = Instant::now();
@@ -385,6 +451,7 @@ impl Pump {
         let next = record.position + 1;
         let parsed = match record.stream {
             OutboxStream::Callbacks => self.callback(&record),
+            OutboxStream::AnomalyEvents => self.person_change(&record),
             stream => jobs_of(stream, &record.bytes, &self.config),
         };
         let jobs = match parsed {
@@ -439,6 +506,12 @@ impl Pump {
             ActionKind::ShieldBlock | ActionKind::ShieldRateLimit | ActionKind::ShieldUnblock => {
                 self.shield_kinds.insert(job.action_id.clone(), job.kind);
             }
+            ActionKind::IncidentCreate | ActionKind::IncidentComment => {
+                if let Call::Incident { incident_key, .. } = &job.call {
+                    self.incident_of
+                        .insert(job.anomaly_id.clone(), (*incident_key, job.order_key.clone()));
+                }
+            }
             ActionKind::Alert if !job.anomaly_id.is_empty() => {
                 let receivers = self.receivers_of.entry(job.anomaly_id.clone()).or_default();
                 if !receivers.contains(&job.receiver) {
@@ -447,6 +520,34 @@ impl Pump {
             }
             _ => {}
         }
+    }
+
+    /// A lifecycle change: a person resolving an anomaly that opened or joined an incident
+    /// resolves the incident, once (its delivery id derives from the change). The job's own
+    /// resolutions, and acknowledgements, ask nothing: the job resolves its incidents itself.
+    fn person_change(&mut self, record: &OutboxRecord) -> Result<Vec<Job>, String> {
+        let event: LifecycleEvent =
+            serde_json::from_slice(&record.bytes).map_err(|e| format!("not a lifecycle event: {e}"))?;
+        if event.source != ChangeSource::Person || event.change != Change::Resolve {
+            return Ok(Vec::new());
+        }
+        let Some((incident_key, order_key)) = self.incident_of.get(&event.anomaly_id).cloned() else {
+            return Ok(Vec::new());
+        };
+        let note = event.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+        let resolve = IncidentRecord {
+            id: StableId::of(&[b"incident-resolve-by-person", event.id.as_bytes()]),
+            incident_key,
+            // After the incident's own requests, in their order.
+            entity: order_key,
+            anomaly_id: event.anomaly_id.clone(),
+            detector_id: String::new(),
+            op: IncidentOp::Resolve {
+                resolution: format!("{} resolved anomaly {} in Sentinel{note}", event.by, event.anomaly_id),
+            },
+            timestamp: format_rfc3339_ms(event.at_ms),
+        };
+        Ok(vec![incident_job(&resolve, &self.config)])
     }
 
     /// Logs one Shield callback; a failure becomes an escalation alert to the anomaly's
@@ -876,5 +977,101 @@ mod tests {
         assert!(statuses
             .lines()
             .all(|l| l.contains("\"dead_lettered\"") && l.contains("\"attempts\":2")));
+    }
+
+    #[test]
+    fn a_persons_resolution_resolves_the_incident_its_anomaly_opened_and_nothing_else() {
+        use crate::config::IncidentManager;
+        use sentinel_dataflows::act::{IncidentBody, IncidentMetadata, Priority};
+        use sentinel_dataflows::model::lifecycle::{ConditionScope, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let key = StableId::of(&[b"incident", b"user:u"]);
+        let create = IncidentRecord {
+            id: StableId::of(&[b"create"]),
+            incident_key: key,
+            entity: "user:u".into(),
+            anomaly_id: "an-1".into(),
+            detector_id: "prompt-injection".into(),
+            op: IncidentOp::Create {
+                incident: Box::new(IncidentBody {
+                    source: "llm-sentinel".into(),
+                    incident_type: "anomaly_detected".into(),
+                    severity: Priority::P1,
+                    title: "injection".into(),
+                    description: String::new(),
+                    metadata: IncidentMetadata {
+                        anomaly_id: "an-1".into(),
+                        detector_id: "prompt-injection".into(),
+                        score: 0.9,
+                        timestamp: "2024-06-01T00:00:00.000Z".into(),
+                        incident_key: key.to_string(),
+                    },
+                    affected_entities: Vec::new(),
+                    remediation_actions: Vec::new(),
+                }),
+            },
+            timestamp: "2024-06-01T00:00:00.000Z".into(),
+        };
+        std::fs::write(
+            dir.path().join("incidents.jsonl"),
+            serde_json::to_string(&create).unwrap() + "\n",
+        )
+        .unwrap();
+        let scope = ConditionScope {
+            detector_id: "prompt-injection".into(),
+            entity: "user:u".into(),
+            from_ms: 0,
+            through_ms: 1,
+        };
+        let changes = [
+            LifecycleEvent::by_person("an-1", Change::Acknowledge, Status::Active, "ana", None, 10),
+            LifecycleEvent::by_person("an-9", Change::Resolve, Status::Active, "ana", None, 11),
+            LifecycleEvent::resolved_by_job("an-1", scope, 12),
+            LifecycleEvent::by_person(
+                "an-1",
+                Change::Resolve,
+                Status::Acknowledged,
+                "ana",
+                Some("benign".into()),
+                13,
+            ),
+        ];
+        let lines: Vec<String> = changes.iter().map(|c| serde_json::to_string(c).unwrap()).collect();
+        std::fs::write(dir.path().join("person_changes.jsonl"), lines.join("\n") + "\n").unwrap();
+        let server = ReceiverServer::start(Faults::default(), None);
+        let config = DeliveryConfig {
+            incident_manager: Some(IncidentManager {
+                target: HttpTarget {
+                    name: "incidents".into(),
+                    url: server.url(),
+                    headers: Vec::new(),
+                    secret: None,
+                    template: None,
+                    timeout: Duration::from_secs(5),
+                    retry: RetryPolicy::default(),
+                },
+            }),
+            ..DeliveryConfig::default()
+        };
+        let streams = [
+            (OutboxStream::Incidents, "incidents"),
+            (OutboxStream::AnomalyEvents, "person_changes"),
+        ];
+        let outbox = FileOutbox::new(dir.path(), &streams);
+        let delivery = Delivery::start(config, Box::new(outbox), Box::new(FileStatusLog::new(dir.path()))).unwrap();
+        let stats = delivery.finish(Duration::from_secs(30));
+        assert_eq!(stats.delivered.load(Relaxed), 2, "the create, then one resolve");
+        let states: Vec<String> = server.incidents().into_values().collect();
+        assert_eq!(states, ["resolved"]);
+        let resolve = server
+            .received()
+            .into_iter()
+            .find(|r| r.body["status"] == "resolved")
+            .expect("a resolve request");
+        let text = resolve.body.to_string();
+        assert!(
+            text.contains("ana resolved anomaly an-1") && text.contains("benign"),
+            "{text}"
+        );
     }
 }

@@ -30,6 +30,9 @@ pub enum OutboxStream {
     Webhooks,
     /// `sentinel.callbacks`: Shield's reports on actions (read, not written, by the job).
     Callbacks,
+    /// `sentinel.anomaly-events`: lifecycle changes; a person resolving an anomaly resolves
+    /// its incident.
+    AnomalyEvents,
 }
 
 /// An HTTP call, signed at each attempt when a secret is set.
@@ -116,8 +119,9 @@ pub fn jobs_of(stream: OutboxStream, bytes: &[u8], config: &DeliveryConfig) -> R
             &serde_json::from_slice(bytes).map_err(parse_error)?,
             config,
         )],
-        // A callback is not delivered: the pump logs it and escalates a failure.
-        OutboxStream::Callbacks => Vec::new(),
+        // Neither is delivered as it is: the pump logs a callback and escalates a failure,
+        // and turns a person's resolution into its incident's.
+        OutboxStream::Callbacks | OutboxStream::AnomalyEvents => Vec::new(),
     })
 }
 
@@ -238,7 +242,8 @@ fn webhook_job(r: &WebhookRecord, config: &DeliveryConfig) -> Job {
     }
 }
 
-fn incident_job(r: &IncidentRecord, config: &DeliveryConfig) -> Job {
+/// The incident-manager request of `r`.
+pub fn incident_job(r: &IncidentRecord, config: &DeliveryConfig) -> Job {
     let (kind, call) = match &r.op {
         IncidentOp::Create { incident } => (
             ActionKind::IncidentCreate,

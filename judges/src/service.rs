@@ -12,9 +12,10 @@ use backon::{ConstantBuilder, Retryable};
 use hdrhistogram::Histogram;
 use sentinel_dataflows::judge::{fallback_record, AgentIdentity, JudgeReply, JudgeService, Overloaded};
 use sentinel_dataflows::model::{AgentType, FallbackReason, JudgeRequest, JudgementRecord, ShadowAgentAnalysis};
+use sentinel_dataflows::operators::{Reading, ReadingKind};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::breaker::{BreakerReading, CircuitBreaker, Clock, SystemClock};
+use crate::breaker::{BreakerReading, BreakerState, CircuitBreaker, Clock, SystemClock};
 use crate::config::JudgeConfig;
 use crate::prompts::{self, Prompt};
 use crate::provider::{self, CallError, ReplyContent};
@@ -212,6 +213,58 @@ impl LiveJudges {
     /// The breaker's state and transitions.
     pub fn breaker(&self) -> BreakerReading {
         self.shared.breaker.reading()
+    }
+
+    /// The figures `/metrics` shows: the breaker's state (1 for the state it is in) and
+    /// transitions, calls made, and configuration errors.
+    pub fn readings(&self) -> Vec<Reading> {
+        let breaker = self.breaker();
+        let stats = &self.shared.stats;
+        let states = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+        let mut out: Vec<Reading> = states
+            .iter()
+            .map(|state| Reading {
+                name: "sentinel_judge_breaker_state",
+                help: "The judges' circuit breaker: 1 for the state it is in.",
+                kind: ReadingKind::Gauge,
+                labels: vec![("state", state.as_str().to_owned())],
+                value: f64::from(u8::from(*state == breaker.state)),
+            })
+            .collect();
+        for (to, n) in [
+            (BreakerState::Open, breaker.opened),
+            (BreakerState::HalfOpen, breaker.half_opened),
+            (BreakerState::Closed, breaker.closed),
+        ] {
+            out.push(Reading {
+                name: "sentinel_judge_breaker_transitions",
+                help: "Times the judges' circuit breaker moved, by the state it moved to.",
+                kind: ReadingKind::Counter,
+                labels: vec![("to", to.as_str().to_owned())],
+                value: n as f64,
+            });
+        }
+        for (name, help, value) in [
+            (
+                "sentinel_judge_calls",
+                "HTTP attempts made to the judge provider.",
+                stats.calls.load(Relaxed),
+            ),
+            (
+                "sentinel_judge_config_errors",
+                "Judge calls answered 400, 401 or 403.",
+                stats.config_errors.load(Relaxed),
+            ),
+        ] {
+            out.push(Reading {
+                name,
+                help,
+                kind: ReadingKind::Counter,
+                labels: Vec::new(),
+                value: value as f64,
+            });
+        }
+        out
     }
 
     /// Spend so far at the configured prices.

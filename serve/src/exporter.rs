@@ -2,6 +2,7 @@
 //! read at each scrape from the same [`JobStats`] counters the run summary reads, so the two
 //! never disagree, and the hot path keeps its plain atomic counters.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -12,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::store::Store;
 use sentinel_dataflows::model::{FallbackReason, Reason};
-use sentinel_dataflows::operators::JobStats;
+use sentinel_dataflows::operators::{JobStats, Reading, ReadingKind};
 
 /// The content type of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -32,6 +33,46 @@ fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> Result<(), std::fmt::Error> {
     let g = ConstGauge::new(value);
     g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// One gauge family: `name{label=value}` for each `(values, level)`.
+fn gauges<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    values: impl IntoIterator<Item = (Vec<&'a str>, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0).metric_type())?;
+    for (label_values, level) in values {
+        let set: Vec<(&str, &str)> = labels.iter().copied().zip(label_values).collect();
+        ConstGauge::new(level).encode(family.encode_family(&set)?)?;
+    }
+    Ok(())
+}
+
+/// The readings of the parts outside the dataflow, one family per name.
+fn readings(encoder: &mut DescriptorEncoder, all: Vec<Reading>) -> Result<(), std::fmt::Error> {
+    let mut families: BTreeMap<&'static str, Vec<Reading>> = BTreeMap::new();
+    for r in all {
+        families.entry(r.name).or_default().push(r);
+    }
+    for (name, family) in families {
+        let (help, kind) = (family[0].help, family[0].kind);
+        let metric_type = match kind {
+            ReadingKind::Counter => ConstCounter::new(0u64).metric_type(),
+            ReadingKind::Gauge => ConstGauge::new(0.0).metric_type(),
+        };
+        let mut out = encoder.encode_descriptor(name, help, None, metric_type)?;
+        for r in &family {
+            let set: Vec<(&str, &str)> = r.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            match kind {
+                ReadingKind::Counter => ConstCounter::new(r.value as u64).encode(out.encode_family(&set)?)?,
+                ReadingKind::Gauge => ConstGauge::new(r.value).encode(out.encode_family(&set)?)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One counter family: `name{label=value}` for each `(value, count)`.
@@ -144,6 +185,27 @@ impl Collector for JobCollector {
             "Output deliveries that failed (and were sent again) or were refused.",
             s.delivery_errors.load(Relaxed),
         )?;
+        let lags = s.lags();
+        let partitions: Vec<String> = lags.iter().map(|(_, p, _)| p.to_string()).collect();
+        gauges(
+            e,
+            "sentinel_consumer_lag",
+            "Records behind the end of each input partition, from the client's last statistics.",
+            &["topic", "partition"],
+            lags.iter()
+                .zip(&partitions)
+                .map(|((topic, _, lag), partition)| (vec![topic.as_str(), partition.as_str()], *lag as f64)),
+        )?;
+        gauges(
+            e,
+            "sentinel_sink_waiting",
+            "Records each output stream's sinks hold that their transport has not taken yet.",
+            &["stream"],
+            s.sinks_waiting()
+                .into_iter()
+                .map(|(stream, n)| (vec![stream], n as f64)),
+        )?;
+        readings(e, s.readings())?;
         let watermark = s.watermark();
         if watermark > 0 && watermark < u64::MAX {
             gauge(
@@ -212,8 +274,39 @@ mod tests {
         stats.add_anomalies("cost-spike", Severity::Critical, 2);
         stats.add_anomalies("cost-spike", Severity::Warning, 1);
         stats.set_watermark(0, 1_000);
+        stats.set_lags([("telemetry".to_owned(), 0, 5), ("telemetry".to_owned(), 1, 0)]);
+        stats.set_lags([("telemetry".to_owned(), 0, 3)]);
+        let sink_on_worker_0 = stats.sink_gauge("alerts");
+        let sink_on_worker_1 = stats.sink_gauge("alerts");
+        sink_on_worker_0.store(2, std::sync::atomic::Ordering::Relaxed);
+        sink_on_worker_1.store(5, std::sync::atomic::Ordering::Relaxed);
+        stats.add_readings(Box::new(|| {
+            ["closed", "open"]
+                .iter()
+                .map(|state| Reading {
+                    name: "sentinel_judge_breaker_state",
+                    help: "1 for the breaker's state.",
+                    kind: ReadingKind::Gauge,
+                    labels: vec![("state", (*state).to_owned())],
+                    value: f64::from(*state == "open"),
+                })
+                .chain(std::iter::once(Reading {
+                    name: "sentinel_action_delivery_retries",
+                    help: "Attempts after the first.",
+                    kind: ReadingKind::Counter,
+                    labels: Vec::new(),
+                    value: 4.0,
+                }))
+                .collect()
+        }));
         let text = render(&registry(Some(stats), None, || 61_000));
         for line in [
+            "sentinel_consumer_lag{topic=\"telemetry\",partition=\"0\"} 3.0",
+            "sentinel_consumer_lag{topic=\"telemetry\",partition=\"1\"} 0.0",
+            "sentinel_sink_waiting{stream=\"alerts\"} 7.0",
+            "sentinel_judge_breaker_state{state=\"open\"} 1.0",
+            "sentinel_judge_breaker_state{state=\"closed\"} 0.0",
+            "sentinel_action_delivery_retries_total 4",
             "sentinel_events_in_total 10",
             "sentinel_dead_letters_total{reason=\"late\"} 1",
             "sentinel_anomalies_total{detector=\"cost-spike\",severity=\"critical\"} 2",

@@ -27,6 +27,8 @@ pub enum FeedStream {
     Aggregates,
     /// `sentinel.anomaly-events`: lifecycle changes, applied in the order they come.
     AnomalyEvents,
+    /// `sentinel.alerts`: the alert history.
+    Alerts,
 }
 
 /// What the queue carries.
@@ -137,6 +139,7 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
     while let Ok(first) = received.recv() {
         let mut anomalies = Vec::with_capacity(BATCH);
         let mut aggregates = Vec::new();
+        let mut alerts = Vec::new();
         let mut events = Vec::new();
         let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut barriers = Vec::new();
@@ -146,6 +149,7 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
             match fed {
                 Fed::Record(FeedStream::Anomalies, record) => anomalies.push(record),
                 Fed::Record(FeedStream::Aggregates, record) => aggregates.push(record),
+                Fed::Record(FeedStream::Alerts, record) => alerts.push(record),
                 Fed::Record(FeedStream::AnomalyEvents, record) => {
                     match serde_json::from_slice::<LifecycleEvent>(&record) {
                         Ok(event) => events.push(event),
@@ -164,9 +168,18 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
             }
         }
         if !aggregates.is_empty() {
-            if let Err(e) = store.add_aggregates(aggregates) {
+            match store.add_aggregates(aggregates) {
+                Ok(batch) => live.aggregates_stored(batch.last_seq),
+                Err(e) => {
+                    failed = true;
+                    tracing::error!(error = %e, "the store could not take a batch of aggregates");
+                }
+            }
+        }
+        if !alerts.is_empty() {
+            if let Err(e) = store.add_alerts(alerts) {
                 failed = true;
-                tracing::error!(error = %e, "the store could not take a batch of aggregates");
+                tracing::error!(error = %e, "the store could not take a batch of alerts");
             }
         }
         if !anomalies.is_empty() {

@@ -9,27 +9,27 @@ use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
-use crate::store::{AnomalyFilter, Applied, Store};
+use crate::store::{AnomalyFilter, Applied, Since, Store, StoredAggregate};
 
-/// A subscriber this many anomalies behind the store is told so before it catches up: more
+/// A subscriber this many records behind the store is told so before it catches up: more
 /// than the feed stores in a few batches, so a burst alone does not set it off.
 pub const BEHIND: u64 = 10_000;
 
-/// Anomalies read from the store per query.
+/// Records read from the store per query.
 const READ: u32 = 256;
 
 /// What a subscription yields.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Delivery {
-    /// A new anomaly matching the filter, with its lifecycle fields.
-    Anomaly(Value),
-    /// The subscriber has fallen `backlog` anomalies behind the store. Every one of them that
+pub enum Delivery<T> {
+    /// A new record matching the subscription (an anomaly with its lifecycle fields, or an aggregate).
+    Record(T),
+    /// The subscriber has fallen `backlog` records behind the store. Every one of them that
     /// matches follows, oldest first.
     Behind {
-        /// Anomalies stored since the last one delivered (matching or not).
+        /// Records stored since the last one delivered (matching or not).
         backlog: u64,
     },
-    /// The store could not be read. The subscription tries again at the next anomaly.
+    /// The store could not be read. The subscription tries again at the next arrival.
     Failed(String),
 }
 
@@ -40,16 +40,18 @@ type Expected = Arc<Mutex<HashMap<String, Vec<oneshot::Sender<Applied>>>>>;
 /// their changes to come back from the anomaly-events stream. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Live {
-    stored: Arc<watch::Sender<u64>>,
+    anomalies_stored: Arc<watch::Sender<u64>>,
+    aggregates_stored: Arc<watch::Sender<u64>>,
     behind: u64,
     expected: Expected,
 }
 
 impl Live {
-    /// A hub whose store holds anomalies up to arrival number `last_seq`.
-    pub fn new(last_seq: u64) -> Live {
+    /// A hub for `store` as it is now: subscribers get what arrives from here on.
+    pub fn of(store: &dyn Store) -> Live {
         Live {
-            stored: Arc::new(watch::Sender::new(last_seq)),
+            anomalies_stored: Arc::new(watch::Sender::new(store.last_seq())),
+            aggregates_stored: Arc::new(watch::Sender::new(store.last_aggregate_seq())),
             behind: BEHIND,
             expected: Expected::default(),
         }
@@ -81,7 +83,7 @@ impl Live {
         }
     }
 
-    /// Tells subscribers they are behind at `backlog` anomalies instead of [`BEHIND`].
+    /// Tells subscribers they are behind at `backlog` records instead of [`BEHIND`].
     pub fn behind_at(self, backlog: u64) -> Live {
         Live {
             behind: backlog,
@@ -91,13 +93,12 @@ impl Live {
 
     /// The store now holds anomalies up to `last_seq`: wakes the subscribers.
     pub fn stored(&self, last_seq: u64) {
-        self.stored.send_if_modified(|seen| {
-            let newer = last_seq > *seen;
-            if newer {
-                *seen = last_seq;
-            }
-            newer
-        });
+        advance(&self.anomalies_stored, last_seq);
+    }
+
+    /// The store now holds aggregates up to `last_seq`: wakes the subscribers.
+    pub fn aggregates_stored(&self, last_seq: u64) {
+        advance(&self.aggregates_stored, last_seq);
     }
 
     /// The anomalies matching `filter` that arrive from now on. The stream ends when the hub
@@ -106,13 +107,28 @@ impl Live {
         &self,
         store: Arc<dyn Store>,
         filter: AnomalyFilter,
-    ) -> impl Stream<Item = Delivery> + Send + 'static {
-        let stored = self.stored.subscribe();
+    ) -> impl Stream<Item = Delivery<Value>> + Send + 'static {
+        let read: ReadSince<Value> = Arc::new(move |after, upto, limit| store.since(after, upto, &filter, limit));
+        self.follow(&self.anomalies_stored, read)
+    }
+
+    /// The aggregates that arrive from now on.
+    pub fn aggregates(&self, store: Arc<dyn Store>) -> impl Stream<Item = Delivery<StoredAggregate>> + Send + 'static {
+        let read: ReadSince<StoredAggregate> =
+            Arc::new(move |after, upto, limit| store.aggregates_since(after, upto, limit));
+        self.follow(&self.aggregates_stored, read)
+    }
+
+    fn follow<T: Send + 'static>(
+        &self,
+        arrivals: &watch::Sender<u64>,
+        read: ReadSince<T>,
+    ) -> impl Stream<Item = Delivery<T>> + Send + 'static {
+        let stored = arrivals.subscribe();
         let after = *stored.borrow();
         let reader = Reader {
             stored,
-            store,
-            filter,
+            read,
             after,
             pending: VecDeque::new(),
             told_behind: false,
@@ -126,22 +142,34 @@ impl Live {
     }
 }
 
+fn advance(arrivals: &watch::Sender<u64>, last_seq: u64) {
+    arrivals.send_if_modified(|seen| {
+        let newer = last_seq > *seen;
+        if newer {
+            *seen = last_seq;
+        }
+        newer
+    });
+}
+
+/// Reads what arrived after one arrival number and up to another, at most so many.
+type ReadSince<T> = Arc<dyn Fn(u64, u64, u32) -> Result<Since<T>, String> + Send + Sync>;
+
 /// One subscriber's position.
-struct Reader {
+struct Reader<T> {
     stored: watch::Receiver<u64>,
-    store: Arc<dyn Store>,
-    filter: AnomalyFilter,
-    /// Every anomaly up to this arrival number has been read.
+    read: ReadSince<T>,
+    /// Every record up to this arrival number has been read.
     after: u64,
-    pending: VecDeque<Delivery>,
+    pending: VecDeque<Delivery<T>>,
     told_behind: bool,
-    /// The last read failed: wait for the next anomaly before trying again, rather than spin.
+    /// The last read failed: wait for the next arrival before trying again, rather than spin.
     failed: bool,
     behind: u64,
 }
 
-impl Reader {
-    async fn next(&mut self) -> Option<Delivery> {
+impl<T: Send + 'static> Reader<T> {
+    async fn next(&mut self) -> Option<Delivery<T>> {
         loop {
             if let Some(d) = self.pending.pop_front() {
                 return Some(d);
@@ -160,13 +188,12 @@ impl Reader {
                 return Some(Delivery::Behind { backlog });
             }
             self.told_behind &= backlog > u64::from(READ);
-            let (store, filter, after) = (Arc::clone(&self.store), self.filter.clone(), self.after);
-            let read = tokio::task::spawn_blocking(move || store.since(after, latest, &filter, READ)).await;
-            match read {
+            let (read, after) = (Arc::clone(&self.read), self.after);
+            match tokio::task::spawn_blocking(move || read(after, latest, READ)).await {
                 Ok(Ok(since)) => {
                     self.after = since.read_to;
                     self.pending
-                        .extend(since.anomalies.into_iter().map(|(_, a)| Delivery::Anomaly(a)));
+                        .extend(since.records.into_iter().map(|(_, r)| Delivery::Record(r)));
                 }
                 Ok(Err(e)) => {
                     self.failed = true;
@@ -209,8 +236,8 @@ mod tests {
     async fn a_subscriber_that_falls_behind_is_told_and_then_gets_every_anomaly_it_missed() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap());
-        let old = store.add_anomalies((0..10).map(anomaly).collect()).unwrap();
-        let live = Live::new(old.last_seq).behind_at(100);
+        store.add_anomalies((0..10).map(anomaly).collect()).unwrap();
+        let live = Live::of(&*store).behind_at(100);
         let critical = AnomalyFilter {
             end_ms: u64::MAX >> 1,
             severities: vec!["critical".into()],
@@ -224,7 +251,7 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < 3 {
             match stream.next().await.unwrap() {
-                Delivery::Anomaly(a) => got.push(a["id"].as_str().unwrap().to_owned()),
+                Delivery::Record(a) => got.push(a["id"].as_str().unwrap().to_owned()),
                 other => panic!("{other:?}"),
             }
         }
@@ -248,7 +275,7 @@ mod tests {
         let mut caught_up = Vec::new();
         while caught_up.len() < 200 {
             match stream.next().await.unwrap() {
-                Delivery::Anomaly(a) => caught_up.push(a["id"].as_str().unwrap().to_owned()),
+                Delivery::Record(a) => caught_up.push(a["id"].as_str().unwrap().to_owned()),
                 other => panic!("told twice or failed: {other:?}"),
             }
         }

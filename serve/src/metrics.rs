@@ -69,7 +69,8 @@ impl MetricName {
         }
     }
 
-    fn unit(self) -> &'static str {
+    /// Its unit.
+    pub fn unit(self) -> &'static str {
         match self {
             MetricName::AnomalyCount => "anomalies",
             MetricName::AnomalyRate => "anomalies/min",

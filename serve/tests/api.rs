@@ -196,7 +196,11 @@ fn aggregate_metrics_come_one_series_per_application() {
     }
     // A copy (at-least-once) replaces, and does not add.
     records.push(common::aggregate("application", "chat", 1, 0.5));
-    assert_eq!(api.store.add_aggregates(records).unwrap(), 41, "users' are not kept");
+    assert_eq!(
+        api.store.add_aggregates(records).unwrap().new,
+        41,
+        "users' are not kept"
+    );
     let query = json!({
         "metrics": ["cost", "error_rate"],
         "start": "2024-06-01T00:00:00Z",
@@ -247,13 +251,14 @@ fn aggregate_metrics_come_one_series_per_application() {
 fn without_keys_only_loopback_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();
+    let store: Arc<dyn sentinel_serve::store::Store> = Arc::new(store);
     let state = ApiState {
-        store: Arc::new(store),
+        live: Live::of(&*store),
+        store,
         keys: Keys::default(),
         detectors: Arc::new(Vec::new()),
         publish: Arc::new(|_| Ok(())),
         clock: || 0,
-        live: Live::new(0),
         test_detector: None,
         metrics: Arc::new(sentinel_serve::exporter::registry(None, None, || 0)),
     };

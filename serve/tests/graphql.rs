@@ -348,3 +348,149 @@ fn a_subscriber_that_falls_behind_is_told_and_resent_everything() {
         assert_eq!(got, want, "every one, in arrival order, none twice");
     });
 }
+
+#[test]
+fn metric_updates_come_one_per_window_and_name_as_the_store_takes_them() {
+    let api = Api::start();
+    client_runtime().block_on(async {
+        let mut sub = Subscriber::connect(&api, "graphql-transport-ws", READ).await.unwrap();
+        sub.subscribe(
+            "subscription { metricsUpdated(names: [\"cost\", \"error_rate\"]) \
+             { name timestamp value windowSeconds unit dimensions { name value } } }",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let records = vec![
+            common::aggregate("application", "chat", 1, 0.5),
+            common::aggregate("user", "u1", 1, 9.0),
+            common::aggregate("application", "search", 1, 0.25),
+        ];
+        let added = api.store.add_aggregates(records).unwrap();
+        api.live.aggregates_stored(added.last_seq);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let payload = sub.result().await;
+            assert!(payload["errors"].is_null(), "{payload}");
+            let u = &payload["data"]["metricsUpdated"];
+            assert_eq!(u["windowSeconds"], 60);
+            assert_eq!(u["dimensions"][0]["name"], "application");
+            got.push((
+                u["name"].as_str().unwrap().to_owned(),
+                u["dimensions"][0]["value"].as_str().unwrap().to_owned(),
+                u["value"].as_f64().unwrap(),
+                u["unit"].as_str().unwrap().to_owned(),
+            ));
+        }
+        let want = [
+            ("cost", "chat", 0.5, "usd"),
+            ("error_rate", "chat", 0.1, "ratio"),
+            ("cost", "search", 0.25, "usd"),
+            ("error_rate", "search", 0.1, "ratio"),
+        ];
+        let want: Vec<(String, String, f64, String)> = want
+            .iter()
+            .map(|(n, k, v, u)| ((*n).to_owned(), (*k).to_owned(), *v, (*u).to_owned()))
+            .collect();
+        assert_eq!(got, want, "each window, in arrival order; users' are not stored");
+
+        let mut refused = Subscriber::connect(&api, "graphql-transport-ws", READ).await.unwrap();
+        refused
+            .subscribe("subscription { metricsUpdated(names: [\"anomaly_rate\"]) { name } }")
+            .await;
+        // Refused at once: as a `next` with errors, or as an `error` message (whose payload
+        // is the list of errors).
+        let answer = refused.next().await.expect("an answer before the timeout");
+        let errors = match answer["type"].as_str() {
+            Some("error") => answer["payload"].clone(),
+            _ => answer["payload"]["errors"].clone(),
+        };
+        let message = errors[0]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.contains("`anomaly_rate`") && message.contains("cost"),
+            "{answer}"
+        );
+    });
+}
+
+fn alert(i: u64, status: &str, receivers: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": sentinel_dataflows::hash::StableId::of(&[b"alert", &i.to_le_bytes()]),
+        "group_key": "cost-spike|application|chat",
+        "sequence": i,
+        "reason": if i == 0 { "new" } else { "changed" },
+        "status": status,
+        "severity": if i % 2 == 0 { "critical" } else { "warning" },
+        "title": format!("cost spike {i}"),
+        "receivers": receivers,
+        "detector_id": "cost-spike",
+        "entities": [{"type": "application", "id": "chat", "name": "chat"}],
+        "firing": [id_of(i)],
+        "resolved": [],
+        "timestamp": sentinel_dataflows::time::format_rfc3339_ms(common::T0 + i * 60_000),
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_alert_history_answers_in_graphql_and_rest() {
+    let api = Api::start();
+    let alerts: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            let status = if i == 5 { "resolved" } else { "firing" };
+            let receivers: &[&str] = if i < 3 { &["ops"] } else { &["ops", "security"] };
+            alert(i, status, receivers)
+        })
+        .collect();
+    assert_eq!(api.store.add_alerts(alerts).unwrap(), 6);
+    let query = "query($f: AlertFilter, $p: Pagination) {
+        alerts(filter: $f, timeRange: {start: \"2024-06-01T00:00:00Z\", end: \"2024-06-02T00:00:00Z\"}, pagination: $p) {
+            totalCount pageInfo { hasNextPage endCursor }
+            edges { cursor node { id title status severity reason receivers sequence firingAnomalyIds entities { type id } } }
+        } }";
+    let (status, answer) = gql(&api, Some(READ), query, json!({"p": {"limit": 4}}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let alerts = &answer["data"]["alerts"];
+    assert_eq!(alerts["totalCount"], 6, "{answer}");
+    assert_eq!(alerts["pageInfo"]["hasNextPage"], true);
+    let titles: Vec<&str> = alerts["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["cost spike 5", "cost spike 4", "cost spike 3", "cost spike 2"]);
+    assert_eq!(alerts["edges"][0]["node"]["status"], "RESOLVED");
+    assert_eq!(alerts["edges"][0]["node"]["firingAnomalyIds"][0], id_of(5));
+    assert_eq!(alerts["edges"][0]["node"]["entities"][0]["type"], "application");
+    let after = alerts["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+    let (_, next) = gql(&api, Some(READ), query, json!({"p": {"limit": 4, "after": after}}));
+    let rest: Vec<&str> = next["data"]["alerts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["cost spike 1", "cost spike 0"], "the page after the cursor");
+    assert_eq!(next["data"]["alerts"]["pageInfo"]["hasNextPage"], false);
+    let (_, security) = gql(
+        &api,
+        Some(READ),
+        query,
+        json!({"f": {"receivers": ["security"], "statuses": ["FIRING"]}}),
+    );
+    assert_eq!(security["data"]["alerts"]["totalCount"], 2, "3 and 4: {security}");
+
+    let (status, answer) = api.get("/api/v1/alerts?severity=critical&limit=2", Some(READ));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total"], 3, "0, 2 and 4");
+    assert_eq!(answer["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(answer["alerts"][0]["title"], "cost spike 4");
+    let (status, answer) = api.get("/api/v1/alerts?status=pending", Some(READ));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("`pending`"),
+        "{answer}"
+    );
+    let (status, _) = api.get("/api/v1/alerts", None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -169,7 +169,8 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
             }
             let feed = if served {
                 let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
-                let (feed, sender) = Feed::start(store, Live::new(0));
+                let live = Live::of(&*store);
+                let (feed, sender) = Feed::start(store, live);
                 spec.serve_feed = Some(sender);
                 Some(feed)
             } else {
@@ -237,7 +238,7 @@ fn subscription(dir: &Path, b: &ServeBench) -> Result<SubscriptionFigures, Strin
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
-    let live = Live::new(store.last_seq());
+    let live = Live::of(&*store);
     let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());
     let server = Server::start(
         "127.0.0.1:0".parse().expect("a socket address"),

@@ -289,19 +289,39 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         None
     };
     let stats = Arc::new(JobStats::new(threads));
+    // `/metrics` reads the judges' breaker and the deliveries through the job's stats.
+    if let Some(judges) = &live_judges {
+        let judges = Arc::clone(judges);
+        stats.add_readings(Box::new(move || judges.readings()));
+    }
+    if let Some(d) = &delivery {
+        let deliveries = Arc::clone(d.stats());
+        stats.add_readings(Box::new(move || deliveries.readings()));
+    }
     let serving = match m.opt_str("serve") {
         Some(addr) => {
             let listen = addr
                 .parse()
                 .map_err(|_| format!("--serve: `{addr}` is not host:port, e.g. 127.0.0.1:8080"))?;
             let tester = crate::detector_test::tester(&spec);
+            // With deliveries from files, people's changes go to the outbox too: a person
+            // resolving an anomaly resolves its incident.
+            let publisher = match (&delivery, &spec.outbox_dir) {
+                (Some(_), Some(dir)) => {
+                    let dir = dir.clone();
+                    crate::serving::Publisher::LoggedThenFeed(Arc::new(move |event| {
+                        crate::delivery::append_person_change(&dir, event)
+                    }))
+                }
+                _ => crate::serving::Publisher::Feed,
+            };
             let serving = crate::serving::Serving::start(
                 listen,
                 m.opt_str("store").map(PathBuf::from),
                 &cfg,
                 Some(tester),
                 Some(Arc::clone(&stats)),
-                None,
+                publisher,
             )?;
             eprintln!(
                 "sentinel: serving the API on http://{0} (dashboard http://{0}/)",
@@ -469,6 +489,19 @@ pub(crate) fn guard_spec(cfg: &SentinelConfig, replay: Option<JudgeReplay>) -> R
     if !cfg.guards.enabled {
         return Ok(None);
     }
+    let judges = judge_spec(cfg, replay)?;
+    guards_with(cfg, judges).map(Some)
+}
+
+/// The guards without judges: what `serve`'s `testDetector` runs, starting no provider client.
+pub(crate) fn guards_without_judges(cfg: &SentinelConfig) -> Result<Option<GuardSpec>, String> {
+    if !cfg.guards.enabled {
+        return Ok(None);
+    }
+    guards_with(cfg, None).map(Some)
+}
+
+fn guards_with(cfg: &SentinelConfig, judges: Option<(JudgeSpec, usize)>) -> Result<GuardSpec, String> {
     let policies = cfg.policies().map_err(|(key, why)| format!("key `{key}`: {why}"))?;
     let mut learned = cfg
         .detectors
@@ -490,15 +523,14 @@ pub(crate) fn guard_spec(cfg: &SentinelConfig, replay: Option<JudgeReplay>) -> R
         }
         None => None,
     };
-    let judges = judge_spec(cfg, replay)?;
     let excerpt_bytes = judges.as_ref().map_or(0, |(_, bytes)| *bytes);
-    Ok(Some(GuardSpec {
+    Ok(GuardSpec {
         screening: Arc::new(Screening::with_classifier(policies.clone(), classifier).with_excerpts(excerpt_bytes)),
         policies,
         behavior: cfg.guards.behavior.clone(),
         write_decisions: cfg.guards.decisions,
         judges: judges.map(|(spec, _)| spec),
-    }))
+    })
 }
 
 /// librdkafka settings from the `kafka` section.

@@ -69,6 +69,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         (topic(OutputStream::Anomalies), FeedStream::Anomalies),
         (topic(OutputStream::Aggregates), FeedStream::Aggregates),
         (topic(OutputStream::AnomalyEvents), FeedStream::AnomalyEvents),
+        (topic(OutputStream::Alerts), FeedStream::Alerts),
     ];
     let names: Vec<String> = topics.iter().map(|(t, _)| t.clone()).collect();
     ensure_job_topics(&settings, &kafka, &names, false, None)?;
@@ -80,13 +81,14 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         // them in the same order.
         publisher.publish(&events_topic, event.anomaly_id.as_bytes(), &record)
     });
+    let tester = crate::detector_test::tester(&crate::detector_test::spec_of(&cfg)?);
     let serving = crate::serving::Serving::start(
         listen,
         m.opt_str("store").map(PathBuf::from),
         &cfg,
+        Some(tester),
         None,
-        None,
-        Some(publish),
+        crate::serving::Publisher::Topic(publish),
     )?;
     let positions = serving.store().positions()?;
     let reader = TopicFeed::start(&settings, &topics, &positions, serving.sender())?;

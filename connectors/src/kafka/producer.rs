@@ -275,6 +275,11 @@ impl TopicWriter {
         }
     }
 
+    /// Records waiting here because librdkafka's queue was full.
+    pub fn waiting(&self) -> usize {
+        self.backlog.len()
+    }
+
     /// Records refused outright (counted as errors, logged, not retried).
     pub fn rejected(&self) -> u64 {
         self.rejected

@@ -6,7 +6,8 @@
 //! anomalies join it (`grouped`), except that a request-level block applies to each request.
 //! Alerts go through the [`Grouper`], so a persisting condition is notified once and then once
 //! per repeat interval. When the condition resolves, its blocks and rate limits are lifted
-//! under their own ids, its alerts resolve, and `anomaly.resolved` webhooks go out.
+//! under their own ids, its alerts resolve, `anomaly.resolved` webhooks go out, and one
+//! lifecycle event resolves the condition's anomalies in the serving store.
 //!
 //! Anomalies on one entity within `correlate_within_ms` of each other are related: each lists
 //! the others in `related_anomalies`, and they share the entity's one open incident, which
@@ -24,6 +25,7 @@ use super::records::{
 };
 use super::suppress::{InhibitRule, Labels, Silence, Suppressor};
 use crate::hash::StableId;
+use crate::model::lifecycle::{ConditionScope, LifecycleEvent};
 use crate::model::{ActionKind, ActionTaken, AffectedEntity, Anomaly, DetectorType, Severity, TakenStatus};
 use crate::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -83,6 +85,8 @@ pub struct Acted {
     pub incidents: Vec<IncidentRecord>,
     /// Webhook events.
     pub webhooks: Vec<WebhookRecord>,
+    /// Lifecycle changes: one resolution per condition that ended.
+    pub lifecycle: Vec<LifecycleEvent>,
 }
 
 impl Acted {
@@ -93,6 +97,7 @@ impl Acted {
             && self.alerts.is_empty()
             && self.incidents.is_empty()
             && self.webhooks.is_empty()
+            && self.lifecycle.is_empty()
     }
 }
 
@@ -572,6 +577,16 @@ impl ActionStage {
             }
             let mut resolved = *condition.first;
             resolved.status = "resolved".into();
+            out.lifecycle.push(LifecycleEvent::resolved_by_job(
+                &resolved.id,
+                ConditionScope {
+                    detector_id: resolved.detector_id.clone(),
+                    entity: condition.entity.clone(),
+                    from_ms: parse_rfc3339_ms(&resolved.timestamp).unwrap_or(0),
+                    through_ms: condition.last_seen_ms,
+                },
+                when,
+            ));
             for hook in condition.resolve_hooks {
                 out.webhooks.push(WebhookRecord::about(
                     WebhookEvent::AnomalyResolved,
@@ -977,9 +992,23 @@ mod tests {
             hooks,
             [
                 (WebhookEvent::AnomalyDetected, first.clone()),
-                (WebhookEvent::AnomalyResolved, first)
+                (WebhookEvent::AnomalyResolved, first.clone())
             ]
         );
+        // One lifecycle event resolves the condition: every anomaly of its ten minutes.
+        assert_eq!(out.lifecycle.len(), 1, "{:#?}", out.lifecycle);
+        let resolution = &out.lifecycle[0];
+        assert_eq!(resolution.anomaly_id, first);
+        assert_eq!(resolution.at_ms, T0 + 13 * MIN);
+        let scope = resolution.condition.as_ref().expect("a job resolution has a scope");
+        assert_eq!(scope.entity, "application:chat");
+        assert_eq!(scope.detector_id, out.anomalies[0].detector_id);
+        let times: Vec<u64> = out
+            .anomalies
+            .iter()
+            .map(|a| parse_rfc3339_ms(&a.timestamp).unwrap())
+            .collect();
+        assert_eq!((scope.from_ms, scope.through_ms), (times[0], *times.last().unwrap()));
         // The first anomaly planned everything; the others joined it.
         assert!(out.anomalies[0]
             .actions_taken
@@ -1201,6 +1230,8 @@ mod tests {
         out.shield.extend(rest.shield);
         out.alerts.extend(rest.alerts);
         out.incidents.extend(rest.incidents);
+        out.lifecycle.extend(rest.lifecycle);
+        assert_eq!(whole.lifecycle.len(), 3, "each condition resolves once");
         assert_eq!(out, whole, "the same records, none twice, as one uninterrupted stage");
         // No second block or incident for the conditions open across the restart.
         assert_eq!(

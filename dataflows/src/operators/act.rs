@@ -11,6 +11,7 @@ use super::checkpoints::{AckGate, StateCheckpoints, ACK_POLL, STOP_POLL};
 use crate::act::{
     ActConfig, Acted, ActionSnapshot, ActionStage, AlertRecord, IncidentRecord, ShieldRecord, WebhookRecord,
 };
+use crate::model::lifecycle::LifecycleEvent;
 use crate::model::Anomaly;
 use crate::state::TimeBuffer;
 use crate::time::parse_rfc3339_ms;
@@ -21,8 +22,9 @@ const SHIELD: usize = 1;
 const ALERTS: usize = 2;
 const INCIDENTS: usize = 3;
 const WEBHOOKS: usize = 4;
-const SNAPSHOTS: usize = 5;
-const OUTPUTS: usize = 6;
+const LIFECYCLE: usize = 5;
+const SNAPSHOTS: usize = 6;
+const OUTPUTS: usize = 7;
 
 /// The outputs of [`Act::act`].
 pub struct ActedStreams<'scope> {
@@ -36,6 +38,8 @@ pub struct ActedStreams<'scope> {
     pub incidents: Stream<'scope, u64, Vec<IncidentRecord>>,
     /// Webhook events (`sentinel.webhooks`).
     pub webhooks: Stream<'scope, u64, Vec<WebhookRecord>>,
+    /// The job's lifecycle changes: condition resolutions (`sentinel.anomaly-events`).
+    pub lifecycle: Stream<'scope, u64, Vec<LifecycleEvent>>,
     /// The stage's state, when it changed, once the records it covers are acknowledged
     /// (empty without checkpoints).
     pub snapshots: Stream<'scope, u64, Vec<ActionSnapshot>>,
@@ -71,12 +75,14 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
         let (alerts_out, alerts) = builder.new_output::<Vec<AlertRecord>>();
         let (incidents_out, incidents) = builder.new_output::<Vec<IncidentRecord>>();
         let (webhooks_out, webhooks) = builder.new_output::<Vec<WebhookRecord>>();
+        let (lifecycle_out, lifecycle) = builder.new_output::<Vec<LifecycleEvent>>();
         let (snapshots_out, snapshots) = builder.new_output::<Vec<ActionSnapshot>>();
         let mut anomalies_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Anomaly>>>::from(anomalies_out);
         let mut shield_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<ShieldRecord>>>::from(shield_out);
         let mut alerts_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<AlertRecord>>>::from(alerts_out);
         let mut incidents_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<IncidentRecord>>>::from(incidents_out);
         let mut webhooks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WebhookRecord>>>::from(webhooks_out);
+        let mut lifecycle_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LifecycleEvent>>>::from(lifecycle_out);
         let mut snapshots_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<ActionSnapshot>>>::from(snapshots_out);
         builder.build(move |mut caps| {
             caps.clear();
@@ -155,6 +161,10 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
                             .activate()
                             .session(&caps[WEBHOOKS])
                             .give_container(&mut acted.webhooks);
+                        lifecycle_out
+                            .activate()
+                            .session(&caps[LIFECYCLE])
+                            .give_container(&mut acted.lifecycle);
                     }
                     match frontier {
                         None => held = None,
@@ -196,6 +206,7 @@ impl<'scope> Act<'scope> for Stream<'scope, u64, Vec<Anomaly>> {
             alerts,
             incidents,
             webhooks,
+            lifecycle,
             snapshots,
         }
     }

@@ -79,6 +79,11 @@ pub trait RecordReader {
     }
     /// Commits resume points whose outputs are all acknowledged. Must not block.
     fn commit(&mut self, _points: &[CommitPoint]) {}
+    /// `(topic, partition, records behind its end)` of each partition, as far as the reader
+    /// knows without asking anyone (empty for files and the generator). Must not block.
+    fn lags(&self) -> Vec<(String, i32, i64)> {
+        Vec::new()
+    }
     /// Hands over the resume points for the end of the run, to be committed once the dataflow
     /// has finished (every output then being acknowledged).
     fn finish(&mut self, _points: &[CommitPoint]) {}
@@ -90,6 +95,9 @@ const DRAIN_SETTLED: Duration = Duration::from_millis(500);
 
 /// How long a source that ran ahead waits before looking again.
 const ALIGNMENT_WAIT: Duration = Duration::from_millis(1);
+
+/// How often a source reports how far behind its partitions' ends it is.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Source behaviour.
 #[derive(Clone, Debug)]
@@ -256,6 +264,8 @@ pub fn ingest<'scope>(
         let mut last_durable: (u64, Instant) = (0, Instant::now());
         // How far the watermark moved at the last batch that moved it.
         let mut last_advance = 0u64;
+        // When the partitions' lags were last handed to the stats.
+        let mut lags_read: Option<Instant> = None;
         move |_frontiers| {
             if state.clocks.is_empty() {
                 // Nothing to read here (more workers than partitions): release the capabilities
@@ -302,6 +312,10 @@ pub fn ingest<'scope>(
                     }
                 } else {
                     state.commit_acknowledged(&mut *reader, &acknowledged);
+                    if lags_read.is_none_or(|at| at.elapsed() >= LAG_INTERVAL) {
+                        state.stats.set_lags(reader.lags());
+                        lags_read = Some(Instant::now());
+                    }
                     activator.activate_after(Duration::from_millis(10));
                 }
                 return;

@@ -34,6 +34,54 @@ pub trait RecordSink {
     /// Receives a callback, callable from any thread, that schedules the sink operator again:
     /// asynchronous transports call it when a delivery completes.
     fn set_waker(&mut self, _wake: Arc<dyn Fn() + Send + Sync>) {}
+    /// Records this sink holds that its transport has not taken yet (a full producer queue,
+    /// a full store feed): the sink's queue depth.
+    fn waiting(&self) -> usize {
+        0
+    }
+}
+
+/// A sink that publishes its queue depth to a gauge after each write and pump, for `/metrics`.
+pub struct GaugedSink {
+    inner: Box<dyn RecordSink>,
+    gauge: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl GaugedSink {
+    /// `inner`, its depth kept in `gauge` (from [`crate::operators::JobStats::sink_gauge`]).
+    pub fn new(inner: Box<dyn RecordSink>, gauge: Arc<std::sync::atomic::AtomicU64>) -> GaugedSink {
+        GaugedSink { inner, gauge }
+    }
+
+    fn publish(&self) {
+        self.gauge
+            .store(self.inner.waiting() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl RecordSink for GaugedSink {
+    fn write(&mut self, key: &str, payload: &[u8], time: u64) {
+        self.inner.write(key, payload, time);
+        self.publish();
+    }
+    fn flush(&mut self) {
+        self.inner.flush();
+        self.publish();
+    }
+    fn least_in_flight(&self) -> Option<u64> {
+        self.inner.least_in_flight()
+    }
+    fn pump(&mut self) -> bool {
+        let waits = self.inner.pump();
+        self.publish();
+        waits
+    }
+    fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.inner.set_waker(wake);
+    }
+    fn waiting(&self) -> usize {
+        self.inner.waiting()
+    }
 }
 
 /// The key a record is written under, so order holds per entity.
@@ -96,6 +144,12 @@ impl SinkKey for AlertRecord {
 impl SinkKey for IncidentRecord {
     fn sink_key(&self) -> &str {
         &self.entity
+    }
+}
+
+impl SinkKey for crate::model::lifecycle::LifecycleEvent {
+    fn sink_key(&self) -> &str {
+        &self.anomaly_id
     }
 }
 

@@ -1,7 +1,8 @@
 //! Counters shared by the workers of one process, read by the progress line and the run summary.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::guard::Tier;
 use crate::model::{Decision, FallbackReason, Reason, Severity, ShadowAgentAnalysis};
@@ -27,6 +28,12 @@ pub struct JobStats {
     escalated: AtomicU64,
     judge: JudgeCounts,
     watermarks: Mutex<Vec<u64>>,
+    /// Records behind the end of each input partition, as its reader last saw.
+    lags: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Records each output sink holds that its transport has not taken yet, per stream and worker.
+    sink_waiting: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
+    /// Figures of the parts of the process outside the dataflow (judges, deliveries).
+    readings: Mutex<ReadingSources>,
     /// A graceful stop was asked for (SIGTERM, SIGINT): sources stop reading, wait for what
     /// they emitted to be acknowledged, commit behind it and finish.
     pub stop: AtomicBool,
@@ -35,6 +42,42 @@ pub struct JobStats {
     /// Records read but neither decoded nor dead-lettered when a graceful stop ended the run
     /// (waiting on a clock jump or on pacing); a restart reads them again.
     pub held_at_stop: AtomicU64,
+}
+
+/// One figure read at each scrape from a part of the process outside the dataflow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// The metric's name (`sentinel_judge_breaker_state`).
+    pub name: &'static str,
+    /// What it means.
+    pub help: &'static str,
+    /// A total that only grows, or a level.
+    pub kind: ReadingKind,
+    /// Label names and values.
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Whether a [`Reading`] is a counter or a gauge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadingKind {
+    /// Only grows.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// Reads some figures now.
+pub type ReadingSource = Box<dyn Fn() -> Vec<Reading> + Send + Sync>;
+
+#[derive(Default)]
+struct ReadingSources(Vec<ReadingSource>);
+
+impl std::fmt::Debug for ReadingSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} reading sources", self.0.len())
+    }
 }
 
 /// Counters of the analyses the judge stage wrote.
@@ -199,6 +242,49 @@ impl JobStats {
         if let Some(w) = marks.get_mut(worker % slots) {
             *w = ms;
         }
+    }
+
+    /// Records how far behind the end each of a reader's partitions is.
+    pub fn set_lags(&self, lags: impl IntoIterator<Item = (String, i32, i64)>) {
+        let mut all = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, partition, lag) in lags {
+            all.insert((topic, partition), lag);
+        }
+    }
+
+    /// `(topic, partition, records behind its end)` of every input partition read here.
+    pub fn lags(&self) -> Vec<(String, i32, i64)> {
+        let all = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().map(|((t, p), lag)| (t.clone(), *p, *lag)).collect()
+    }
+
+    /// A gauge for one worker's sink of `stream`, which it sets to the records it holds.
+    pub fn sink_gauge(&self, stream: &'static str) -> Arc<AtomicU64> {
+        let gauge = Arc::new(AtomicU64::new(0));
+        let mut all = self.sink_waiting.lock().unwrap_or_else(|e| e.into_inner());
+        all.push((stream, Arc::clone(&gauge)));
+        gauge
+    }
+
+    /// Records waiting in the sinks, per stream (summed over workers), sorted by stream.
+    pub fn sinks_waiting(&self) -> Vec<(&'static str, u64)> {
+        let all = self.sink_waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (stream, gauge) in all.iter() {
+            *per.entry(stream).or_default() += gauge.load(Relaxed);
+        }
+        per.into_iter().collect()
+    }
+
+    /// Adds figures read at each scrape (the judges' breaker, the deliveries).
+    pub fn add_readings(&self, source: ReadingSource) {
+        self.readings.lock().unwrap_or_else(|e| e.into_inner()).0.push(source);
+    }
+
+    /// Every added source's figures, now.
+    pub fn readings(&self) -> Vec<Reading> {
+        let sources = self.readings.lock().unwrap_or_else(|e| e.into_inner());
+        sources.0.iter().flat_map(|read| read()).collect()
     }
 
     /// The least watermark over local sources still running (`u64::MAX` once all are done).

@@ -84,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/anomalies/{id}", get(rest::get_anomaly))
         .route("/api/v1/anomalies/{id}/acknowledge", post(rest::acknowledge))
         .route("/api/v1/anomalies/{id}/resolve", post(rest::resolve))
+        .route("/api/v1/alerts", get(rest::list_alerts))
         .route("/api/v1/statistics", get(rest::statistics))
         .route("/api/v1/metrics/query", post(rest::metrics_query))
         .route("/api/v1/detectors", get(rest::detectors))

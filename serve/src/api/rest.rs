@@ -13,7 +13,7 @@ use super::ApiState;
 use crate::auth::Scope;
 use crate::lifecycle::{check, Change, LifecycleEvent, Status};
 use crate::metrics::{self, BadQuery, DimensionFilter, MetricsQuery};
-use crate::store::{AnomalyFilter, Applied, Cursor, GroupBy, PageAt, Store};
+use crate::store::{AlertFilter, AnomalyFilter, Applied, Cursor, GroupBy, PageAt, Store};
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
 /// Rows a page holds at most.
@@ -165,12 +165,7 @@ pub async fn list_anomalies(
         score_min: p.number("score_min")?,
         score_max: p.number("score_max")?,
     };
-    let limit: u32 = p.number("limit")?.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!(
-            "`limit`: {limit} is not within 1..={MAX_LIMIT}"
-        )));
-    }
+    let limit = page_limit(&p)?;
     let offset: u64 = p.number("offset")?.unwrap_or(0);
     let at = match p.get("cursor") {
         Some(text) if offset > 0 => {
@@ -191,6 +186,72 @@ pub async fn list_anomalies(
         "limit": limit,
         "next_cursor": page.next_cursor.map(|c| c.encode()),
     })))
+}
+
+const ALERT_PARAMS: [&str; 8] = [
+    "start",
+    "end",
+    "status",
+    "severity",
+    "detector_id",
+    "receiver",
+    "limit",
+    "offset",
+];
+
+const ALERT_STATUSES: [&str; 2] = ["firing", "resolved"];
+
+/// `GET /api/v1/alerts`: the alert notifications sent, newest first, filtered, paged by offset.
+pub async fn list_alerts(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let p = Params::new(pairs, &ALERT_PARAMS)?;
+    let statuses = p
+        .list("status")
+        .into_iter()
+        .map(|v| {
+            let lower = v.to_ascii_lowercase();
+            if ALERT_STATUSES.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err(ApiError::BadRequest(format!(
+                    "`status`: unknown value `{v}`; known: {}",
+                    ALERT_STATUSES.join(", ")
+                )))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = AlertFilter {
+        start_ms: p.time("start", 0)?,
+        end_ms: p.time("end", u64::MAX >> 1)?,
+        statuses,
+        severities: severities(p.list("severity"))?,
+        detectors: p.list("detector_id"),
+        receivers: p.list("receiver"),
+    };
+    let limit = page_limit(&p)?;
+    let offset: u64 = p.number("offset")?.unwrap_or(0);
+    let page = blocking(&state.store, move |s| s.alerts(&filter, offset, limit)).await?;
+    Ok(Json(json!({
+        "alerts": page.alerts,
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+    })))
+}
+
+/// `limit`, 100 unless given, within 1..=[`MAX_LIMIT`].
+fn page_limit(p: &Params) -> Result<u32, ApiError> {
+    let limit: u32 = p.number("limit")?.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit`: {limit} is not within 1..={MAX_LIMIT}"
+        )));
+    }
+    Ok(limit)
 }
 
 /// `GET /api/v1/anomalies/{id}`: one anomaly, with its audit trail.

@@ -152,22 +152,72 @@ pub enum Applied {
     Waiting,
 }
 
-/// What one [`Store::add_anomalies`] did.
+/// What one [`Store::add_anomalies`] or [`Store::add_aggregates`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Added {
-    /// Anomalies that were new (not copies).
+    /// Records that were new (anomalies) or kept (aggregates).
     pub new: u64,
-    /// The newest anomaly's arrival number after the batch.
+    /// The newest record's arrival number after the batch.
     pub last_seq: u64,
 }
 
-/// Anomalies in arrival order, from [`Store::since`].
+/// Records in arrival order, from [`Store::since`] and [`Store::aggregates_since`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct Since {
+pub struct Since<T> {
     /// Each with its arrival number, oldest first.
-    pub anomalies: Vec<(u64, Value)>,
-    /// Every anomaly up to this arrival number was read: the next call starts after it.
+    pub records: Vec<(u64, T)>,
+    /// Every record up to this arrival number was read: the next call starts after it.
     pub read_to: u64,
+}
+
+/// One stored closed-window aggregate, as `metricsUpdated` pushes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredAggregate {
+    /// Entity kind: `application`, `model` or `tenant`.
+    pub dimension: String,
+    /// The entity.
+    pub key: String,
+    /// Window width, ms.
+    pub width_ms: u64,
+    /// Window end, ms.
+    pub end_ms: u64,
+    /// Completed calls.
+    pub requests: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Input tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    pub completion_tokens: u64,
+    /// All tokens.
+    pub total_tokens: u64,
+    /// Cost.
+    pub cost: f64,
+    /// Mean latency, ms.
+    pub latency_mean_ms: Option<f64>,
+    /// p95 latency, ms.
+    pub latency_p95_ms: Option<f64>,
+    /// p99 latency, ms.
+    pub latency_p99_ms: Option<f64>,
+}
+
+impl StoredAggregate {
+    /// The window's figure for `column` (`None` for a latency with no completed call, or an
+    /// error rate with no call).
+    pub fn value(&self, column: AggregateColumn) -> Option<f64> {
+        match column {
+            AggregateColumn::Cost => Some(self.cost),
+            AggregateColumn::Requests => Some(self.requests as f64),
+            AggregateColumn::Errors => Some(self.errors as f64),
+            AggregateColumn::ErrorRate => (self.requests > 0).then(|| self.errors as f64 / self.requests as f64),
+            AggregateColumn::Tokens => Some(self.total_tokens as f64),
+            AggregateColumn::PromptTokens => Some(self.prompt_tokens as f64),
+            AggregateColumn::CompletionTokens => Some(self.completion_tokens as f64),
+            AggregateColumn::LatencyMean => self.latency_mean_ms,
+            AggregateColumn::LatencyP95 => self.latency_p95_ms,
+            AggregateColumn::LatencyP99 => self.latency_p99_ms,
+        }
+    }
 }
 
 /// Anomalies detected in one time bucket.
@@ -235,6 +285,32 @@ pub struct KeySeries {
     pub points: Vec<(u64, f64)>,
 }
 
+/// Filters of an alert-history query. Empty lists match everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertFilter {
+    /// Notification time from (inclusive), ms.
+    pub start_ms: u64,
+    /// Notification time to (exclusive), ms.
+    pub end_ms: u64,
+    /// `firing` or `resolved`.
+    pub statuses: Vec<String>,
+    /// Severities (`info`, `warning`, `critical`).
+    pub severities: Vec<String>,
+    /// Detector ids.
+    pub detectors: Vec<String>,
+    /// Alerts sent to any of these receivers.
+    pub receivers: Vec<String>,
+}
+
+/// One page of alert notifications, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertPage {
+    /// The notifications as the job wrote them.
+    pub alerts: Vec<Value>,
+    /// How many match in all.
+    pub total: u64,
+}
+
 /// What the store is asked to do from outside the stream.
 pub trait Store: Send + Sync {
     /// Records anomalies as the job wrote them (JSON). A copy of one already stored updates
@@ -246,7 +322,7 @@ pub trait Store: Send + Sync {
 
     /// At most `limit` anomalies matching `filter` (its time range included) that arrived after
     /// `after_seq` and up to `upto_seq`, oldest first: what a subscriber has not seen yet.
-    fn since(&self, after_seq: u64, upto_seq: u64, filter: &AnomalyFilter, limit: u32) -> Result<Since, String>;
+    fn since(&self, after_seq: u64, upto_seq: u64, filter: &AnomalyFilter, limit: u32) -> Result<Since<Value>, String>;
 
     /// One anomaly, with its lifecycle fields.
     fn anomaly(&self, id: &str) -> Result<Option<Value>, String>;
@@ -259,14 +335,28 @@ pub trait Store: Send + Sync {
     fn anomaly_buckets(&self, start_ms: u64, end_ms: u64, bucket_ms: u64) -> Result<Vec<AnomalyBucket>, String>;
 
     /// Records closed-window aggregates as the job wrote them (JSON). Users' are not kept:
-    /// there are too many to chart. A copy of one stored replaces it. Returns how many were kept.
-    fn add_aggregates(&self, records: Vec<Vec<u8>>) -> Result<u64, String>;
+    /// there are too many to chart. A copy of one stored replaces it, with a new arrival number.
+    fn add_aggregates(&self, records: Vec<Vec<u8>>) -> Result<Added, String>;
+
+    /// The newest aggregate's arrival number (0 when empty).
+    fn last_aggregate_seq(&self) -> u64;
+
+    /// At most `limit` aggregates that arrived after `after_seq` and up to `upto_seq`, oldest
+    /// first: what a `metricsUpdated` subscriber has not seen yet.
+    fn aggregates_since(&self, after_seq: u64, upto_seq: u64, limit: u32) -> Result<Since<StoredAggregate>, String>;
 
     /// Series of the narrowest windows stored for `q.dimension`.
     fn aggregate_series(&self, q: &AggregateQuery) -> Result<Vec<KeySeries>, String>;
 
     /// Figures over `[start_ms, end_ms)`, broken down by `group_by`.
     fn statistics(&self, start_ms: u64, end_ms: u64, group_by: &[GroupBy]) -> Result<Statistics, String>;
+
+    /// Records alert notifications as the job wrote them (JSON). A copy of one stored
+    /// replaces it. Returns how many were kept.
+    fn add_alerts(&self, records: Vec<Vec<u8>>) -> Result<u64, String>;
+
+    /// A page of the alert notifications matching `filter`, newest first, skipping `offset`.
+    fn alerts(&self, filter: &AlertFilter, offset: u64, limit: u32) -> Result<AlertPage, String>;
 
     /// An anomaly's lifecycle status, if it is stored.
     fn status(&self, anomaly_id: &str) -> Result<Option<Status>, String>;

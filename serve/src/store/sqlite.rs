@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
 use super::{
-    Added, AggregateColumn, AggregateQuery, AnomalyBucket, AnomalyFilter, AnomalyPage, Applied, Cursor, GroupBy,
-    KeySeries, PageAt, Since, Statistics, Store,
+    Added, AggregateColumn, AggregateQuery, AlertFilter, AlertPage, AnomalyBucket, AnomalyFilter, AnomalyPage, Applied,
+    Cursor, GroupBy, KeySeries, PageAt, Since, Statistics, Store, StoredAggregate,
 };
 use crate::api::wall_clock_ms;
 use crate::lifecycle::{check, Change, LifecycleEvent, Status};
+use sentinel_dataflows::act::AlertRecord;
 use sentinel_dataflows::hash::stable_id;
 use sentinel_dataflows::model::Anomaly;
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -88,6 +89,16 @@ CREATE TABLE IF NOT EXISTS aggregates (
     latency_p99_ms REAL
 );
 CREATE INDEX IF NOT EXISTS aggregates_time ON aggregates (dimension, width_ms, end_ms);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    detector_id TEXT NOT NULL,
+    receivers TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_ms, id);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -115,18 +126,29 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
 ";
 
-/// The columns an anomaly is returned from.
-/// Columns added since the first release, and how a store made before gets each.
-const ADDED_COLUMNS: [(&str, &str); 2] = [
+/// Columns added since the first release, `(table, column, how a store made before gets it)`.
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     (
+        "anomalies",
         "seq",
         "ALTER TABLE anomalies ADD COLUMN seq INTEGER NOT NULL DEFAULT 0; UPDATE anomalies SET seq = rowid;",
     ),
-    ("stored_at_ms", "ALTER TABLE anomalies ADD COLUMN stored_at_ms INTEGER;"),
+    (
+        "anomalies",
+        "stored_at_ms",
+        "ALTER TABLE anomalies ADD COLUMN stored_at_ms INTEGER;",
+    ),
+    (
+        "aggregates",
+        "seq",
+        "ALTER TABLE aggregates ADD COLUMN seq INTEGER NOT NULL DEFAULT 0; UPDATE aggregates SET seq = rowid;",
+    ),
 ];
 
-const SEQ_INDEX: &str = "CREATE INDEX IF NOT EXISTS anomalies_seq ON anomalies (seq);";
+const SEQ_INDEXES: &str = "CREATE INDEX IF NOT EXISTS anomalies_seq ON anomalies (seq);
+CREATE INDEX IF NOT EXISTS aggregates_seq ON aggregates (seq);";
 
+/// The columns an anomaly is returned from.
 const ROW: &str = "record, status, acknowledged_by, acknowledged_at_ms, note, resolved_at_ms";
 
 /// An anomaly store in one SQLite file.
@@ -145,6 +167,8 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// The newest anomaly's `seq`: arrival order, which subscribers follow.
     last_seq: AtomicU64,
+    /// The newest aggregate's `seq`, which `metricsUpdated` subscribers follow.
+    last_aggregate_seq: AtomicU64,
     /// Lifecycle events waiting for their anomaly: while there are none, a new anomaly costs
     /// no lookup.
     waiting: AtomicU64,
@@ -166,17 +190,20 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(sql)?;
         writer.execute_batch(SCHEMA).map_err(sql)?;
-        for (column, add) in ADDED_COLUMNS {
+        for (table, column, add) in ADDED_COLUMNS {
             if writer
-                .prepare(&format!("SELECT {column} FROM anomalies LIMIT 0"))
+                .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
                 .is_err()
             {
                 writer.execute_batch(add).map_err(sql)?;
             }
         }
-        writer.execute_batch(SEQ_INDEX).map_err(sql)?;
+        writer.execute_batch(SEQ_INDEXES).map_err(sql)?;
         let last_seq: i64 = writer
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM anomalies", [], |r| r.get(0))
+            .map_err(sql)?;
+        let last_aggregate_seq: i64 = writer
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM aggregates", [], |r| r.get(0))
             .map_err(sql)?;
         let facets = load_facets(&writer).map_err(sql)?;
         let waiting: i64 = writer
@@ -199,6 +226,7 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             last_seq: AtomicU64::new(last_seq as u64),
+            last_aggregate_seq: AtomicU64::new(last_aggregate_seq as u64),
             waiting: AtomicU64::new(waiting as u64),
             options,
         })
@@ -238,6 +266,15 @@ impl SqliteStore {
             )?;
         }
         Ok(cutoff)
+    }
+}
+
+/// Where the next read of arrivals starts: a full page may stop short of `upto_seq`; a short
+/// one read every row up to it.
+fn read_to<T>(records: &[(u64, T)], limit: u32, upto_seq: u64) -> u64 {
+    match records.last() {
+        Some((seq, _)) if records.len() == limit as usize => *seq,
+        _ => upto_seq,
     }
 }
 
@@ -614,7 +651,7 @@ impl Store for SqliteStore {
         self.last_seq.load(Ordering::Acquire)
     }
 
-    fn since(&self, after_seq: u64, upto_seq: u64, filter: &AnomalyFilter, limit: u32) -> Result<Since, String> {
+    fn since(&self, after_seq: u64, upto_seq: u64, filter: &AnomalyFilter, limit: u32) -> Result<Since<Value>, String> {
         let (clause, mut args) = where_clause(filter);
         args.push(Box::new(after_seq as i64));
         args.push(Box::new(upto_seq as i64));
@@ -628,24 +665,64 @@ impl Store for SqliteStore {
             while let Some(row) = rows.next()? {
                 anomalies.push((row.get::<_, i64>(6)? as u64, row_to_value(row)?));
             }
-            // A full page may stop short of `upto_seq`; a short one read every row up to it.
-            let read_to = match anomalies.last() {
-                Some((seq, _)) if anomalies.len() == limit as usize => *seq,
-                _ => upto_seq,
-            };
-            Ok(Since { anomalies, read_to })
+            Ok(Since {
+                read_to: read_to(&anomalies, limit, upto_seq),
+                records: anomalies,
+            })
         })
     }
 
-    fn add_aggregates(&self, records: Vec<Vec<u8>>) -> Result<u64, String> {
+    fn last_aggregate_seq(&self) -> u64 {
+        self.last_aggregate_seq.load(Ordering::Acquire)
+    }
+
+    fn aggregates_since(&self, after_seq: u64, upto_seq: u64, limit: u32) -> Result<Since<StoredAggregate>, String> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, dimension, key, width_ms, end_ms, requests, errors, prompt_tokens, completion_tokens,
+                        total_tokens, cost, latency_mean_ms, latency_p95_ms, latency_p99_ms
+                 FROM aggregates WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let records = stmt
+                .query_map(params![after_seq as i64, upto_seq as i64, i64::from(limit)], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        StoredAggregate {
+                            dimension: r.get(1)?,
+                            key: r.get(2)?,
+                            width_ms: r.get::<_, i64>(3)? as u64,
+                            end_ms: r.get::<_, i64>(4)? as u64,
+                            requests: r.get::<_, i64>(5)? as u64,
+                            errors: r.get::<_, i64>(6)? as u64,
+                            prompt_tokens: r.get::<_, i64>(7)? as u64,
+                            completion_tokens: r.get::<_, i64>(8)? as u64,
+                            total_tokens: r.get::<_, i64>(9)? as u64,
+                            cost: r.get(10)?,
+                            latency_mean_ms: r.get(11)?,
+                            latency_p95_ms: r.get(12)?,
+                            latency_p99_ms: r.get(13)?,
+                        },
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Since {
+                read_to: read_to(&records, limit, upto_seq),
+                records,
+            })
+        })
+    }
+
+    fn add_aggregates(&self, records: Vec<Vec<u8>>) -> Result<Added, String> {
         self.write(|conn| {
             let tx = conn.transaction()?;
             let mut kept = 0;
+            // Only the writer moves it, under the writer's lock.
+            let mut seq = self.last_aggregate_seq.load(Ordering::Acquire);
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT OR REPLACE INTO aggregates (id, dimension, key, width_ms, end_ms, requests, errors, prompt_tokens,
-                         completion_tokens, total_tokens, cost, latency_mean_ms, latency_p95_ms, latency_p99_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                         completion_tokens, total_tokens, cost, latency_mean_ms, latency_p95_ms, latency_p99_ms, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
                 for bytes in &records {
                     let Ok(a) = serde_json::from_slice::<AggregateRecord>(bytes) else {
@@ -671,7 +748,9 @@ impl Store for SqliteStore {
                         a.latency_mean_ms,
                         a.latency_p95_ms,
                         a.latency_p99_ms,
+                        (seq + 1) as i64,
                     ])?;
+                    seq += 1;
                     kept += 1;
                 }
             }
@@ -683,7 +762,11 @@ impl Store for SqliteStore {
                 )?;
             }
             tx.commit()?;
-            Ok(kept)
+            self.last_aggregate_seq.store(seq, Ordering::Release);
+            Ok(Added {
+                new: kept,
+                last_seq: seq,
+            })
         })
     }
 
@@ -822,6 +905,98 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_alerts(&self, records: Vec<Vec<u8>>) -> Result<u64, String> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let mut kept = 0;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO alerts (id, ts_ms, status, severity, detector_id, receivers, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for bytes in &records {
+                    let Ok(alert) = serde_json::from_slice::<AlertRecord>(bytes) else {
+                        tracing::warn!("store: skipping a record that is not an alert");
+                        continue;
+                    };
+                    let status = match alert.status {
+                        sentinel_dataflows::act::AlertStatus::Firing => "firing",
+                        sentinel_dataflows::act::AlertStatus::Resolved => "resolved",
+                    };
+                    // Receivers between commas, so one is found by `LIKE '%,name,%'`.
+                    let receivers = format!(",{},", alert.receivers.join(","));
+                    insert.execute(params![
+                        alert.id.to_string(),
+                        parse_rfc3339_ms(&alert.timestamp).unwrap_or(0) as i64,
+                        status,
+                        alert.severity.as_str(),
+                        alert.detector_id,
+                        receivers,
+                        String::from_utf8_lossy(bytes),
+                    ])?;
+                    kept += 1;
+                }
+            }
+            // Alerts follow the anomalies' retention by age.
+            if let Some(age) = self.options.retain_ms {
+                tx.execute(
+                    "DELETE FROM alerts WHERE ts_ms < (SELECT MAX(ts_ms) FROM alerts) - ?1",
+                    params![age as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(kept)
+        })
+    }
+
+    fn alerts(&self, filter: &AlertFilter, offset: u64, limit: u32) -> Result<AlertPage, String> {
+        let mut clause = String::from("ts_ms >= ? AND ts_ms < ?");
+        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(filter.start_ms as i64), Box::new(filter.end_ms as i64)];
+        for (column, values) in [
+            ("status", &filter.statuses),
+            ("severity", &filter.severities),
+            ("detector_id", &filter.detectors),
+        ] {
+            if !values.is_empty() {
+                clause.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(", ")));
+                args.extend(values.iter().map(|v| Box::new(v.clone()) as Box<dyn ToSql>));
+            }
+        }
+        if !filter.receivers.is_empty() {
+            let any: Vec<&str> = filter
+                .receivers
+                .iter()
+                .map(|_| "receivers LIKE ? ESCAPE '\\'")
+                .collect();
+            clause.push_str(&format!(" AND ({})", any.join(" OR ")));
+            args.extend(filter.receivers.iter().map(|r| {
+                let escaped = r.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                Box::new(format!("%,{escaped},%")) as Box<dyn ToSql>
+            }));
+        }
+        self.read(|conn| {
+            let total: i64 = conn.query_row(
+                &format!("SELECT COUNT(*) FROM alerts WHERE {clause}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            let mut page_args = args;
+            page_args.push(Box::new(i64::from(limit)));
+            page_args.push(Box::new(offset.min(i64::MAX as u64) as i64));
+            let alerts = conn
+                .prepare(&format!(
+                    "SELECT record FROM alerts WHERE {clause} ORDER BY ts_ms DESC, id DESC LIMIT ? OFFSET ?"
+                ))?
+                .query_map(params_from_iter(page_args.iter()), |r| r.get::<_, String>(0))?
+                .map(|text| text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)))
+                .collect::<rusqlite::Result<Vec<Value>>>()?;
+            Ok(AlertPage {
+                alerts,
+                total: total as u64,
+            })
+        })
+    }
+
     fn status(&self, anomaly_id: &str) -> Result<Option<Status>, String> {
         self.read(|conn| status_of(conn, anomaly_id))
     }
@@ -905,6 +1080,98 @@ mod tests {
         }
     }
 
+    fn alert(i: u64, status: sentinel_dataflows::act::AlertStatus, receivers: &[&str]) -> Vec<u8> {
+        use sentinel_dataflows::act::{AlertRecord, NotifyReason};
+        use sentinel_dataflows::hash::StableId;
+        serde_json::to_vec(&AlertRecord {
+            id: StableId::of(&[b"alert", &i.to_le_bytes()]),
+            group_key: format!("group-{}", i % 2),
+            sequence: i as u32,
+            reason: NotifyReason::New,
+            status,
+            severity: if i % 2 == 0 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            title: format!("alert {i}"),
+            receivers: receivers.iter().map(|r| (*r).to_owned()).collect(),
+            detector_id: "cost-spike".into(),
+            entities: Vec::new(),
+            firing: vec![format!("an-{i}")],
+            resolved: Vec::new(),
+            timestamp: format_rfc3339_ms(T0 + i * 60_000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn alerts_are_kept_once_each_and_filtered_by_time_status_severity_and_receiver() {
+        use sentinel_dataflows::act::AlertStatus::{Firing, Resolved};
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let records: Vec<Vec<u8>> = (0..10)
+            .map(|i| {
+                let status = if i < 8 { Firing } else { Resolved };
+                let receivers: &[&str] = if i % 3 == 0 { &["ops", "sec_team"] } else { &["ops"] };
+                alert(i, status, receivers)
+            })
+            .collect();
+        assert_eq!(s.add_alerts(records.clone()).unwrap(), 10);
+        // A copy (a re-read topic) replaces its row.
+        assert_eq!(s.add_alerts(records[..3].to_vec()).unwrap(), 3);
+        let all = AlertFilter {
+            end_ms: u64::MAX >> 1,
+            ..AlertFilter::default()
+        };
+        let page = s.alerts(&all, 0, 4).unwrap();
+        assert_eq!(page.total, 10);
+        let titles: Vec<&str> = page.alerts.iter().map(|a| a["title"].as_str().unwrap()).collect();
+        assert_eq!(titles, ["alert 9", "alert 8", "alert 7", "alert 6"], "newest first");
+        assert_eq!(s.alerts(&all, 8, 4).unwrap().alerts.len(), 2, "the last page");
+        let count = |f: AlertFilter| s.alerts(&f, 0, 100).unwrap().total;
+        assert_eq!(
+            count(AlertFilter {
+                statuses: vec!["resolved".into()],
+                ..all.clone()
+            }),
+            2
+        );
+        assert_eq!(
+            count(AlertFilter {
+                severities: vec!["critical".into()],
+                ..all.clone()
+            }),
+            5
+        );
+        assert_eq!(
+            count(AlertFilter {
+                receivers: vec!["sec_team".into()],
+                ..all.clone()
+            }),
+            4,
+            "0, 3, 6, 9"
+        );
+        // `_` is a receiver's character, not a wildcard.
+        assert_eq!(
+            count(AlertFilter {
+                receivers: vec!["sec_tea_".into()],
+                ..all.clone()
+            }),
+            0
+        );
+        assert_eq!(
+            count(AlertFilter {
+                start_ms: T0 + 2 * 60_000,
+                end_ms: T0 + 5 * 60_000,
+                ..all.clone()
+            }),
+            3,
+            "minutes 2, 3 and 4"
+        );
+        assert_eq!(s.add_alerts(vec![b"not an alert".to_vec()]).unwrap(), 0);
+    }
+
     #[test]
     fn copies_are_stored_once_and_pages_cover_every_match_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -954,7 +1221,7 @@ mod tests {
             assert!(since.read_to > after, "each read moves on");
             arrived.extend(
                 since
-                    .anomalies
+                    .records
                     .iter()
                     .map(|(seq, a)| (*seq, a["id"].as_str().unwrap().to_owned())),
             );
@@ -965,7 +1232,7 @@ mod tests {
         let arrived_ids: std::collections::BTreeSet<_> = arrived.iter().map(|(_, id)| id).collect();
         assert_eq!(arrived_ids, distinct, "the same anomalies as the pages");
         let one = s.since(0, 1, &filter(), 10).unwrap();
-        assert_eq!((one.anomalies.len(), one.read_to), (1, 1), "bounded above by upto_seq");
+        assert_eq!((one.records.len(), one.read_to), (1, 1), "bounded above by upto_seq");
 
         f.applications = vec!["chat".into()];
         f.start_ms = T0 + 10 * 60_000;

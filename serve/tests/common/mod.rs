@@ -58,7 +58,7 @@ impl Api {
         let store = SqliteStore::open(StoreOptions::at(dir.path().join("s.db"))).unwrap();
         store.add_anomalies((0..30).map(anomaly).collect()).unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
-        let live = Live::new(store.last_seq()).behind_at(behind);
+        let live = Live::of(&*store).behind_at(behind);
         let published = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&published);
         let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());

@@ -2,6 +2,7 @@
 //! HTTP, subscriptions over WebSockets in both the graphql-transport-ws and the legacy
 //! graphql-ws protocols.
 
+pub mod alerts;
 mod mutation;
 mod query;
 mod subscription;

@@ -1,7 +1,8 @@
-//! Queries: anomalies, one anomaly, statistics, detectors.
+//! Queries: anomalies, one anomaly, statistics, metrics, detectors, alerts.
 
 use async_graphql::{Context, Object, ID};
 
+use super::alerts::{AlertConnection, AlertEdge, AlertFilterInput, AlertNode};
 use super::types::{
     AggregationInput, AnomalyConnection, AnomalyEdge, AnomalyFilterInput, AnomalyNode, ApplicationStats, Datapoint,
     DateTime, Detector, DetectorFilter, DetectorStats, Dimension, DimensionInput, EntityStats, Granularity,
@@ -81,6 +82,67 @@ impl QueryRoot {
             page_info: PageInfo {
                 has_next_page: page.next_cursor.is_some(),
                 end_cursor: page.next_cursor.map(|c| c.encode()),
+            },
+            edges,
+            total_count: page.total as i64,
+        })
+    }
+
+    /// The alert notifications sent in a time range, newest first, filtered and paged by
+    /// offset (`Pagination.after` takes an edge's cursor).
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AlertFilterInput>,
+        time_range: TimeRange,
+        pagination: Option<Pagination>,
+    ) -> async_graphql::Result<AlertConnection> {
+        let shared = ctx.data::<Shared>()?;
+        let filter = filter.unwrap_or_default().to_store(time_range);
+        let pagination = pagination.unwrap_or(Pagination {
+            limit: 100,
+            offset: 0,
+            after: None,
+        });
+        if !(1..=MAX_LIMIT).contains(&pagination.limit) {
+            return Err(gql_error(ApiError::BadRequest(format!(
+                "`pagination.limit`: {} is not within 1..={MAX_LIMIT}",
+                pagination.limit
+            ))));
+        }
+        let offset: u64 = match (&pagination.after, pagination.offset) {
+            (Some(_), o) if o != 0 => {
+                return Err(gql_error(ApiError::BadRequest(
+                    "`pagination.after` and `pagination.offset` are exclusive: give one".into(),
+                )))
+            }
+            (Some(text), _) => text.parse().map_err(|_| {
+                gql_error(ApiError::BadRequest(format!(
+                    "`pagination.after`: `{text}` is not a cursor this API gave"
+                )))
+            })?,
+            (None, o) => u64::try_from(o)
+                .map_err(|_| gql_error(ApiError::BadRequest(format!("`pagination.offset`: {o} is negative"))))?,
+        };
+        let limit = pagination.limit as u32;
+        let page = blocking(&shared.api.store, move |s| s.alerts(&filter, offset, limit))
+            .await
+            .map_err(gql_error)?;
+        let edges: Vec<AlertEdge> = page
+            .alerts
+            .into_iter()
+            .filter_map(AlertNode::from_value)
+            .enumerate()
+            .map(|(i, node)| AlertEdge {
+                node,
+                cursor: (offset + i as u64 + 1).to_string(),
+            })
+            .collect();
+        let end = offset + edges.len() as u64;
+        Ok(AlertConnection {
+            page_info: PageInfo {
+                has_next_page: end < page.total,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
             },
             edges,
             total_count: page.total as i64,

@@ -34,7 +34,8 @@ impl ScalarType for DateTime {
 }
 
 impl DateTime {
-    fn of(text: &str) -> Option<DateTime> {
+    /// From an RFC 3339 time.
+    pub fn of(text: &str) -> Option<DateTime> {
         parse_rfc3339_ms(text).map(DateTime)
     }
 }
@@ -51,7 +52,8 @@ pub enum Severity {
 }
 
 impl Severity {
-    fn of(s: sentinel_dataflows::model::Severity) -> Severity {
+    /// The record's severity.
+    pub fn of(s: sentinel_dataflows::model::Severity) -> Severity {
         use sentinel_dataflows::model::Severity as S;
         match s {
             S::Info => Severity::Info,
@@ -236,6 +238,17 @@ pub struct Entity {
     pub name: String,
 }
 
+impl Entity {
+    /// The record's entity.
+    pub fn of(e: sentinel_dataflows::model::AffectedEntity) -> Entity {
+        Entity {
+            entity_type: e.entity_type,
+            id: e.id,
+            name: e.name,
+        }
+    }
+}
+
 /// Baseline against observation.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct AnomalyMetrics {
@@ -352,11 +365,7 @@ impl AnomalyNode {
             status: status.into(),
             title: a.title,
             description: a.description,
-            affected_entity: Entity {
-                entity_type: a.affected_entity.entity_type,
-                id: a.affected_entity.id,
-                name: a.affected_entity.name,
-            },
+            affected_entity: Entity::of(a.affected_entity),
             metrics: AnomalyMetrics {
                 baseline_value: a.metrics.baseline_value,
                 observed_value: a.metrics.observed_value,
