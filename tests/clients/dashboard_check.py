@@ -163,17 +163,29 @@ def main():
         report["total_shown"] = int(browser.run("return document.getElementById('count-total').textContent"))
         report["api_total"] = api_page(base)["total"]
 
-        # Acknowledge the newest active anomaly by clicking its button.
-        rows = browser.run(ROWS_SCRIPT)
-        target = next((r for r in rows if r["status"] == "active"), None)
-        if target is None:
-            fail("no active anomaly to acknowledge")
+        # Acknowledge the newest active anomaly by clicking its button. The table re-renders as
+        # changes arrive (the job resolves conditions too), so a button found just before a
+        # re-render is stale: find it again, as a person would look again.
+        target = None
+        for _ in range(10):
+            rows = browser.run(ROWS_SCRIPT)
+            target = next((r for r in rows if r["status"] == "active"), None)
+            if target is None:
+                fail("no active anomaly to acknowledge")
+            try:
+                element = browser.call(
+                    "POST", "/element",
+                    {"using": "css selector", "value": f"tr[data-anomaly-id='{target['id']}'] button.acknowledge"},
+                )
+                browser.call("POST", f"/element/{next(iter(element.values()))}/click", {})
+                break
+            except RuntimeError as e:
+                if "stale element" not in str(e) and "no such element" not in str(e):
+                    raise
+                time.sleep(0.2)
+        else:
+            fail("the acknowledge button kept going stale")
         report["acknowledged_id"] = target["id"]
-        element = browser.call(
-            "POST", "/element",
-            {"using": "css selector", "value": f"tr[data-anomaly-id='{target['id']}'] button.acknowledge"},
-        )
-        browser.call("POST", f"/element/{next(iter(element.values()))}/click", {})
 
         def acknowledged():
             a = requests.get(f"{base}/api/v1/anomalies/{target['id']}", timeout=10).json()
