@@ -419,7 +419,7 @@ fn alert(i: u64, status: &str, receivers: &[&str]) -> Vec<u8> {
         "sequence": i,
         "reason": if i == 0 { "new" } else { "changed" },
         "status": status,
-        "severity": if i % 2 == 0 { "critical" } else { "warning" },
+        "severity": if i.is_multiple_of(2) { "critical" } else { "warning" },
         "title": format!("cost spike {i}"),
         "receivers": receivers,
         "detector_id": "cost-spike",

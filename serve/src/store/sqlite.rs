@@ -1089,7 +1089,7 @@ mod tests {
             sequence: i as u32,
             reason: NotifyReason::New,
             status,
-            severity: if i % 2 == 0 {
+            severity: if i.is_multiple_of(2) {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -1113,7 +1113,11 @@ mod tests {
         let records: Vec<Vec<u8>> = (0..10)
             .map(|i| {
                 let status = if i < 8 { Firing } else { Resolved };
-                let receivers: &[&str] = if i % 3 == 0 { &["ops", "sec_team"] } else { &["ops"] };
+                let receivers: &[&str] = if i.is_multiple_of(3) {
+                    &["ops", "sec_team"]
+                } else {
+                    &["ops"]
+                };
                 alert(i, status, receivers)
             })
             .collect();

@@ -20,6 +20,28 @@ const MAX_LIMIT: i32 = 1_000;
 /// The queries.
 pub struct QueryRoot;
 
+/// The page asked for (100 rows from the start unless given): a limit within 1..=[`MAX_LIMIT`],
+/// and `after` or `offset`, not both.
+fn checked(pagination: Option<Pagination>) -> async_graphql::Result<Pagination> {
+    let pagination = pagination.unwrap_or(Pagination {
+        limit: 100,
+        offset: 0,
+        after: None,
+    });
+    if !(1..=MAX_LIMIT).contains(&pagination.limit) {
+        return Err(gql_error(ApiError::BadRequest(format!(
+            "`pagination.limit`: {} is not within 1..={MAX_LIMIT}",
+            pagination.limit
+        ))));
+    }
+    if pagination.after.is_some() && pagination.offset != 0 {
+        return Err(gql_error(ApiError::BadRequest(
+            "`pagination.after` and `pagination.offset` are exclusive: give one".into(),
+        )));
+    }
+    Ok(pagination)
+}
+
 #[Object]
 impl QueryRoot {
     /// Anomalies in a time range, newest first, filtered and paged.
@@ -32,23 +54,8 @@ impl QueryRoot {
     ) -> async_graphql::Result<AnomalyConnection> {
         let shared = ctx.data::<Shared>()?;
         let filter = filter.unwrap_or_default().to_store(Some(time_range));
-        let pagination = pagination.unwrap_or(Pagination {
-            limit: 100,
-            offset: 0,
-            after: None,
-        });
-        if !(1..=MAX_LIMIT).contains(&pagination.limit) {
-            return Err(gql_error(ApiError::BadRequest(format!(
-                "`pagination.limit`: {} is not within 1..={MAX_LIMIT}",
-                pagination.limit
-            ))));
-        }
+        let pagination = checked(pagination)?;
         let at = match (&pagination.after, pagination.offset) {
-            (Some(_), o) if o != 0 => {
-                return Err(gql_error(ApiError::BadRequest(
-                    "`pagination.after` and `pagination.offset` are exclusive: give one".into(),
-                )))
-            }
             (Some(text), _) => PageAt::After(Cursor::decode(text).ok_or_else(|| {
                 gql_error(ApiError::BadRequest(format!(
                     "`pagination.after`: `{text}` is not a cursor this API gave"
@@ -99,23 +106,8 @@ impl QueryRoot {
     ) -> async_graphql::Result<AlertConnection> {
         let shared = ctx.data::<Shared>()?;
         let filter = filter.unwrap_or_default().to_store(time_range);
-        let pagination = pagination.unwrap_or(Pagination {
-            limit: 100,
-            offset: 0,
-            after: None,
-        });
-        if !(1..=MAX_LIMIT).contains(&pagination.limit) {
-            return Err(gql_error(ApiError::BadRequest(format!(
-                "`pagination.limit`: {} is not within 1..={MAX_LIMIT}",
-                pagination.limit
-            ))));
-        }
+        let pagination = checked(pagination)?;
         let offset: u64 = match (&pagination.after, pagination.offset) {
-            (Some(_), o) if o != 0 => {
-                return Err(gql_error(ApiError::BadRequest(
-                    "`pagination.after` and `pagination.offset` are exclusive: give one".into(),
-                )))
-            }
             (Some(text), _) => text.parse().map_err(|_| {
                 gql_error(ApiError::BadRequest(format!(
                     "`pagination.after`: `{text}` is not a cursor this API gave"
