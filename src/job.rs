@@ -20,6 +20,7 @@ use sentinel_dataflows::operators::{
 };
 use sentinel_dataflows::synth::TraceConfig;
 use sentinel_serve::feed::FeedStream;
+use sentinel_serve::store::{KeptDecisions, OutcomeKind};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
@@ -105,8 +106,17 @@ pub struct JobSpec {
     pub actions: Option<ActConfig>,
     /// Where the action streams go when the output is not Kafka: the delivery's outbox.
     pub outbox_dir: Option<PathBuf>,
-    /// `run --serve`: the serving store's feed, which the anomaly sink also writes to.
-    pub serve_feed: Option<sentinel_serve::feed::FeedSender>,
+    /// `run --serve`: the serving store's feed, which the sinks also write to.
+    pub serve_feed: Option<ServeFeed>,
+}
+
+/// What `run --serve` feeds the serving store.
+#[derive(Clone, Debug)]
+pub struct ServeFeed {
+    /// The store's feed.
+    pub sender: sentinel_serve::feed::FeedSender,
+    /// Which decisions the store keeps: only those are copied to it.
+    pub decisions: KeptDecisions,
 }
 
 /// The acknowledgement probes every user-facing output is behind.
@@ -245,11 +255,19 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 _ => spec.output.open(stream, producer.as_ref())?,
             };
             if let (Some(feed), Some(fed)) = (served, fed) {
-                sink = Box::new(crate::io::ServedSink::new(sink, feed.clone(), fed));
+                sink = Box::new(crate::io::ServedSink::new(sink, feed.sender.clone(), fed));
             }
             Ok(Box::new(GaugedSink::new(sink, worker_stats.sink_gauge(stream.name()))))
         };
         let open = |stream: OutputStream| open_fed(stream, None);
+        // A sink that only feeds the store, for records the job does not write out.
+        let served_only = |stream: OutputStream, fed: FeedStream| -> Option<Box<dyn RecordSink>> {
+            let feed = served?;
+            Some(Box::new(GaugedSink::new(
+                Box::new(crate::io::ServedSink::new(Box::new(Discard), feed.sender.clone(), fed)),
+                worker_stats.sink_gauge(stream.name()),
+            )))
+        };
         let writer = if every_worker { index as u64 } else { 0 };
         let anomaly_sink = open_fed(OutputStream::Anomalies, Some(FeedStream::Anomalies))?;
         let dead_sink = if spec.write_dead_letters {
@@ -261,8 +279,18 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             Some(g) if g.write_decisions => Some(open(OutputStream::Decisions)?),
             _ => None,
         };
+        // The decisions the store keeps are copied to a sink of their own: it keeps few of them.
+        let served_decision_sink = match (&spec.guards, served) {
+            (Some(_), Some(feed)) if feed.decisions != KeptDecisions::None => {
+                served_only(OutputStream::Decisions, FeedStream::Outcomes(OutcomeKind::Decision))
+            }
+            _ => None,
+        };
         let judgement_sink = match &spec.guards {
-            Some(g) if g.judges.is_some() => Some(open(OutputStream::Judgements)?),
+            Some(g) if g.judges.is_some() => Some(open_fed(
+                OutputStream::Judgements,
+                Some(FeedStream::Outcomes(OutcomeKind::Judgement)),
+            )?),
             _ => None,
         };
         let state_sink = match &spec.state {
@@ -275,24 +303,20 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             (Some(_), Some(_)) => Some(open(OutputStream::State)?),
             _ => None,
         };
-        let aggregate_sink = match (spec.write_aggregates, served) {
-            (true, _) => Some(open_fed(OutputStream::Aggregates, Some(FeedStream::Aggregates))?),
+        let aggregate_sink = if spec.write_aggregates {
+            Some(open_fed(OutputStream::Aggregates, Some(FeedStream::Aggregates))?)
+        } else {
             // The store charts the aggregates, whether or not they are written out too.
-            (false, Some(feed)) => Some(Box::new(GaugedSink::new(
-                Box::new(crate::io::ServedSink::new(
-                    Box::new(Discard),
-                    feed.clone(),
-                    FeedStream::Aggregates,
-                )),
-                worker_stats.sink_gauge(OutputStream::Aggregates.name()),
-            )) as Box<dyn RecordSink>),
-            (false, None) => None,
+            served_only(OutputStream::Aggregates, FeedStream::Aggregates)
         };
         let action_sinks = match &spec.actions {
             Some(_) => Some([
-                open(OutputStream::Actions)?,
+                open_fed(OutputStream::Actions, Some(FeedStream::Outcomes(OutcomeKind::Action)))?,
                 open_fed(OutputStream::Alerts, Some(FeedStream::Alerts))?,
-                open(OutputStream::Incidents)?,
+                open_fed(
+                    OutputStream::Incidents,
+                    Some(FeedStream::Outcomes(OutcomeKind::Incident)),
+                )?,
                 open(OutputStream::Webhooks)?,
                 open_fed(OutputStream::AnomalyEvents, Some(FeedStream::AnomalyEvents))?,
             ]),
@@ -380,6 +404,23 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                         assessed.decisions.concat(judged.decisions)
                     }
                     None => assessed.decisions,
+                };
+                let decisions = match (served_decision_sink, served) {
+                    (Some(sink), Some(feed)) => {
+                        let kept = feed.decisions;
+                        let (decisions, copies) = decisions.tap("ServedDecisionsTap", move |d| kept.keeps(d.tier));
+                        write_out(
+                            copies,
+                            "ServedDecisionSink",
+                            sink,
+                            writer,
+                            Decision::write_json,
+                            |_| {},
+                            &probes,
+                        );
+                        decisions
+                    }
+                    _ => decisions,
                 };
                 if let Some(sink) = decision_sink {
                     let counter = Arc::clone(&stats);

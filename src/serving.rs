@@ -75,6 +75,7 @@ impl Serving {
         let mut options = StoreOptions::at(&store_path);
         options.retain_ms = cfg.serve.retention.map(|r| r.0);
         options.retain_count = cfg.serve.max_anomalies;
+        options.decisions = cfg.serve.decisions;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options)?);
         let live = Live::of(&*store);
         let (feed, sender) = Feed::start(Arc::clone(&store), live.clone());

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{ids, read_jsonl, run_file_job, sentinel, ServedJob};
+use common::{every_page, ids, read_jsonl, run_file_job, sentinel, values_of, ServedJob};
 use serde_json::Value;
 
 /// The trace both tests serve: 120,000 events, an hour of event time.
@@ -80,6 +80,52 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
         .to_owned();
     job.wait_stored(Duration::from_secs(120));
     let url = job.url.clone();
+
+    // What was done, and why: the store holds the file run's Shield actions and incident
+    // requests, and its decisions at the warn tier and above, each once.
+    let actions = read_jsonl(&out.join("actions.jsonl"));
+    assert!(!actions.is_empty(), "the trace's cost spikes are rate-limited");
+    let served_actions = every_page(&url, "/api/v1/actions", "actions");
+    assert_eq!(served_actions.len(), actions.len());
+    assert_eq!(
+        values_of(&served_actions, "delivery_id"),
+        values_of(&actions, "delivery_id")
+    );
+    let incidents = read_jsonl(&out.join("incidents.jsonl"));
+    let served_incidents = every_page(&url, "/api/v1/incidents", "incidents");
+    assert_eq!(ids(&served_incidents), ids(&incidents));
+    let flagged: Vec<Value> = read_jsonl(&out.join("decisions.jsonl"))
+        .into_iter()
+        .filter(|d| d["tier"] != "allow")
+        .collect();
+    assert!(!flagged.is_empty(), "the trace holds attacks");
+    let served_decisions = every_page(&url, "/api/v1/decisions", "decisions");
+    assert_eq!(served_decisions.len(), flagged.len());
+    assert_eq!(
+        values_of(&served_decisions, "event_id"),
+        values_of(&flagged, "event_id")
+    );
+    let acted_on = actions[0]["anomaly_id"].as_str().unwrap();
+    let one: Value = reqwest::blocking::get(format!("{url}/api/v1/anomalies/{acted_on}"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let its_actions: Vec<Value> = actions
+        .iter()
+        .filter(|a| a["anomaly_id"] == acted_on)
+        .cloned()
+        .collect();
+    assert_eq!(
+        values_of(one["shield_actions"].as_array().unwrap(), "delivery_id"),
+        values_of(&its_actions, "delivery_id"),
+        "{one}"
+    );
+    let blocked = &flagged[0]["event_id"];
+    let why: Value = reqwest::blocking::get(format!("{url}/api/v1/decisions/{}", blocked.as_str().unwrap()))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(why["decision"], flagged[0]);
 
     // The job's resolutions, through the anomaly-events stream: each condition that ended
     // resolved every anomaly its detector raised on its entity while it lasted.

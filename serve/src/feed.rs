@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use crate::lifecycle::LifecycleEvent;
 use crate::live::Live;
-use crate::store::Store;
+use crate::store::{OutcomeKind, Store};
 
 /// Records the feed queues at most before the sender is told to wait.
 pub const QUEUE: usize = 8_192;
@@ -29,6 +29,8 @@ pub enum FeedStream {
     AnomalyEvents,
     /// `sentinel.alerts`: the alert history.
     Alerts,
+    /// `sentinel.actions`, `.incidents`, `.decisions` or `.judgements`.
+    Outcomes(OutcomeKind),
 }
 
 /// What the queue carries.
@@ -140,6 +142,7 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
         let mut anomalies = Vec::with_capacity(BATCH);
         let mut aggregates = Vec::new();
         let mut alerts = Vec::new();
+        let mut outcomes: BTreeMap<OutcomeKind, Vec<Vec<u8>>> = BTreeMap::new();
         let mut events = Vec::new();
         let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut barriers = Vec::new();
@@ -150,6 +153,7 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
                 Fed::Record(FeedStream::Anomalies, record) => anomalies.push(record),
                 Fed::Record(FeedStream::Aggregates, record) => aggregates.push(record),
                 Fed::Record(FeedStream::Alerts, record) => alerts.push(record),
+                Fed::Record(FeedStream::Outcomes(kind), record) => outcomes.entry(kind).or_default().push(record),
                 Fed::Record(FeedStream::AnomalyEvents, record) => {
                     match serde_json::from_slice::<LifecycleEvent>(&record) {
                         Ok(event) => events.push(event),
@@ -180,6 +184,12 @@ fn write_all(store: &dyn Store, live: &Live, received: Receiver<Fed>) -> u64 {
             if let Err(e) = store.add_alerts(alerts) {
                 failed = true;
                 tracing::error!(error = %e, "the store could not take a batch of alerts");
+            }
+        }
+        for (kind, records) in outcomes {
+            if let Err(e) = store.add_outcomes(kind, records) {
+                failed = true;
+                tracing::error!(error = %e, kind = kind.as_str(), "the store could not take a batch of records");
             }
         }
         if !anomalies.is_empty() {

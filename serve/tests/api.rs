@@ -7,10 +7,14 @@ use std::sync::Arc;
 
 use common::Api;
 use reqwest::StatusCode;
+use sentinel_dataflows::act::{IncidentOp, IncidentRecord, ShieldActionType, ShieldRecord};
+use sentinel_dataflows::hash::StableId;
+use sentinel_dataflows::model::{Decision, Tier};
+use sentinel_dataflows::time::format_rfc3339_ms;
 use sentinel_serve::api::{ApiState, Server};
 use sentinel_serve::auth::Keys;
 use sentinel_serve::live::Live;
-use sentinel_serve::store::{SqliteStore, StoreOptions};
+use sentinel_serve::store::{OutcomeKind, SqliteStore, StoreOptions};
 use serde_json::{json, Value};
 
 #[test]
@@ -272,4 +276,136 @@ fn without_keys_only_loopback_is_served() {
         .json()
         .unwrap();
     assert_eq!(body["total"], 0);
+}
+
+/// A Shield request behind `anomaly`, `minute` minutes after `T0`.
+fn shield(anomaly: &str, action: ShieldActionType, minute: u64) -> Vec<u8> {
+    let action_id = StableId::of(&[anomaly.as_bytes()]);
+    serde_json::to_vec(&ShieldRecord {
+        action_id,
+        delivery_id: ShieldRecord::delivery_id_of(action_id, action),
+        action,
+        target_entity: "application:chat".into(),
+        reason: "cost spike".into(),
+        duration_seconds: 600,
+        parameters: Default::default(),
+        anomaly_id: anomaly.into(),
+        detector_id: "cost-spike".into(),
+        endpoint: None,
+        timestamp: format_rfc3339_ms(common::T0 + minute * 60_000),
+    })
+    .unwrap()
+}
+
+#[test]
+fn what_was_done_about_an_anomaly_and_why_a_request_was_stopped() {
+    let api = Api::start();
+    let key = Some("read-key-1");
+    let (_, page) = api.get("/api/v1/anomalies?limit=2", key);
+    let first = page["anomalies"][0]["id"].as_str().unwrap().to_owned();
+    let second = page["anomalies"][1]["id"].as_str().unwrap().to_owned();
+    let store = &api.store;
+    // A block and, ten minutes on, its unblock for the first; a rate limit for the second.
+    store
+        .add_outcomes(
+            OutcomeKind::Action,
+            vec![
+                shield(&first, ShieldActionType::Block, 30),
+                shield(&first, ShieldActionType::Unblock, 40),
+                shield(&second, ShieldActionType::RateLimit, 31),
+            ],
+        )
+        .unwrap();
+    let resolve = IncidentRecord {
+        id: StableId::of(&[b"incident-resolve"]),
+        incident_key: StableId::of(&[b"incident"]),
+        entity: "application:chat".into(),
+        anomaly_id: first.clone(),
+        detector_id: "cost-spike".into(),
+        op: IncidentOp::Resolve {
+            resolution: "quiet again".into(),
+        },
+        timestamp: format_rfc3339_ms(common::T0 + 40 * 60_000),
+    };
+    store
+        .add_outcomes(OutcomeKind::Incident, vec![serde_json::to_vec(&resolve).unwrap()])
+        .unwrap();
+    let decisions = [
+        ("e-allowed", Tier::Allow),
+        ("e-warned", Tier::Warn),
+        ("e-blocked", Tier::Block),
+    ];
+    let kept = store
+        .add_outcomes(
+            OutcomeKind::Decision,
+            decisions
+                .iter()
+                .enumerate()
+                .map(|(i, (id, tier))| {
+                    serde_json::to_vec(&Decision::sample(id, "chat", *tier, common::T0 + i as u64 * 1_000)).unwrap()
+                })
+                .collect(),
+        )
+        .unwrap();
+    assert_eq!(kept, 2, "a request let through unflagged is not kept");
+    let mut verdict: Value = serde_json::from_str(include_str!("judgement.json")).unwrap();
+    verdict["event_id"] = json!("e-blocked");
+    verdict["key"] = json!("e-blocked|shadow_input");
+    store
+        .add_outcomes(OutcomeKind::Judgement, vec![serde_json::to_vec(&verdict).unwrap()])
+        .unwrap();
+
+    // One anomaly, with what was done about it, newest first.
+    let (status, one) = api.get(&format!("/api/v1/anomalies/{first}"), key);
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let types: Vec<&str> = one["shield_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["unblock", "block"]);
+    assert_eq!(
+        one["incident_requests"][0]["op"]["resolve"]["resolution"],
+        "quiet again"
+    );
+
+    let (_, listed) = api.get(&format!("/api/v1/actions?anomaly_id={second}"), key);
+    assert_eq!(
+        (listed["total"].as_u64(), listed["actions"][0]["type"].as_str()),
+        (Some(1), Some("rate_limit"))
+    );
+    let (_, listed) = api.get("/api/v1/actions?type=block,unblock&target=application:chat", key);
+    assert_eq!(listed["total"], 2);
+    let (_, listed) = api.get("/api/v1/actions?end=2024-06-01T00:35:00Z", key);
+    assert_eq!(listed["total"], 2, "the unblock is after the end");
+    let (_, listed) = api.get("/api/v1/incidents?op=resolve", key);
+    assert_eq!(listed["incidents"][0]["anomaly_id"], first.as_str());
+
+    // Decisions: the flagged ones, filtered by tier and application, and one request's
+    // decision with the judges' verdicts.
+    let (_, listed) = api.get("/api/v1/decisions", key);
+    assert_eq!(listed["total"], 2);
+    assert_eq!(listed["decisions"][0]["event_id"], "e-blocked", "newest first");
+    let (_, listed) = api.get("/api/v1/decisions?tier=block&application_id=chat", key);
+    assert_eq!(listed["total"], 1);
+    let (status, why) = api.get("/api/v1/decisions/e-blocked", key);
+    assert_eq!(status, StatusCode::OK, "{why}");
+    assert_eq!(why["decision"]["blocked"], true);
+    assert_eq!(why["judgements"][0]["analysis"]["agent_type"], "shadow_input");
+    let (_, listed) = api.get("/api/v1/judgements?event_id=e-blocked&agent=shadow_input", key);
+    assert_eq!(listed["total"], 1);
+    let (status, _) = api.get("/api/v1/decisions/e-allowed", key);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Errors name the parameter or value; reading needs a key.
+    let (status, body) = api.get("/api/v1/actions?type=ban", key);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`type`") && message.contains("`ban`"), "{message}");
+    let (status, body) = api.get("/api/v1/incidents?event_id=e-1", key);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("`event_id`"));
+    assert_eq!(api.get("/api/v1/decisions", None).0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.get("/api/v1/decisions/e-blocked", None).0, StatusCode::UNAUTHORIZED);
 }

@@ -20,7 +20,7 @@ use sentinel_serve::bench::subscription_latency;
 use sentinel_serve::feed::Feed;
 use sentinel_serve::lifecycle::Status;
 use sentinel_serve::live::Live;
-use sentinel_serve::store::{AnomalyFilter, GroupBy, PageAt, SqliteStore, Store, StoreOptions};
+use sentinel_serve::store::{AnomalyFilter, GroupBy, KeptDecisions, PageAt, SqliteStore, Store, StoreOptions};
 use serde_json::json;
 
 use super::bench::{config_spec, median, trace_file, BenchGuards};
@@ -171,7 +171,10 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
                 let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
                 let live = Live::of(&*store);
                 let (feed, sender) = Feed::start(store, live);
-                spec.serve_feed = Some(sender);
+                spec.serve_feed = Some(crate::job::ServeFeed {
+                    sender,
+                    decisions: KeptDecisions::default(),
+                });
                 Some(feed)
             } else {
                 None

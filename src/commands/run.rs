@@ -327,7 +327,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 "sentinel: serving the API on http://{0} (dashboard http://{0}/)",
                 serving.addr()
             );
-            spec.serve_feed = Some(serving.sender());
+            spec.serve_feed = Some(crate::job::ServeFeed {
+                sender: serving.sender(),
+                decisions: cfg.serve.decisions,
+            });
             Some(serving)
         }
         None if m.opt_present("store") => return Err("--store needs --serve".into()),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sentinel_connectors::kafka::AckedPublisher;
 use sentinel_serve::feed::FeedStream;
+use sentinel_serve::store::{KeptDecisions, OutcomeKind};
 
 use crate::config::{Brokers, SentinelConfig, DEFAULT_CONFIG};
 use crate::kafka_input::ensure_job_topics;
@@ -25,8 +26,9 @@ sentinel serve: the dashboard, REST and GraphQL APIs and /metrics, from the job'
                       (default: a new file in the temp dir, rebuilt from the topics and
                       removed at exit)
 
-It reads the anomalies, aggregates and anomaly-events topics from the start (or from where
-the store got to), so any number of replicas can run side by side. An acknowledge or resolve
+It reads the anomalies, aggregates, anomaly-events, alerts, actions, incidents, judgements and
+decisions topics from the start (or from where the store got to), so any number of replicas
+can run side by side; of the decisions it keeps those serve.decisions says (the flagged ones). An acknowledge or resolve
 is published to the anomaly-events topic and applied when read back, in the topic's order, by
 every replica alike. Stops on SIGTERM or Ctrl-C.
 ";
@@ -65,12 +67,27 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     }
     let settings = super::run::kafka_settings(&kafka);
     let topic = |s: OutputStream| kafka.output_topics.of(s).to_owned();
-    let topics = [
+    let mut topics = vec![
         (topic(OutputStream::Anomalies), FeedStream::Anomalies),
         (topic(OutputStream::Aggregates), FeedStream::Aggregates),
         (topic(OutputStream::AnomalyEvents), FeedStream::AnomalyEvents),
         (topic(OutputStream::Alerts), FeedStream::Alerts),
+        (topic(OutputStream::Actions), FeedStream::Outcomes(OutcomeKind::Action)),
+        (
+            topic(OutputStream::Incidents),
+            FeedStream::Outcomes(OutcomeKind::Incident),
+        ),
+        (
+            topic(OutputStream::Judgements),
+            FeedStream::Outcomes(OutcomeKind::Judgement),
+        ),
     ];
+    if cfg.serve.decisions != KeptDecisions::None {
+        topics.push((
+            topic(OutputStream::Decisions),
+            FeedStream::Outcomes(OutcomeKind::Decision),
+        ));
+    }
     let names: Vec<String> = topics.iter().map(|(t, _)| t.clone()).collect();
     ensure_job_topics(&settings, &kafka, &names, false, None)?;
     let events_topic = topic(OutputStream::AnomalyEvents);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use sentinel_serve::auth::{ApiKey, Keys, Scope};
+use sentinel_serve::store::KeptDecisions;
 use serde::Deserialize;
 
 use super::DurationValue;
@@ -23,9 +24,12 @@ pub struct ServeConfig {
     /// Anomalies older than this, against the newest stored, are dropped.
     #[serde(default)]
     pub retention: Option<DurationValue>,
-    /// At most this many anomalies are kept.
+    /// At most this many anomalies are kept, and as many of each other kind of record.
     #[serde(default)]
     pub max_anomalies: Option<u64>,
+    /// Which decisions the store keeps: `flagged` (warn tier and above), `all` or `none`.
+    #[serde(default)]
+    pub decisions: KeptDecisions,
 }
 
 /// One API key.

@@ -68,7 +68,31 @@ pub fn wait_all(children: &mut [Child], limit: Duration) {
 
 /// The `id` of every record.
 pub fn ids(records: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
-    records.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+    values_of(records, "id")
+}
+
+/// Every record a paged list endpoint of the API at `url` holds (`path` with its filters,
+/// the records under `field`), read 1,000 at a time by offset.
+pub fn every_page(url: &str, path: &str, field: &str) -> Vec<serde_json::Value> {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let mut all = Vec::new();
+    loop {
+        let page: serde_json::Value =
+            reqwest::blocking::get(format!("{url}{path}{join}limit=1000&offset={}", all.len()))
+                .unwrap()
+                .json()
+                .unwrap();
+        let records = page[field].as_array().unwrap_or_else(|| panic!("{path}: {page}"));
+        all.extend(records.iter().cloned());
+        if records.is_empty() || all.len() as u64 >= page["total"].as_u64().unwrap() {
+            return all;
+        }
+    }
+}
+
+/// The set of `field` of each record.
+pub fn values_of(records: &[serde_json::Value], field: &str) -> std::collections::BTreeSet<String> {
+    records.iter().map(|r| r[field].as_str().unwrap().to_owned()).collect()
 }
 
 /// A small trace with one record of each kind of bad input among `good` valid ones (minutes

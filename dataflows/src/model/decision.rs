@@ -108,6 +108,35 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision on request `event_id` of application `app` at `tier`, by user `u-1` in
+    /// session `s-1`, with no findings: for tests, examples and benchmarks.
+    ///
+    /// ```
+    /// use sentinel_dataflows::model::{Decision, Tier};
+    /// let d = Decision::sample("e-1", "chat", Tier::Warn, 1_700_000_000_000);
+    /// assert_eq!((d.event_id(), d.application_id(), d.blocked), ("e-1", "chat", false));
+    /// ```
+    pub fn sample(event_id: &str, app: &str, tier: Tier, timestamp_ms: u64) -> Decision {
+        Decision {
+            id: StableId::of(&[b"decision", event_id.as_bytes()]),
+            keys: EntityKeys::new([event_id, app, "", "", "u-1", "s-1"]).expect("short names"),
+            timestamp_ms,
+            event_type: EventType::Request,
+            blocked: tier == Tier::Block,
+            tier,
+            risk_scores: RiskScores::default(),
+            aggregated_risk: AggregatedRisk {
+                overall_risk_score: 0.0,
+                overall_risk_level: RiskLevel::None,
+            },
+            shadow_agent_escalated: false,
+            escalation_reason: None,
+            shadow_agent_analyses: Vec::new(),
+            findings: DecisionFindings::default(),
+            behaviors: Vec::new(),
+        }
+    }
+
     /// The event decided on.
     pub fn event_id(&self) -> &str {
         self.keys.get(KeyField::EventId)
@@ -313,24 +342,9 @@ mod tests {
     use crate::model::{AgentType, AttackFamily, FallbackReason, PiiKind};
 
     fn decision(event_id: &str, user: &str, timestamp_ms: u64) -> Decision {
-        Decision {
-            id: StableId::of(&[b"decision", event_id.as_bytes()]),
-            keys: EntityKeys::new([event_id, "chat", "", "", user, "s-1"]).unwrap(),
-            timestamp_ms,
-            event_type: EventType::Request,
-            blocked: false,
-            tier: Tier::Allow,
-            risk_scores: RiskScores::default(),
-            aggregated_risk: AggregatedRisk {
-                overall_risk_score: 0.0,
-                overall_risk_level: RiskLevel::None,
-            },
-            shadow_agent_escalated: false,
-            escalation_reason: None,
-            shadow_agent_analyses: Vec::new(),
-            findings: DecisionFindings::default(),
-            behaviors: Vec::new(),
-        }
+        let mut d = Decision::sample(event_id, "chat", Tier::Allow, timestamp_ms);
+        d.keys = EntityKeys::new([event_id, "chat", "", "", user, "s-1"]).unwrap();
+        d
     }
 
     /// Every shape the hand-written writer has a branch for: empty and full lists, strings

@@ -3,6 +3,7 @@
 mod dashboard;
 mod error;
 pub mod graphql;
+mod outcomes;
 pub mod rest;
 
 pub use error::ApiError;
@@ -89,6 +90,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/metrics/query", post(rest::metrics_query))
         .route("/api/v1/detectors", get(rest::detectors))
         .route("/metrics", get(rest::prometheus))
+        .merge(outcomes::routes())
         .with_state(state)
         .merge(graphql)
         .merge(dashboard::routes())

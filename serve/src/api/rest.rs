@@ -13,13 +13,13 @@ use super::ApiState;
 use crate::auth::Scope;
 use crate::lifecycle::{check, Change, LifecycleEvent, Status};
 use crate::metrics::{self, BadQuery, DimensionFilter, MetricsQuery};
-use crate::store::{AlertFilter, AnomalyFilter, Applied, Cursor, GroupBy, PageAt, Store};
+use crate::store::{AlertFilter, AnomalyFilter, Applied, Cursor, GroupBy, OutcomeFilter, OutcomeKind, PageAt, Store};
 use sentinel_dataflows::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
 /// Rows a page holds at most.
 const MAX_LIMIT: u32 = 1_000;
 
-fn authorize(state: &ApiState, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &ApiState, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
     authorize_with(&state.keys, headers, needed)
 }
 
@@ -40,12 +40,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Query parameters, each known by name; an unknown one is an error that names it.
-struct Params {
+pub(super) struct Params {
     pairs: Vec<(String, String)>,
 }
 
 impl Params {
-    fn new(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Params, ApiError> {
+    pub(super) fn new(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Params, ApiError> {
         if let Some((name, _)) = pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
             return Err(ApiError::BadRequest(format!(
                 "unknown parameter `{name}`; known: {}",
@@ -55,7 +55,7 @@ impl Params {
         Ok(Params { pairs })
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .rev()
@@ -64,7 +64,7 @@ impl Params {
     }
 
     /// Comma-separated values of every occurrence of `name`.
-    fn list(&self, name: &str) -> Vec<String> {
+    pub(super) fn list(&self, name: &str) -> Vec<String> {
         self.pairs
             .iter()
             .filter(|(n, _)| n == name)
@@ -75,7 +75,7 @@ impl Params {
             .collect()
     }
 
-    fn time(&self, name: &str, default: u64) -> Result<u64, ApiError> {
+    pub(super) fn time(&self, name: &str, default: u64) -> Result<u64, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(default),
             Some(text) => parse_rfc3339_ms(text).ok_or_else(|| {
@@ -86,7 +86,7 @@ impl Params {
         }
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub(super) fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
         self.get(name)
             .map(|text| {
                 text.parse()
@@ -98,21 +98,27 @@ impl Params {
 
 const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
-fn severities(values: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// The values of parameter `name`, each one of `known` (in any case): an unknown one is an
+/// error that names it.
+pub(super) fn one_of(name: &str, values: Vec<String>, known: &[&str]) -> Result<Vec<String>, ApiError> {
     values
         .into_iter()
         .map(|v| {
             let lower = v.to_ascii_lowercase();
-            if SEVERITIES.contains(&lower.as_str()) {
+            if known.contains(&lower.as_str()) {
                 Ok(lower)
             } else {
                 Err(ApiError::BadRequest(format!(
-                    "`severity`: unknown value `{v}`; known: {}",
-                    SEVERITIES.join(", ")
+                    "`{name}`: unknown value `{v}`; known: {}",
+                    known.join(", ")
                 )))
             }
         })
         .collect()
+}
+
+fn severities(values: Vec<String>) -> Result<Vec<String>, ApiError> {
+    one_of("severity", values, &SEVERITIES)
 }
 
 fn statuses(values: Vec<String>) -> Result<Vec<Status>, ApiError> {
@@ -209,21 +215,7 @@ pub async fn list_alerts(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
     let p = Params::new(pairs, &ALERT_PARAMS)?;
-    let statuses = p
-        .list("status")
-        .into_iter()
-        .map(|v| {
-            let lower = v.to_ascii_lowercase();
-            if ALERT_STATUSES.contains(&lower.as_str()) {
-                Ok(lower)
-            } else {
-                Err(ApiError::BadRequest(format!(
-                    "`status`: unknown value `{v}`; known: {}",
-                    ALERT_STATUSES.join(", ")
-                )))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let statuses = one_of("status", p.list("status"), &ALERT_STATUSES)?;
     let filter = AlertFilter {
         start_ms: p.time("start", 0)?,
         end_ms: p.time("end", u64::MAX >> 1)?,
@@ -244,7 +236,7 @@ pub async fn list_alerts(
 }
 
 /// `limit`, 100 unless given, within 1..=[`MAX_LIMIT`].
-fn page_limit(p: &Params) -> Result<u32, ApiError> {
+pub(super) fn page_limit(p: &Params) -> Result<u32, ApiError> {
     let limit: u32 = p.number("limit")?.unwrap_or(100);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::BadRequest(format!(
@@ -254,7 +246,11 @@ fn page_limit(p: &Params) -> Result<u32, ApiError> {
     Ok(limit)
 }
 
-/// `GET /api/v1/anomalies/{id}`: one anomaly, with its audit trail.
+/// Records of one kind behind one anomaly, at most.
+const PER_ANOMALY: u32 = 100;
+
+/// `GET /api/v1/anomalies/{id}`: one anomaly, with its audit trail, and the Shield actions and
+/// incident requests it led to.
 pub async fn get_anomaly(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -262,10 +258,25 @@ pub async fn get_anomaly(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
     let wanted = id.clone();
-    let (anomaly, audit) = blocking(&state.store, move |s| Ok((s.anomaly(&wanted)?, s.audit(&wanted)?))).await?;
+    let (anomaly, audit, actions, incidents) = blocking(&state.store, move |s| {
+        let behind = OutcomeFilter {
+            end_ms: u64::MAX >> 1,
+            about: Some(wanted.clone()),
+            ..OutcomeFilter::default()
+        };
+        Ok((
+            s.anomaly(&wanted)?,
+            s.audit(&wanted)?,
+            s.outcomes(OutcomeKind::Action, &behind, 0, PER_ANOMALY)?,
+            s.outcomes(OutcomeKind::Incident, &behind, 0, PER_ANOMALY)?,
+        ))
+    })
+    .await?;
     let mut anomaly = anomaly.ok_or_else(|| ApiError::NotFound(format!("no anomaly with id `{id}`")))?;
     if let Value::Object(map) = &mut anomaly {
         map.insert("history".into(), serde_json::to_value(audit).unwrap_or_default());
+        map.insert("shield_actions".into(), Value::Array(actions.records));
+        map.insert("incident_requests".into(), Value::Array(incidents.records));
     }
     Ok(Json(anomaly))
 }

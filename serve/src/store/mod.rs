@@ -2,8 +2,10 @@
 //! stand in for SQLite when one node is not enough.
 
 mod facets;
+mod outcomes;
 mod sqlite;
 
+pub use outcomes::{KeptDecisions, OutcomeFilter, OutcomeKind, OutcomePage};
 pub use sqlite::{SqliteStore, StoreOptions};
 
 use serde::Serialize;
@@ -357,6 +359,20 @@ pub trait Store: Send + Sync {
 
     /// A page of the alert notifications matching `filter`, newest first, skipping `offset`.
     fn alerts(&self, filter: &AlertFilter, offset: u64, limit: u32) -> Result<AlertPage, String>;
+
+    /// Records Shield actions, incident requests, decisions or judgements as the job wrote them
+    /// (JSON). A copy of one stored replaces it; decisions are kept as the store's options say.
+    /// Returns how many were kept.
+    fn add_outcomes(&self, kind: OutcomeKind, records: Vec<Vec<u8>>) -> Result<u64, String>;
+
+    /// A page of `kind`'s records matching `filter`, newest first, skipping `offset`.
+    fn outcomes(
+        &self,
+        kind: OutcomeKind,
+        filter: &OutcomeFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<OutcomePage, String>;
 
     /// An anomaly's lifecycle status, if it is stored.
     fn status(&self, anomaly_id: &str) -> Result<Option<Status>, String>;

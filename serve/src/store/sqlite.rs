@@ -9,6 +9,7 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use serde_json::Value;
 
 use super::facets::{FacetRow, Facets};
+use super::outcomes::{self, KeptDecisions, OutcomeFilter, OutcomeKind, OutcomePage, OutcomeRetention};
 use super::{
     Added, AggregateColumn, AggregateQuery, AlertFilter, AlertPage, AnomalyBucket, AnomalyFilter, AnomalyPage, Applied,
     Cursor, GroupBy, KeySeries, PageAt, Since, Statistics, Store, StoredAggregate,
@@ -30,8 +31,11 @@ pub struct StoreOptions {
     pub readers: usize,
     /// Anomalies older than this (ms, by detection time, against the newest stored) are dropped.
     pub retain_ms: Option<u64>,
-    /// At most this many anomalies are kept; the oldest go first.
+    /// At most this many anomalies are kept, and as many of each other kind of record; the
+    /// oldest go first.
     pub retain_count: Option<u64>,
+    /// Which decisions are kept.
+    pub decisions: KeptDecisions,
 }
 
 impl StoreOptions {
@@ -42,6 +46,7 @@ impl StoreOptions {
             readers: 4,
             retain_ms: None,
             retain_count: None,
+            decisions: KeptDecisions::default(),
         }
     }
 }
@@ -190,6 +195,7 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(sql)?;
         writer.execute_batch(SCHEMA).map_err(sql)?;
+        writer.execute_batch(outcomes::SCHEMA).map_err(sql)?;
         for (table, column, add) in ADDED_COLUMNS {
             if writer
                 .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
@@ -997,6 +1003,30 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_outcomes(&self, kind: OutcomeKind, records: Vec<Vec<u8>>) -> Result<u64, String> {
+        let keep = OutcomeRetention {
+            age_ms: self.options.retain_ms,
+            count: self.options.retain_count,
+            decisions: self.options.decisions,
+        };
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let kept = outcomes::add(&tx, kind, &records, keep, wall_clock_ms())?;
+            tx.commit()?;
+            Ok(kept)
+        })
+    }
+
+    fn outcomes(
+        &self,
+        kind: OutcomeKind,
+        filter: &OutcomeFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<OutcomePage, String> {
+        self.read(|conn| outcomes::page(conn, kind, filter, offset, limit))
+    }
+
     fn status(&self, anomaly_id: &str) -> Result<Option<Status>, String> {
         self.read(|conn| status_of(conn, anomaly_id))
     }
@@ -1110,7 +1140,7 @@ mod tests {
         use sentinel_dataflows::act::AlertStatus::{Firing, Resolved};
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
-        let records: Vec<Vec<u8>> = (0..10)
+        let records: Vec<Vec<u8>> = (0..10u64)
             .map(|i| {
                 let status = if i < 8 { Firing } else { Resolved };
                 let receivers: &[&str] = if i.is_multiple_of(3) {
