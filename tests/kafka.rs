@@ -941,6 +941,21 @@ fn serve_replicas_rebuild_from_the_topics_and_converge_on_lifecycle_changes() {
         "replica a holds every anomaly of the run"
     );
     assert_eq!(listed_ids(&http, &b.url), expected, "and so does replica b");
+    // And the run's decisions at the warn tier and above, each once, though the topic holds
+    // them at least once.
+    let flagged: Vec<Value> = common::read_jsonl(&dir.path().join("file-out/decisions.jsonl"))
+        .into_iter()
+        .filter(|d| d["tier"] != "allow")
+        .collect();
+    assert!(!flagged.is_empty(), "the trace holds attacks");
+    for replica in [&a.url, &b.url] {
+        let served = common::every_page(replica, "/api/v1/decisions", "decisions");
+        assert_eq!(served.len(), flagged.len(), "{replica}");
+        assert_eq!(
+            common::values_of(&served, "event_id"),
+            common::values_of(&flagged, "event_id")
+        );
+    }
 
     // Acknowledged through a, seen by b; a second acknowledge through b is refused there.
     let id = listed_ids_where(&http, &a.url, "&status=active,suppressed")
