@@ -39,6 +39,12 @@ pub enum InputSpec {
     Synthetic(TraceConfig),
     /// Kafka topics, partitions shared among all workers of all processes.
     Kafka(KafkaInput),
+    /// The HTTP ingest listener (`run --listen`): where it listens, and one queue per worker
+    /// of this process.
+    Listen(
+        std::net::SocketAddr,
+        Vec<sentinel_connectors::http::ingest::IngestQueue>,
+    ),
 }
 
 /// The guard stage: content guards (run in the source), behavioral detectors and decisions.
@@ -234,6 +240,11 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                 final_commit = Some(commit);
                 Box::new(source)
             }
+            InputSpec::Listen(addr, queues) => Box::new(crate::listen::ListenSource::new(
+                *addr,
+                queues[index % queues.len()].clone(),
+                queues.len(),
+            )),
         };
         // Kafka: every worker writes its own records through its own producer, keyed by
         // entity. Files and stdout: outputs are routed to worker 0, which alone holds real

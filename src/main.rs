@@ -8,6 +8,7 @@ mod eval;
 mod io;
 mod job;
 mod kafka_input;
+mod listen;
 mod serving;
 mod streams;
 mod summary;

@@ -78,17 +78,31 @@ impl Keys {
         if self.is_open() {
             return Ok(Scope::Admin);
         }
+        Ok(self.keys[self.presented(authorization)?].scope)
+    }
+
+    /// Which configured key an `Authorization` header value presents: its place in the list.
+    /// Every key is compared, in constant time.
+    ///
+    /// ```
+    /// use sentinel_serve::auth::{ApiKey, Denied, Keys, Scope};
+    /// let key = |k: &str| ApiKey { key: k.into(), scope: Scope::Read };
+    /// let keys = Keys::new(vec![key("first-key"), key("second-key")]);
+    /// assert_eq!(keys.presented(Some("Bearer second-key")), Ok(1));
+    /// assert_eq!(keys.presented(None), Err(Denied::Unauthenticated));
+    /// ```
+    pub fn presented(&self, authorization: Option<&str>) -> Result<usize, Denied> {
         let presented = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or(Denied::Unauthenticated)?;
-        let mut granted: Option<Scope> = None;
-        for k in &self.keys {
+        let mut found = None;
+        for (i, k) in self.keys.iter().enumerate() {
             let same: bool = k.key.as_bytes().ct_eq(presented.as_bytes()).into();
-            if same {
-                granted = granted.max(Some(k.scope));
+            if same && found.is_none() {
+                found = Some(i);
             }
         }
-        granted.ok_or(Denied::Unauthenticated)
+        found.ok_or(Denied::Unauthenticated)
     }
 }

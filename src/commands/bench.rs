@@ -60,11 +60,12 @@ sentinel bench actions [--deliveries N] [--events N] [--workers W] [--repeat R]
                   a loopback receiver, the outbox, its delivery) against --no-actions
       volume:     a generated 24-hour trace: alert notifications per injected anomaly
     Ends with one JSON line.
-sentinel bench serve [--anomalies N] [--queries Q] [--events N] [--repeat R] [--latency-secs S] [--latency-rate R] [--dir DIR]
+sentinel bench serve [--anomalies N] [--queries Q] [--events N] [--prompt-bytes B] [--repeat R] [--latency-secs S] [--latency-rate R] [--dir DIR]
     The serving store: N anomalies (default 1,000,000) over 30 days written in the feed's
     batches (anomalies/s); Q filtered one-day queries of 100 rows and Q seven-day statistics
-    (p50/p99); the job on N events with its anomalies fed to a store against without, R
-    rounds (events/s, ratio); and for S seconds (20) R anomalies a second (1,000) handed to
+    (p50/p99); the job on N events (B bytes of prompt and response text each, default 0) with
+    what it serves fed to a store (anomalies, aggregates, flagged decisions) against without,
+    R rounds (events/s, ratio); and for S seconds (20) R anomalies a second (1,000) handed to
     the feed, timed to a GraphQL subscriber on a WebSocket (p50/p99). Ends with one JSON line.
 sentinel bench guard [--repeat N] [--model MODEL.bin] [--data FILE.jsonl...]
     Scans N generated prompts of 200 B, 1 KB and 10 KB with the input guard (injection and
@@ -152,6 +153,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 anomalies: num("anomalies", 1_000_000)?,
                 queries: num("queries", 2_000)?,
                 events: num("events", 1_000_000)?,
+                prompt_bytes: num("prompt-bytes", 0)? as usize,
                 repeat: num("repeat", 3)? as usize,
                 latency_secs: num("latency-secs", 20)?,
                 latency_rate: m

@@ -20,7 +20,9 @@ use sentinel_serve::bench::subscription_latency;
 use sentinel_serve::feed::Feed;
 use sentinel_serve::lifecycle::Status;
 use sentinel_serve::live::Live;
-use sentinel_serve::store::{AnomalyFilter, GroupBy, KeptDecisions, PageAt, SqliteStore, Store, StoreOptions};
+use sentinel_serve::store::{
+    AnomalyFilter, GroupBy, KeptDecisions, OutcomeFilter, OutcomeKind, PageAt, SqliteStore, Store, StoreOptions,
+};
 use serde_json::json;
 
 use super::bench::{config_spec, median, trace_file, BenchGuards};
@@ -36,6 +38,8 @@ pub struct ServeBench {
     pub queries: u64,
     /// Events of the replay trace.
     pub events: u64,
+    /// Bytes of prompt and response text of each event in it.
+    pub prompt_bytes: usize,
     /// Rounds of the replay comparison.
     pub repeat: usize,
     /// Seconds of the subscription latency run.
@@ -151,9 +155,10 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
 
     // The embedded cost: the job with its anomalies fed to a store, against without.
     let cfg = SentinelConfig::parse(DEFAULT_CONFIG).map_err(|e| e.0)?;
-    let trace = trace_file(dir, b.events, 0)?;
+    let trace = trace_file(dir, b.events, b.prompt_bytes)?;
     let mut rates = [Vec::new(), Vec::new()];
     let mut stored = 0u64;
+    let mut decisions = 0u64;
     for _ in 0..b.repeat {
         for (k, served) in [false, true].into_iter().enumerate() {
             let mut spec = config_spec(
@@ -170,20 +175,25 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
             let feed = if served {
                 let store: Arc<dyn Store> = Arc::new(SqliteStore::open(StoreOptions::at(&db))?);
                 let live = Live::of(&*store);
-                let (feed, sender) = Feed::start(store, live);
+                let (feed, sender) = Feed::start(Arc::clone(&store), live);
                 spec.serve_feed = Some(crate::job::ServeFeed {
                     sender,
                     decisions: KeptDecisions::default(),
                 });
-                Some(feed)
+                Some((feed, store))
             } else {
                 None
             };
             let stats = Arc::new(JobStats::new(1));
             let t = Instant::now();
             job::run(timely::Config::process(1), Arc::clone(&stats), spec)?;
-            if let Some(feed) = feed {
+            if let Some((feed, store)) = feed {
                 stored = feed.finish();
+                let all = OutcomeFilter {
+                    end_ms: u64::MAX >> 1,
+                    ..OutcomeFilter::default()
+                };
+                decisions = store.outcomes(OutcomeKind::Decision, &all, 0, 1)?.total;
             }
             let secs = t.elapsed().as_secs_f64();
             rates[k].push(stats.records_in.load(std::sync::atomic::Ordering::Relaxed) as f64 / secs);
@@ -199,8 +209,9 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
     let median_round_ratio = median(round_ratios.clone());
     let latency = subscription(dir, b)?;
     println!(
-        "embedded: {} events, {stored} anomalies stored: {off:.0} events/s without the store, {on:.0} with: {:.3}× (medians of {}); per round {:?}, median {median_round_ratio:.3}×",
+        "embedded: {} events of {} B, {stored} anomalies and {decisions} flagged decisions stored: {off:.0} events/s without the store, {on:.0} with: {:.3}× (medians of {}); per round {:?}, median {median_round_ratio:.3}×",
         b.events,
+        b.prompt_bytes,
         on / off,
         b.repeat,
         round_ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>()
@@ -213,7 +224,8 @@ pub fn serve(dir: &Path, b: &ServeBench) -> Result<(), String> {
             "ingest_anomalies_per_sec": ingest_rate,
             "query_p50_ms": q50, "query_p99_ms": q99,
             "statistics_p50_ms": s50, "statistics_p99_ms": s99,
-            "replay_events": b.events,
+            "replay_events": b.events, "replay_prompt_bytes": b.prompt_bytes,
+            "replay_decisions_stored": decisions,
             "replay_without_store": off, "replay_with_store": on, "ratio": on / off,
             "median_round_ratio": median_round_ratio,
             "subscription_rate": b.latency_rate,

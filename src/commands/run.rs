@@ -44,6 +44,9 @@ sentinel run: detect anomalies in LLM telemetry
   --judge-replay SRC  answer the shadow-agent judges from a verdict journal instead of calling
                       a provider: FILE (a judgements.jsonl) or `kafka` (the judgements topic);
                       a request the journal lacks falls back with reason not_in_journal
+  --listen ADDR       take telemetry over HTTP on ADDR (POST /api/v1/telemetry/events and
+                      /api/v1/telemetry/batch), feeding the job directly; instead of --input.
+                      Ctrl-C stops taking requests, and the job finishes what it has
   --serve ADDR        serve the dashboard (/), REST and GraphQL APIs and /metrics on ADDR,
                       e.g. 127.0.0.1:8080, from a store the job feeds; after a finite input it
                       keeps serving until Ctrl-C
@@ -79,6 +82,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         ("serve", "ADDR"),
         ("store", "FILE"),
         ("metrics", "ADDR"),
+        ("listen", "ADDR"),
     ] {
         opts.optopt("", name, "", hint);
     }
@@ -166,6 +170,20 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             }
             _ => synthetic(&cfg),
         },
+    };
+    let listen = match m.opt_str("listen") {
+        None => None,
+        Some(_) if m.opt_present("input") || brokers_given => {
+            return Err("--listen is the job's input: give it without --input or --brokers".into())
+        }
+        Some(addr) => Some(
+            addr.parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("--listen: `{addr}` is not host:port, e.g. 127.0.0.1:9090"))?,
+        ),
+    };
+    let input = match listen {
+        Some(addr) => InputSpec::Listen(addr, crate::listen::queues(&cfg.ingest, threads)),
+        None => input,
     };
     if exit_when_caught_up && !matches!(input, InputSpec::Kafka(_)) {
         return Err("--exit-when-caught-up needs a Kafka input".into());
@@ -350,8 +368,28 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         }
         None => None,
     };
+    let listener = match &spec.input {
+        InputSpec::Listen(addr, queues) => {
+            let server = crate::listen::start(*addr, &cfg.ingest, spec.ingest.limits.clone(), queues.clone())?;
+            eprintln!(
+                "sentinel: taking telemetry on http://{} (POST /api/v1/telemetry/events, /api/v1/telemetry/batch)",
+                server.addr
+            );
+            Some(server)
+        }
+        _ => None,
+    };
+    let listening = listener.is_some();
+    let listener = std::sync::Mutex::new(listener);
     let stop_stats = Arc::clone(&stats);
-    install_stop_signals(move || stop_stats.stop.store(true, std::sync::atomic::Ordering::Relaxed))?;
+    install_stop_signals(move || {
+        // Listening, a stop ends the input: the listener answers what it has taken and the
+        // job finishes with it. Otherwise the sources stop where they are.
+        match listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(server) => server.stop(),
+            None => stop_stats.stop.store(true, std::sync::atomic::Ordering::Relaxed),
+        }
+    })?;
     let progress = Progress::start(Arc::clone(&stats), !m.opt_present("no-progress"));
     let outcome = job::run(timely_config, Arc::clone(&stats), spec);
     progress.finish();
@@ -370,7 +408,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
     }
     if let Some(serving) = serving {
-        serving.serve_until(|| stats.stop.load(std::sync::atomic::Ordering::Relaxed));
+        // A listening job ends only when asked to stop: then the server stops too.
+        serving.serve_until(|| listening || stats.stop.load(std::sync::atomic::Ordering::Relaxed));
     }
     if let Some(server) = metrics {
         server.stop();

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod delivery;
 mod env;
 mod guards;
+pub mod ingest;
 mod kafka;
 mod locate;
 pub mod serve;
@@ -72,6 +73,9 @@ pub struct SentinelConfig {
     /// `serve:`: API keys, store and retention of the serving layer.
     #[serde(default)]
     pub serve: serve::ServeConfig,
+    /// `ingest:`: the HTTP listener's keys and limits.
+    #[serde(default)]
+    pub ingest: ingest::IngestSection,
 }
 
 /// Job-wide settings.
@@ -648,6 +652,7 @@ impl SentinelConfig {
         self.act_config().map_err(keyed)?;
         self.delivery().map_err(keyed)?;
         self.serve.keys().map_err(keyed)?;
+        self.ingest.keys().map_err(keyed)?;
         if self.job.clock_confirm_records == 0 {
             let line = locate::line_of_path(text, "job.clock_confirm_records")
                 .map_or_else(String::new, |l| format!(" (line {l})"));

@@ -65,38 +65,53 @@ fn read_scope() -> ScopeName {
     ScopeName::Read
 }
 
+/// Checks the keys of section `section`: each long enough and none twice.
+pub(super) fn checked_keys<'a>(
+    section: &str,
+    keys: impl Iterator<Item = (&'a str, Scope)>,
+) -> Result<Keys, (String, String)> {
+    let mut checked: Vec<ApiKey> = Vec::new();
+    for (i, (key, scope)) in keys.enumerate() {
+        let key = key.trim();
+        if key.chars().count() < MIN_KEY_CHARS {
+            return Err((
+                format!("{section}.api_keys[{i}].key"),
+                format!("must be at least {MIN_KEY_CHARS} characters (use a random secret, e.g. from ${{ENV}})"),
+            ));
+        }
+        if checked.iter().any(|other| other.key == key) {
+            return Err((
+                format!("{section}.api_keys[{i}].key"),
+                "the same key is listed twice".into(),
+            ));
+        }
+        checked.push(ApiKey {
+            key: key.to_owned(),
+            scope,
+        });
+    }
+    Ok(Keys::new(checked))
+}
+
 impl ServeConfig {
     /// The keys, checked: each long enough and none twice.
     pub fn keys(&self) -> Result<Keys, (String, String)> {
-        let mut keys = Vec::with_capacity(self.api_keys.len());
-        for (i, k) in self.api_keys.iter().enumerate() {
-            let key = k.key.trim();
-            if key.chars().count() < MIN_KEY_CHARS {
-                return Err((
-                    format!("serve.api_keys[{i}].key"),
-                    format!("must be at least {MIN_KEY_CHARS} characters (use a random secret, e.g. from ${{ENV}})"),
-                ));
-            }
-            if keys.iter().any(|other: &ApiKey| other.key == key) {
-                return Err((
-                    format!("serve.api_keys[{i}].key"),
-                    "the same key is listed twice".into(),
-                ));
-            }
-            keys.push(ApiKey {
-                key: key.to_owned(),
-                scope: match k.scope {
+        let keys = checked_keys(
+            "serve",
+            self.api_keys.iter().map(|k| {
+                let scope = match k.scope {
                     ScopeName::Read => Scope::Read,
                     ScopeName::Admin => Scope::Admin,
-                },
-            });
-        }
+                };
+                (k.key.as_str(), scope)
+            }),
+        )?;
         if self.retention.is_some_and(|r| r.0 == 0) {
             return Err(("serve.retention".into(), "must be positive".into()));
         }
         if self.max_anomalies == Some(0) {
             return Err(("serve.max_anomalies".into(), "must be at least 1".into()));
         }
-        Ok(Keys::new(keys))
+        Ok(keys)
     }
 }

@@ -240,7 +240,8 @@ impl Drop for KilledOnDrop {
     }
 }
 
-/// `sentinel run --serve 127.0.0.1:0` over a trace file, with its stderr read line by line.
+/// A `sentinel` process that serves something on loopback (`run --serve`, `run --listen`,
+/// `serve`), with its stderr read line by line.
 pub struct ServedJob {
     /// The job.
     pub child: KilledOnDrop,
@@ -268,7 +269,23 @@ impl ServedJob {
             store.display().to_string(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        ServedJob::launch(&args)
+        ServedJob::launch(&args, "serving the API on ")
+    }
+
+    /// The job with `config`, taking telemetry over HTTP on a free loopback port and writing
+    /// its outputs to `out`; `url` is the listener's.
+    pub fn listening(config: &Path, out: &Path) -> ServedJob {
+        let args = [
+            "run".to_owned(),
+            "--config".into(),
+            config.display().to_string(),
+            "--no-progress".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--output".into(),
+            format!("file:{}", out.display()),
+        ];
+        ServedJob::launch(&args, "taking telemetry on ")
     }
 
     /// `sentinel serve` with `config` on a free loopback port, its store at `store` (else a
@@ -284,10 +301,12 @@ impl ServedJob {
         if let Some(s) = store {
             args.extend(["--store".to_owned(), s.display().to_string()]);
         }
-        ServedJob::launch(&args)
+        ServedJob::launch(&args, "serving the API on ")
     }
 
-    fn launch(args: &[String]) -> ServedJob {
+    /// Starts `sentinel` with `args` and waits for the stderr line with `marker`, which the
+    /// address follows.
+    fn launch(args: &[String], marker: &str) -> ServedJob {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
             .args(args)
             .stderr(Stdio::piped())
@@ -309,9 +328,9 @@ impl ServedJob {
             url: String::new(),
             lines,
         };
-        let line = job.wait_for_line("serving the API on ", Duration::from_secs(60));
+        let line = job.wait_for_line(marker, Duration::from_secs(60));
         job.url = line
-            .split("serving the API on ")
+            .split(marker)
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap()

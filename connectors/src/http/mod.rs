@@ -1,5 +1,7 @@
-//! HTTP pieces shared by the deliveries (webhooks, incident managers) and the test receivers.
+//! HTTP pieces: the deliveries' client (webhooks, incident managers), the ingest listener, and
+//! the test receivers.
 
 pub mod client;
+pub mod ingest;
 pub mod retry;
 pub mod signing;
