@@ -8,7 +8,6 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -21,6 +20,8 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
+
+use super::server::HttpServer;
 
 /// Why a record was refused, as the answer reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,9 +215,8 @@ struct Shared {
 pub struct IngestServer {
     /// Where it listens (the port resolved when 0 was asked).
     pub addr: SocketAddr,
+    server: Option<HttpServer>,
     queues: Vec<IngestQueue>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl IngestServer {
@@ -232,7 +232,7 @@ impl IngestServer {
             return Err("ingest: no reader to hand records to".into());
         }
         // Bodies over the limit are refused while they arrive, not once read whole.
-        let shared_limit = limits.max_body_bytes;
+        let body_limit = limits.max_body_bytes;
         let shared = Arc::new(Shared {
             admission,
             queues: queues.clone(),
@@ -243,42 +243,12 @@ impl IngestServer {
             .route("/api/v1/telemetry/batch", post(batch))
             .with_state(shared)
             .fallback(|| async { refuse(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
-            .layer(axum::extract::DefaultBodyLimit::max(shared_limit));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("ingest")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("ingest: {e}"))?;
-        let std_listener = std::net::TcpListener::bind(listen).map_err(|e| format!("ingest: binding {listen}: {e}"))?;
-        std_listener.set_nonblocking(true).map_err(|e| format!("ingest: {e}"))?;
-        let addr = std_listener.local_addr().map_err(|e| format!("ingest: {e}"))?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("ingest-http".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "ingest: cannot listen");
-                            return;
-                        }
-                    };
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!(error = %e, "ingest: the listener stopped");
-                    }
-                });
-            })
-            .map_err(|e| format!("ingest: {e}"))?;
+            .layer(axum::extract::DefaultBodyLimit::max(body_limit));
+        let server = HttpServer::start(listen, app, "ingest")?;
         Ok(IngestServer {
-            addr,
+            addr: server.addr,
+            server: Some(server),
             queues,
-            stop: Some(stop),
-            thread: Some(thread),
         })
     }
 
@@ -289,11 +259,8 @@ impl IngestServer {
     }
 
     fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(server) = self.server.take() {
+            server.stop();
         }
         for q in &self.queues {
             q.close();

@@ -4,4 +4,5 @@
 pub mod client;
 pub mod ingest;
 pub mod retry;
+pub mod server;
 pub mod signing;

@@ -10,10 +10,10 @@ pub use error::ApiError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use axum::routing::{get, post};
 use axum::Router;
+use sentinel_connectors::http::server::HttpServer;
 use serde_json::Value;
 
 use crate::auth::Keys;
@@ -101,8 +101,7 @@ pub fn router(state: ApiState) -> Router {
 pub struct Server {
     /// Where it listens (the port resolved when 0 was asked).
     pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: HttpServer,
 }
 
 impl Server {
@@ -133,63 +132,18 @@ impl Server {
                  listen on 127.0.0.1, or configure keys"
             ));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("serve")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("serve: {e}"))?;
-        let std_listener = std::net::TcpListener::bind(listen).map_err(|e| format!("serve: binding {listen}: {e}"))?;
-        std_listener.set_nonblocking(true).map_err(|e| format!("serve: {e}"))?;
-        let addr = std_listener.local_addr().map_err(|e| format!("serve: {e}"))?;
+        let server = HttpServer::start(listen, app, "serve")?;
         if open {
-            tracing::warn!(%addr, "serve: no API keys configured, listening on loopback only");
+            tracing::warn!(addr = %server.addr, "serve: no API keys configured, listening on loopback only");
         }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("serve-http".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "serve: cannot listen");
-                            return;
-                        }
-                    };
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!(error = %e, "serve: the server stopped");
-                    }
-                });
-            })
-            .map_err(|e| format!("serve: {e}"))?;
         Ok(Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
+            addr: server.addr,
+            server,
         })
     }
 
     /// Stops accepting, lets requests in flight finish, and waits.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        self.server.stop();
     }
 }
