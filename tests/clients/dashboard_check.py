@@ -113,14 +113,14 @@ def api_page(base):
     return requests.get(f"{base}/api/v1/anomalies", params={"limit": ROWS}, timeout=10).json()
 
 
-def wait_for(what, check, limit):
+def wait_for(what, check, limit, detail=None):
     deadline = time.time() + limit
     while True:
         value = check()
         if value:
             return value
         if time.time() > deadline:
-            fail(f"timed out waiting for {what}")
+            fail(f"timed out waiting for {what}" + (f": {detail()}" if detail else ""))
         time.sleep(0.25)
 
 
@@ -187,13 +187,23 @@ def main():
             fail("the acknowledge button kept going stale")
         report["acknowledged_id"] = target["id"]
 
+        # The job may resolve the anomaly's condition right after the click (the run is still
+        # replaying): the API's history then holds the acknowledgement before the resolution.
         def acknowledged():
             a = requests.get(f"{base}/api/v1/anomalies/{target['id']}", timeout=10).json()
             shown = {r["id"]: r["status"] for r in browser.run(ROWS_SCRIPT)}
-            return a if a["status"] == "acknowledged" and shown.get(target["id"]) == "acknowledged" else None
+            by_page = [h for h in a.get("history", []) if h["action"] == "acknowledge"]
+            return a if by_page and shown.get(target["id"]) == "acknowledged" else None
 
-        after = wait_for("the acknowledgement", acknowledged, 30)
+        def what_the_page_says():
+            a = requests.get(f"{base}/api/v1/anomalies/{target['id']}", timeout=10).json()
+            message = browser.run("return document.getElementById('message').textContent")
+            shown = {r["id"]: r["status"] for r in browser.run(ROWS_SCRIPT)}.get(target["id"])
+            return f"API status {a.get('status')}, page status {shown}, page message {message!r}"
+
+        after = wait_for("the acknowledgement", acknowledged, 30, what_the_page_says)
         report["api_status_after"] = after["status"]
+        report["api_history_after"] = [[h["action"], h["by"]] for h in after["history"]]
         report["acknowledged_by"] = after["acknowledged_by"]
         report["dom_status_after"] = {r["id"]: r["status"] for r in browser.run(ROWS_SCRIPT)}[target["id"]]
         report["message"] = browser.run("return document.getElementById('message').textContent")
