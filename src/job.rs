@@ -271,13 +271,17 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             Ok(Box::new(GaugedSink::new(sink, worker_stats.sink_gauge(stream.name()))))
         };
         let open = |stream: OutputStream| open_fed(stream, None);
-        // A sink that only feeds the store, for records the job does not write out.
+        // A sink that only feeds the store, for records the job does not write out; every
+        // worker has one, so that every worker builds the same dataflow, and the writers' feed.
         let served_only = |stream: OutputStream, fed: FeedStream| -> Option<Box<dyn RecordSink>> {
-            let feed = served?;
-            Some(Box::new(GaugedSink::new(
-                Box::new(crate::io::ServedSink::new(Box::new(Discard), feed.sender.clone(), fed)),
-                worker_stats.sink_gauge(stream.name()),
-            )))
+            spec.serve_feed.as_ref()?;
+            Some(match served {
+                Some(feed) => Box::new(GaugedSink::new(
+                    Box::new(crate::io::ServedSink::new(Box::new(Discard), feed.sender.clone(), fed)),
+                    worker_stats.sink_gauge(stream.name()),
+                )),
+                None => Box::new(Discard),
+            })
         };
         let writer = if every_worker { index as u64 } else { 0 };
         let anomaly_sink = open_fed(OutputStream::Anomalies, Some(FeedStream::Anomalies))?;
@@ -291,7 +295,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             _ => None,
         };
         // The decisions the store keeps are copied to a sink of their own: it keeps few of them.
-        let served_decision_sink = match (&spec.guards, served) {
+        let served_decision_sink = match (&spec.guards, &spec.serve_feed) {
             (Some(_), Some(feed)) if feed.decisions != KeptDecisions::None => {
                 served_only(OutputStream::Decisions, FeedStream::Outcomes(OutcomeKind::Decision))
             }
@@ -416,7 +420,7 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
                     }
                     None => assessed.decisions,
                 };
-                let decisions = match (served_decision_sink, served) {
+                let decisions = match (served_decision_sink, &spec.serve_feed) {
                     (Some(sink), Some(feed)) => {
                         let kept = feed.decisions;
                         let (decisions, copies) = decisions.tap("ServedDecisionsTap", move |d| kept.keeps(d.tier));

@@ -90,12 +90,13 @@ impl Topics {
             config: dir.join(format!("{name}.yaml")),
         };
         create_topic(&t.input, partitions);
-        // The built-in detectors and the shipped prompt classifier, with this test's topics.
+        // The built-in detectors and the shipped prompt classifier, with this test's topics
+        // (those of the action streams too: `serve` reads them, and other tests write them).
         let builtin = include_str!("../examples/sentinel.yaml");
         let detectors = &builtin[builtin.find("\ndetectors:").unwrap()..];
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/prompt-attack-v1.bin");
         let config = format!(
-            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}, judgements: {}, anomaly_events: {}}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
+            "job:\n{job}\nwindows: [1m, 5m, 1h]\nkafka:\n  brokers: {}\n  group_id: {}\n  topics: [{}]\n  checkpoint_topic: {}\n  state_topic: {}\n  output_topics: {{anomalies: {}, deadletter: {}, aggregates: {}, decisions: {}, judgements: {}, anomaly_events: {}, actions: {base}-actions, alerts: {base}-alerts, incidents: {base}-incidents}}\n{detectors}\n  - id: prompt-injection-ml\n    type: ml\n    config:\n      model: {}\n",
             brokers(),
             t.group,
             t.input,

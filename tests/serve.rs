@@ -69,7 +69,8 @@ fn the_embedded_store_serves_every_anomaly_of_the_run_to_the_seeds_client() {
         &config,
         &trace,
         &dir.path().join("serve.db"),
-        &["--metrics", "127.0.0.1:0"],
+        // Two workers: each builds the same dataflow, and worker 0 feeds the store.
+        &["--metrics", "127.0.0.1:0", "-w", "2"],
     );
     let metrics_line = job.wait_for_line("Prometheus metrics on ", Duration::from_secs(30));
     let metrics_url = metrics_line
