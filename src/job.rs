@@ -243,7 +243,6 @@ pub fn run(config: timely::Config, stats: Arc<JobStats>, spec: JobSpec) -> Resul
             InputSpec::Listen(addr, queues) => Box::new(crate::listen::ListenSource::new(
                 *addr,
                 queues[index % queues.len()].clone(),
-                queues.len(),
             )),
         };
         // Kafka: every worker writes its own records through its own producer, keyed by

@@ -1,7 +1,7 @@
 //! `run --listen`: the HTTP ingest listener feeding the dataflow directly, with no broker.
 //! Each worker reads a queue of its own. Records are routed to a worker by application, and
-//! within a worker to one of a few event-time clocks by application too, so that one
-//! application's clock neither holds back nor runs ahead of the others'.
+//! within a worker to one of a few lanes, each with its own event-time clock, by application
+//! too, so that one application's clock neither holds back nor runs ahead of the others'.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use sentinel_serve::auth::Keys;
 
 use crate::config::ingest::IngestSection;
 
-/// Event-time clocks per worker.
-const CLOCKS: u64 = 8;
+/// Event-time clocks (queue lanes) per worker.
+const CLOCKS: usize = 8;
 
 /// How long an idle reader waits before looking again, unless woken.
 const IDLE: Duration = Duration::from_millis(100);
@@ -25,16 +25,14 @@ const IDLE: Duration = Duration::from_millis(100);
 pub struct ListenSource {
     name: String,
     queue: IngestQueue,
-    readers: u64,
 }
 
 impl ListenSource {
-    /// The reader of `queue`, one of `readers`.
-    pub fn new(addr: SocketAddr, queue: IngestQueue, readers: usize) -> ListenSource {
+    /// The reader of `queue`.
+    pub fn new(addr: SocketAddr, queue: IngestQueue) -> ListenSource {
         ListenSource {
             name: format!("http:{addr}"),
             queue,
-            readers: readers.max(1) as u64,
         }
     }
 }
@@ -45,14 +43,12 @@ impl RecordReader for ListenSource {
     }
 
     fn read(&mut self, budget: usize, each: &mut dyn FnMut(RawRecord<'_>) -> bool) -> ReadStatus {
-        let readers = self.readers;
-        let taken = self.queue.take(budget, &mut |key, bytes| {
+        let taken = self.queue.take(budget, &mut |lane, bytes| {
             each(RawRecord {
                 bytes,
                 original_len: bytes.len(),
                 line: None,
-                // The key picked the worker (key % readers); the rest of it picks the clock.
-                slot: ((key / readers) % CLOCKS) as usize,
+                slot: lane,
                 topic: None,
                 partition: None,
                 offset: None,
@@ -66,11 +62,11 @@ impl RecordReader for ListenSource {
     }
 
     fn slots(&self) -> usize {
-        CLOCKS as usize
+        self.queue.lanes()
     }
 
-    fn slot_at_end(&self, _slot: usize) -> bool {
-        self.queue.is_empty()
+    fn slot_at_end(&self, slot: usize) -> bool {
+        self.queue.lane_is_empty(slot)
     }
 
     fn live(&self) -> bool {
@@ -112,7 +108,7 @@ impl Admission for EventAdmission {
 /// One queue per local worker, each holding at most `ingest.queue_events` records.
 pub fn queues(section: &IngestSection, workers: usize) -> Vec<IngestQueue> {
     (0..workers.max(1))
-        .map(|_| IngestQueue::new(section.queue_events))
+        .map(|_| IngestQueue::new(section.queue_events, CLOCKS))
         .collect()
 }
 

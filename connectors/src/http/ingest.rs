@@ -1,8 +1,9 @@
 //! The HTTP ingest listener: `POST /api/v1/telemetry/events` (one record) and
 //! `POST /api/v1/telemetry/batch` (`{"events": [...]}`), JSON, plain or gzip. It moves bytes:
-//! what a record means is the caller's [`Admission`]. Each record goes to one of the readers'
-//! queues by the key the admission gives it, and the request is answered once every record of
-//! it has been taken by its reader, so an accepted record is one the job has.
+//! what a record means is the caller's [`Admission`]. The key the admission gives a record
+//! picks one of the readers' queues and, in it, a lane (a reader keeps one event-time clock per
+//! lane, so it needs to know which lanes have nothing waiting). The request is answered once
+//! every record of it has been taken by its reader, so an accepted record is one the job has.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -39,22 +40,24 @@ pub trait Admission: Send + Sync + 'static {
     fn authenticate(&self, authorization: Option<&str>) -> Option<usize>;
 
     /// Checks one record from `caller`: its routing key (records with one key keep their order
-    /// and go to one reader), or why it is refused. A refused record is queued all the same,
+    /// and go to one reader and lane), or why it is refused. A refused record is queued all the same,
     /// keyed 0, so that the job dead-letters it with its bytes.
     fn check(&self, caller: usize, record: &[u8]) -> Result<u64, Refusal>;
 }
 
 /// A batch of records handed to one reader, and who waits for it to be taken.
 struct Handed {
-    records: Vec<(u64, Vec<u8>)>,
+    /// Each record with its lane.
+    records: Vec<(usize, Vec<u8>)>,
     next: usize,
     taken: Option<oneshot::Sender<()>>,
 }
 
-#[derive(Default)]
 struct QueueState {
     batches: VecDeque<Handed>,
     records: usize,
+    /// Records waiting per lane.
+    per_lane: Vec<usize>,
     closed: bool,
 }
 
@@ -67,6 +70,7 @@ pub struct IngestQueue {
     state: Arc<Mutex<QueueState>>,
     wake: Arc<Mutex<Option<Waker>>>,
     capacity: usize,
+    lanes: usize,
 }
 
 /// What a reader found in its queue.
@@ -92,13 +96,30 @@ impl std::fmt::Debug for IngestQueue {
 }
 
 impl IngestQueue {
-    /// A queue holding at most `capacity` records.
-    pub fn new(capacity: usize) -> IngestQueue {
+    /// A queue holding at most `capacity` records, in `lanes` lanes.
+    pub fn new(capacity: usize, lanes: usize) -> IngestQueue {
+        let lanes = lanes.max(1);
         IngestQueue {
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(QueueState {
+                batches: VecDeque::new(),
+                records: 0,
+                per_lane: vec![0; lanes],
+                closed: false,
+            })),
             wake: Arc::default(),
             capacity: capacity.max(1),
+            lanes,
         }
+    }
+
+    /// How many lanes it has.
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+
+    /// Whether nothing waits in `lane`.
+    pub fn lane_is_empty(&self, lane: usize) -> bool {
+        self.lock().per_lane.get(lane).is_none_or(|n| *n == 0)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
@@ -122,11 +143,15 @@ impl IngestQueue {
         !state.closed && state.records + more <= self.capacity
     }
 
-    /// Adds a batch; `taken` is told once its last record has been read.
-    fn push(&self, records: Vec<(u64, Vec<u8>)>, taken: oneshot::Sender<()>) {
+    /// Adds a batch of records, each with its lane; `taken` is told once its last record has
+    /// been read.
+    fn push(&self, records: Vec<(usize, Vec<u8>)>, taken: oneshot::Sender<()>) {
         {
             let mut state = self.lock();
             state.records += records.len();
+            for (lane, _) in &records {
+                state.per_lane[*lane % self.lanes] += 1;
+            }
             state.batches.push_back(Handed {
                 records,
                 next: 0,
@@ -147,17 +172,18 @@ impl IngestQueue {
         self.lock().records == 0
     }
 
-    /// Passes up to `budget` records to `each` (key and bytes), stopping early when it returns
+    /// Passes up to `budget` records to `each` (lane and bytes), stopping early when it returns
     /// `false` (that record counts as read). Never waits for the listener.
-    pub fn take(&self, budget: usize, each: &mut dyn FnMut(u64, &[u8]) -> bool) -> Taken {
+    pub fn take(&self, budget: usize, each: &mut dyn FnMut(usize, &[u8]) -> bool) -> Taken {
         let mut state = self.lock();
         let mut passed = 0;
         while passed < budget {
             let Some(batch) = state.batches.front_mut() else {
                 return if state.closed { Taken::Closed } else { Taken::Empty };
             };
-            let (key, bytes) = &batch.records[batch.next];
-            let go_on = each(*key, bytes);
+            let (lane, bytes) = &batch.records[batch.next];
+            let lane = *lane % self.lanes;
+            let go_on = each(lane, bytes);
             batch.next += 1;
             passed += 1;
             if batch.next == batch.records.len() {
@@ -167,6 +193,7 @@ impl IngestQueue {
                 state.batches.pop_front();
             }
             state.records -= 1;
+            state.per_lane[lane] -= 1;
             if !go_on {
                 break;
             }
@@ -403,7 +430,7 @@ async fn admit(shared: Arc<Shared>, headers: HeaderMap, body: Body, batched: boo
     let admission = Arc::clone(&shared.admission);
     let readers = shared.queues.len() as u64;
     let mut errors = Vec::new();
-    let mut per_reader: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); shared.queues.len()];
+    let mut per_reader: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); shared.queues.len()];
     for (index, record) in records.into_iter().enumerate() {
         let key = match admission.check(caller, &record) {
             Ok(key) => key,
@@ -412,7 +439,10 @@ async fn admit(shared: Arc<Shared>, headers: HeaderMap, body: Body, batched: boo
                 0
             }
         };
-        per_reader[(key % readers) as usize].push((key, record));
+        // The key picks the reader, and the rest of it the lane.
+        let reader = (key % readers) as usize;
+        let lane = ((key / readers) % shared.queues[reader].lanes() as u64) as usize;
+        per_reader[reader].push((lane, record));
     }
     let total: usize = per_reader.iter().map(Vec::len).sum();
     // All or nothing: a request the queues cannot take whole is refused whole.
@@ -500,7 +530,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_answers_429_and_a_request_is_answered_once_its_records_are_taken() {
-        let queue = IngestQueue::new(10);
+        let queue = IngestQueue::new(10, 1);
         let limits = IngestLimits {
             max_batch_records: 10,
             ..IngestLimits::default()
@@ -574,7 +604,7 @@ mod tests {
 
     #[test]
     fn a_reader_takes_whole_batches_in_order_and_tells_each_when_it_is_read() {
-        let q = IngestQueue::new(5);
+        let q = IngestQueue::new(5, 4);
         let (tell_a, mut told_a) = oneshot::channel();
         let (tell_b, mut told_b) = oneshot::channel();
         assert!(q.fits(5) && !q.fits(6));
@@ -590,6 +620,9 @@ mod tests {
             Taken::More
         );
         assert!(told_a.try_recv().is_err(), "half of a is not yet read");
+        // What waits, lane by lane: a reader's clock on an empty lane may stop holding back.
+        assert!(q.lane_is_empty(0) && q.lane_is_empty(1));
+        assert!(!q.lane_is_empty(2) && !q.lane_is_empty(3));
         assert_eq!(
             q.take(10, &mut |k, b| {
                 seen.push((k, b.to_vec()));
@@ -600,6 +633,7 @@ mod tests {
         assert_eq!(seen, [(1, b"a1".to_vec()), (2, b"a2".to_vec()), (3, b"b1".to_vec())]);
         assert!(told_a.try_recv().is_ok() && told_b.try_recv().is_ok());
         assert!(q.is_empty() && q.fits(5));
+        assert!((0..4).all(|lane| q.lane_is_empty(lane)));
         q.close();
         assert!(!q.fits(1), "a closed queue takes nothing");
         assert_eq!(q.take(10, &mut |_, _| true), Taken::Closed);
