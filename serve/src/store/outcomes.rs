@@ -3,7 +3,7 @@
 //! actions, incident requests, decisions and judge verdicts. One table holds them all, one row
 //! per record, with the fields each kind is looked up by pulled out into columns.
 
-use rusqlite::{params, params_from_iter, Connection, ToSql};
+use rusqlite::{params, Connection, ToSql};
 use serde_json::Value;
 
 use sentinel_dataflows::act::{IncidentOp, IncidentRecord, ShieldRecord};
@@ -318,24 +318,8 @@ pub(super) fn page(
             args.extend(values.iter().map(|v| Box::new(v.clone()) as Box<dyn ToSql>));
         }
     }
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM outcomes WHERE {clause}"),
-        params_from_iter(args.iter()),
-        |r| r.get(0),
-    )?;
-    args.push(Box::new(i64::from(limit)));
-    args.push(Box::new(offset.min(i64::MAX as u64) as i64));
-    let records = conn
-        .prepare(&format!(
-            "SELECT record FROM outcomes WHERE {clause} ORDER BY ts_ms DESC, id DESC LIMIT ? OFFSET ?"
-        ))?
-        .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?
-        .map(|text| text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)))
-        .collect::<rusqlite::Result<Vec<Value>>>()?;
-    Ok(OutcomePage {
-        records,
-        total: total as u64,
-    })
+    let (total, records) = super::sqlite::newest_records(conn, "outcomes", &clause, args, offset, limit)?;
+    Ok(OutcomePage { records, total })
 }
 
 #[cfg(test)]

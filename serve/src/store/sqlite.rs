@@ -284,6 +284,33 @@ fn read_to<T>(records: &[(u64, T)], limit: u32, upto_seq: u64) -> u64 {
     }
 }
 
+/// How many rows of `table` match `clause` (with `args`), and a page of their `record`s,
+/// newest first (`ts_ms`, then `id`), skipping `offset`: the alert and outcome lists.
+pub(super) fn newest_records(
+    conn: &Connection,
+    table: &str,
+    clause: &str,
+    mut args: Vec<Box<dyn ToSql>>,
+    offset: u64,
+    limit: u32,
+) -> rusqlite::Result<(u64, Vec<Value>)> {
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM {table} WHERE {clause}"),
+        params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    args.push(Box::new(i64::from(limit)));
+    args.push(Box::new(offset.min(i64::MAX as u64) as i64));
+    let records = conn
+        .prepare(&format!(
+            "SELECT record FROM {table} WHERE {clause} ORDER BY ts_ms DESC, id DESC LIMIT ? OFFSET ?"
+        ))?
+        .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?
+        .map(|text| text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)))
+        .collect::<rusqlite::Result<Vec<Value>>>()?;
+    Ok((total as u64, records))
+}
+
 /// The facets of every stored anomaly, read at open.
 fn load_facets(conn: &Connection) -> rusqlite::Result<Facets> {
     let mut facets = Facets::default();
@@ -981,25 +1008,8 @@ impl Store for SqliteStore {
             }));
         }
         self.read(|conn| {
-            let total: i64 = conn.query_row(
-                &format!("SELECT COUNT(*) FROM alerts WHERE {clause}"),
-                params_from_iter(args.iter()),
-                |r| r.get(0),
-            )?;
-            let mut page_args = args;
-            page_args.push(Box::new(i64::from(limit)));
-            page_args.push(Box::new(offset.min(i64::MAX as u64) as i64));
-            let alerts = conn
-                .prepare(&format!(
-                    "SELECT record FROM alerts WHERE {clause} ORDER BY ts_ms DESC, id DESC LIMIT ? OFFSET ?"
-                ))?
-                .query_map(params_from_iter(page_args.iter()), |r| r.get::<_, String>(0))?
-                .map(|text| text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)))
-                .collect::<rusqlite::Result<Vec<Value>>>()?;
-            Ok(AlertPage {
-                alerts,
-                total: total as u64,
-            })
+            let (total, alerts) = newest_records(conn, "alerts", &clause, args, offset, limit)?;
+            Ok(AlertPage { alerts, total })
         })
     }
 
